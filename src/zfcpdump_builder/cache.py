@@ -1,0 +1,175 @@
+"""A content-addressed object store for stage outputs, in the manner of osbuild's.
+
+Each stage output lives in `objects/<stage>-<key>/`, where *key* hashes the stage's declared
+inputs. Outputs are produced in `tmp/` and renamed into place only when complete, so an
+interrupted build never leaves a partial object behind. Mutable, reusable build trees (such
+as the kernel's O= directory, kept for incremental rebuilds) are *workspaces*: locked, never
+trusted as outputs themselves.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import BuildError, HostError
+
+META_FILE = ".stage.json"
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "zfcpdump-build"
+
+
+def canonical_json(data: Any) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def hash_inputs(inputs: dict[str, Any]) -> str:
+    return hashlib.sha256(canonical_json(inputs).encode()).hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def tree_sha256(root: Path) -> str:
+    """Hash a directory's relative paths, modes, link targets and file contents."""
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        if path.is_symlink():
+            digest.update(f"L {rel} {os.readlink(path)}\n".encode())
+        elif path.is_file():
+            mode = path.stat().st_mode & 0o777
+            digest.update(f"F {rel} {mode:o} {file_sha256(path)}\n".encode())
+        elif path.is_dir():
+            digest.update(f"D {rel}\n".encode())
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class StageOutput:
+    stage: str
+    key: str
+    path: Path
+    cached: bool
+    seconds: float
+
+    def meta(self) -> dict[str, Any]:
+        return json.loads((self.path / META_FILE).read_text())
+
+
+@contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+class Store:
+    """The object store rooted at *root* (see module docstring)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.objects = root / "objects"
+        self.tmp = root / "tmp"
+        self.locks = root / "locks"
+
+    def object_path(self, stage: str, key: str) -> Path:
+        return self.objects / f"{stage}-{key[:32]}"
+
+    def lookup(self, stage: str, key: str) -> Path | None:
+        path = self.object_path(stage, key)
+        return path if (path / META_FILE).is_file() else None
+
+    def produce(
+        self,
+        stage: str,
+        inputs: dict[str, Any],
+        producer: Callable[[Path], dict[str, Any] | None],
+    ) -> StageOutput:
+        """Return the cached output for *inputs*, or run *producer(tmpdir)* and commit it.
+
+        The producer may return extra metadata, stored beside the inputs in the object.
+        """
+        key = hash_inputs(inputs)
+        with file_lock(self.locks / f"{stage}-{key[:32]}.lock"):
+            found = self.lookup(stage, key)
+            if found is not None:
+                return StageOutput(stage, key, found, True, 0.0)
+            return self._build(stage, key, inputs, producer)
+
+    def _build(self, stage: str, key: str, inputs: dict[str, Any],
+               producer: Callable[[Path], dict[str, Any] | None]) -> StageOutput:
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        work = self.tmp / f"{stage}-{key[:32]}.{os.getpid()}"
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir()
+        started = time.monotonic()
+        try:
+            extra = producer(work) or {}
+            meta = {"stage": stage, "key": key, "inputs": inputs, "outputs": extra}
+            (work / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+            final = self.object_path(stage, key)
+            self.objects.mkdir(parents=True, exist_ok=True)
+            os.rename(work, final)
+        except OSError as exc:
+            shutil.rmtree(work, ignore_errors=True)
+            if exc.errno == errno.ENOSPC:
+                raise HostError(f"no space left on device while building stage {stage} "
+                                f"in {self.root}", hint="free some space or set --cache-dir "
+                                "to a larger filesystem; nothing partial was kept") from exc
+            raise
+        except BaseException:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
+        return StageOutput(stage, key, final, False, time.monotonic() - started)
+
+    @contextmanager
+    def workspace(self, name: str) -> Iterator[Path]:
+        """A persistent, exclusively locked scratch tree for incremental builds."""
+        path = self.root / "workspaces" / name
+        with file_lock(self.locks / f"workspace-{name}.lock"):
+            path.mkdir(parents=True, exist_ok=True)
+            yield path
+
+    def clean_stale_tmp(self) -> None:
+        """Remove leftovers of builds that were killed (their pid no longer exists)."""
+        if not self.tmp.is_dir():
+            return
+        for entry in self.tmp.iterdir():
+            pid = entry.suffix.lstrip(".")
+            if pid.isdigit() and not _pid_alive(int(pid)):
+                shutil.rmtree(entry, ignore_errors=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def require(condition: bool, error: BuildError) -> None:
+    if not condition:
+        raise error

@@ -1,0 +1,190 @@
+"""Fetch foreign-arch Debian packages with a private apt state, and unpack .deb/.rpm payloads.
+
+The host's dpkg database is never touched: apt gets its own lists and cache directories,
+so `apt-get download` works for s390x on an x86_64 host.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import libarchive
+
+from .errors import HostError, SourceError
+
+SOURCES_LIST = "/etc/apt/sources.list"
+SOURCES_PARTS = "/etc/apt/sources.list.d"
+
+
+def apt_options(arch: str, state_dir: Path) -> list[str]:
+    """apt options that keep every piece of state under *state_dir*."""
+    return [
+        "-o", f"APT::Architecture={arch}",
+        "-o", f"APT::Architectures={arch}",
+        "-o", f"Dir::State::Lists={state_dir / 'lists'}",
+        "-o", f"Dir::State::status={state_dir / 'status'}",
+        "-o", f"Dir::Cache={state_dir / 'cache'}",
+        "-o", "Debug::NoLocking=1",
+        "-o", "APT::Sandbox::User=root",
+    ]
+
+
+def _prepare_state(state_dir: Path) -> None:
+    (state_dir / "lists" / "partial").mkdir(parents=True, exist_ok=True)
+    (state_dir / "cache" / "archives" / "partial").mkdir(parents=True, exist_ok=True)
+    (state_dir / "status").touch()
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def _run_apt(args: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    if shutil.which("apt-get") is None:
+        raise HostError(
+            "apt-get is not available on this host; use a runtime/kernel source of kind "
+            "'debs' (a directory of .deb/.rpm files) or 'sysroot' instead"
+        )
+    return subprocess.run(
+        ["apt-get", *args], cwd=cwd, text=True, capture_output=True, check=False
+    )
+
+
+def update_lists(arch: str, state_dir: Path) -> None:
+    """Run `apt-get update` for *arch* into the private state (once; `refresh` redoes it)."""
+    _prepare_state(state_dir)
+    marker = state_dir / "lists" / ".updated"
+    if marker.exists():
+        return
+    result = _run_apt([*apt_options(arch, state_dir), "update"])
+    if result.returncode != 0:
+        tail = "\n".join(result.stderr.strip().splitlines()[-8:])
+        raise SourceError(f"apt-get update for {arch} failed:\n{tail}")
+    marker.touch()
+
+
+def _download(names: list[str], arch: str, state_dir: Path, dest: Path) -> subprocess.CompletedProcess[str]:
+    return _run_apt([*apt_options(arch, state_dir), "download", *names], cwd=dest)
+
+
+def package_version(name: str, arch: str, state_dir: Path) -> str | None:
+    """The candidate version apt would download, or None when unknown."""
+    result = subprocess.run(
+        ["apt-cache", *apt_options(arch, state_dir), "policy", name],
+        text=True, capture_output=True, check=False,
+    )
+    for line in result.stdout.splitlines():
+        line = line.strip()
+        if line.startswith("Candidate:"):
+            version = line.split(":", 1)[1].strip()
+            return None if version == "(none)" else version
+    return None
+
+
+def _find_downloaded(name: str, arch: str, dest: Path) -> Path | None:
+    matches = sorted(dest.glob(f"{name}_*_{arch}.deb")) + sorted(dest.glob(f"{name}_*_all.deb"))
+    return matches[-1] if matches else None
+
+
+def fetch_packages(
+    names: list[str], arch: str, cache_dir: Path, reporter: object | None = None
+) -> list[Path]:
+    """Download the named packages for *arch* into *cache_dir*/debs; return their paths.
+
+    Already-downloaded packages are reused, so offline re-runs work once the cache is warm.
+    """
+    state_dir = cache_dir / f"apt-{arch}"
+    dest = cache_dir / "debs" / arch
+    dest.mkdir(parents=True, exist_ok=True)
+    with _locked(cache_dir / f"apt-{arch}.lock"):
+        missing = [n for n in names if _find_downloaded(n, arch, dest) is None]
+        if missing:
+            update_lists(arch, state_dir)
+            result = _download(missing, arch, state_dir, dest)
+            if result.returncode != 0:
+                _raise_download_error(missing, arch, result.stderr)
+        paths = []
+        for name in names:
+            found = _find_downloaded(name, arch, dest)
+            if found is None:
+                raise SourceError(f"package {name!r} ({arch}) was not downloaded")
+            paths.append(found)
+    return paths
+
+
+def _raise_download_error(names: list[str], arch: str, stderr: str) -> None:
+    lines = [ln for ln in stderr.strip().splitlines() if ln.startswith("E:")] or stderr.splitlines()[-4:]
+    raise SourceError(
+        f"could not download {', '.join(names)} for {arch}: " + " ".join(lines)
+        + f"\n(check the package names exist for architecture {arch} in your apt sources)"
+    )
+
+
+def _payload_entries(pkg: Path) -> Iterator[libarchive.ArchiveEntry]:
+    """Yield the entries of the data payload of a .deb (ar + data.tar.*) or an .rpm (cpio)."""
+    if pkg.suffix == ".rpm":
+        with libarchive.file_reader(str(pkg)) as archive:
+            yield from archive
+        return
+    with libarchive.file_reader(str(pkg)) as outer:
+        for member in outer:
+            if member.pathname.startswith("data.tar"):
+                data = b"".join(member.get_blocks())
+                with libarchive.memory_reader(data) as inner:
+                    yield from inner
+                return
+    raise SourceError(f"{pkg} has no data.tar member: not a Debian package?")
+
+
+def unpack_package(pkg: Path, dest: Path) -> list[str]:
+    """Extract the payload of *pkg* under *dest*; return the member paths (normalised, no './')."""
+    dest.mkdir(parents=True, exist_ok=True)
+    names: list[str] = []
+    try:
+        for entry in _payload_entries(pkg):
+            rel = _safe_relpath(entry.pathname)
+            if rel:
+                _extract_entry(entry, dest, rel)
+                names.append(rel)
+    except libarchive.ArchiveError as exc:
+        raise SourceError(f"cannot read package {pkg}: {exc}") from exc
+    except OSError as exc:
+        raise HostError(f"cannot unpack {pkg.name} into {dest}: {exc.strerror}") from exc
+    return names
+
+
+def _safe_relpath(name: str) -> str:
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise SourceError(f"refusing package member with '..' in its path: {name}")
+    return "/".join(parts)
+
+
+def _extract_entry(entry: libarchive.ArchiveEntry, dest: Path, rel: str) -> None:
+    target = dest / rel
+    if entry.isdir:
+        target.mkdir(parents=True, exist_ok=True)
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.is_symlink() or target.exists():
+        target.unlink()
+    if entry.issym:
+        os.symlink(entry.linkpath, target)
+    elif entry.islnk:
+        # A hard link names another member of the same payload; copy its bytes.
+        shutil.copy2(dest / _safe_relpath(entry.linkpath), target)
+    elif entry.isreg:
+        with open(target, "wb") as out:
+            for block in entry.get_blocks():
+                out.write(block)
+        os.chmod(target, entry.mode & 0o7777)

@@ -1,0 +1,117 @@
+"""`build.py dumpdisk inspect DEV|IMAGE [--json]` and `dumpdisk extract DEV|IMAGE OUT`.
+
+A thin host-side adaptor over `zfcpdump_writer.diskinfo` (the same parsers the writer uses):
+`inspect(path) -> dict`, `extract(path, out) -> int`, the handlers `inspect_cmd` and
+`extract_cmd` (`handler(args, reporter) -> int`) and `add_arguments(subparsers)`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from zfcpdump_writer import diskinfo
+from zfcpdump_writer.errors import DumpError
+
+from .errors import BuildError
+
+MB = 1 << 20
+
+
+class DumpDiskError(BuildError):
+    """The disk is not a zipl dump disk, or it holds no complete dump to extract."""
+
+    exit_code = 1
+    kind = "dumpdisk"
+
+
+def inspect(path: str | Path) -> dict[str, Any]:
+    """Layout and dump state of a dump disk or disk image (see diskinfo.inspect)."""
+    return diskinfo.inspect(str(path))
+
+
+def extract(path: str | Path, out: str | Path) -> int:
+    """Write the complete dump on *path* to *out* as an ELF core; returns its size."""
+    try:
+        return diskinfo.extract(str(path), str(out))
+    except DumpError as exc:
+        raise DumpDiskError(str(exc), hint="run `dumpdisk inspect` to see the disk's state") from exc
+
+
+def rows(info: dict[str, Any]) -> list[list[str]]:
+    """The inspect result as (field, value) rows for a table."""
+    def mb(key: str) -> str:
+        return f"{info[key] / MB:.1f} MB ({info[key]} bytes)" if key in info else "-"
+
+    out = [["path", info["path"]], ["state", str(info.get("state") or "-")]]
+    if info.get("error"):
+        out.append(["error", info["error"]])
+    for key in ("disk_size", "part_start", "part_size", "dump_start", "dump_size", "dump_bytes",
+                "memory_bytes"):
+        if key in info:
+            out.append([key, mb(key)])
+    for key in ("partition", "sb_offset", "block", "cpus"):
+        if key in info:
+            out.append([key, str(info[key])])
+    if "csum" in info:
+        out.append(["checksum", f"{info['csum']:#010x} ({'ok' if info['csum_ok'] else 'MISMATCH'})"])
+    for load in info.get("loads", []):
+        out.append(["PT_LOAD", f"paddr {load['paddr']:#x} size {load['size'] / MB:.1f} MB "
+                               f"at offset {load['offset']:#x}"])
+    return out
+
+
+def _table(info: dict[str, Any], reporter: Any | None) -> None:
+    if reporter is not None:
+        reporter.table(f"dump disk {info['path']}", ["field", "value"], rows(info))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"dump disk {info['path']}")
+    table.add_column("field")
+    table.add_column("value")
+    for field, value in rows(info):
+        table.add_row(field, value)
+    Console().print(table)
+
+
+def inspect_cmd(args: argparse.Namespace, reporter: Any | None = None) -> int:
+    """0 when the disk is a valid zipl dump disk (whatever its dump state), else 1."""
+    info = inspect(args.device)
+    if getattr(args, "json", False):
+        if reporter is not None and hasattr(reporter, "emit"):
+            reporter.emit("dumpdisk", **info)
+        else:
+            print(json.dumps(info, indent=2))
+    else:
+        _table(info, reporter)
+    return 1 if info["error"] else 0
+
+
+def extract_cmd(args: argparse.Namespace, reporter: Any | None = None) -> int:
+    size = extract(args.device, args.out)
+    message = f"extracted {size / MB:.1f} MB dump to {args.out}"
+    if reporter is not None:
+        reporter.info(message)
+    else:
+        print(message)
+    return 0
+
+
+def add_arguments(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+    """Register `dumpdisk inspect` and `dumpdisk extract`."""
+    parser = subparsers.add_parser("dumpdisk", help="inspect a zipl SCSI dump disk or extract its dump")
+    sub = parser.add_subparsers(dest="dumpdisk_command", metavar="ACTION", required=True)
+    ins = sub.add_parser("inspect", help="show the dump disk layout and dump state")
+    ins.add_argument("device", metavar="DEV|IMAGE", help="dump disk (whole disk) or its image")
+    ins.add_argument("--json", action="store_true", help="print the result as JSON")
+    ins.add_argument("-v", "--verbose", action="store_true", help=argparse.SUPPRESS)
+    ins.set_defaults(handler=inspect_cmd)
+    ext = sub.add_parser("extract", help="copy the complete dump out as an ELF core")
+    ext.add_argument("device", metavar="DEV|IMAGE", help="dump disk (whole disk) or its image")
+    ext.add_argument("out", metavar="OUT", type=Path, help="output ELF core file")
+    ext.set_defaults(handler=extract_cmd, json=False, verbose=False)
+    return parser

@@ -1,0 +1,201 @@
+"""Kernel configuration: render zfcpdump_defconfig from a recipe, and verify the final .config.
+
+Every symbol the recipe requests (base defconfig, fragments, `set`) must end up with the
+requested value after `make zfcpdump_defconfig`. Kconfig silently drops symbols whose
+dependencies are unmet; we list each one with its `depends on` line instead.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+
+from . import paths
+from .errors import ConfigError, RecipeError
+from .recipe import Recipe, normalise_symbol_value
+
+LINE_SET = re.compile(r"^CONFIG_([A-Za-z0-9_]+)=(.*)$")
+LINE_UNSET = re.compile(r"^# CONFIG_([A-Za-z0-9_]+) is not set$")
+KCONFIG_DEF = re.compile(r"^\s*(?:menu)?config\s+([A-Za-z0-9_]+)\s*$")
+KCONFIG_DEPENDS = re.compile(r"^\s*depends\s+on\s+(.+?)\s*$")
+KCONFIG_ATTR_END = re.compile(r"^\s*(?:(?:menu)?config|choice|endchoice|menu|endmenu|if|endif|source|comment)\b")
+# Symbols whose value follows from the compiler and tools, not from a request.
+TOOLCHAIN_PREFIXES = ("CC_", "LD_", "AS_", "PAHOLE_", "RUSTC_", "BINDGEN_", "TOOLS_", "GCC_", "CLANG_")
+
+
+@dataclass(frozen=True)
+class Entry:
+    symbol: str
+    value: str  # .config spelling: y, n, m, number, 0x..., or "quoted"
+    origin: str
+
+
+def parse_config_text(text: str) -> dict[str, str]:
+    """Symbols of a .config or defconfig; `# CONFIG_X is not set` reads as 'n'."""
+    values: dict[str, str] = {}
+    for raw in text.splitlines():
+        line = raw.strip()
+        match = LINE_SET.match(line)
+        if match:
+            values[match.group(1)] = match.group(2)
+            continue
+        match = LINE_UNSET.match(line)
+        if match:
+            values[match.group(1)] = "n"
+    return values
+
+
+def _read_entries(path: Path, origin: str) -> list[Entry]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise RecipeError(f"cannot read kernel config file {path}: {exc.strerror}") from None
+    return [Entry(s, v, origin) for s, v in parse_config_text(text).items()]
+
+
+def requested_entries(recipe: Recipe) -> tuple[list[Entry], list[tuple[str, list[Entry]]]]:
+    """The base entries (with overrides applied in place) and the additions by origin."""
+    config = recipe.get("kernel.config")
+    base = _read_entries(Path(config["base"]), "base")
+    layers = [(f"fragment {Path(f).name}", _read_entries(Path(f), f"fragment {Path(f).name}"))
+              for f in config["fragments"]]
+    overrides = [Entry(s, normalise_symbol_value(v) or "", f"recipe {recipe.name}")
+                 for s, v in config["set"].items()]
+    layers.append((f"recipe {recipe.name}", overrides))
+    positions = {e.symbol: i for i, e in enumerate(base)}
+    additions: dict[str, list[Entry]] = {}
+    placed: dict[str, tuple[str, int]] = {}
+    for origin, entries in layers:
+        for entry in entries:
+            if entry.symbol in positions:
+                base[positions[entry.symbol]] = entry
+            elif entry.symbol in placed:
+                where, index = placed[entry.symbol]
+                additions[where][index] = entry
+            else:
+                additions.setdefault(origin, []).append(entry)
+                placed[entry.symbol] = (origin, len(additions[origin]) - 1)
+    return base, list(additions.items())
+
+
+def requests(recipe: Recipe) -> dict[str, Entry]:
+    base, additions = requested_entries(recipe)
+    merged = {e.symbol: e for e in base}
+    for _, entries in additions:
+        merged.update({e.symbol: e for e in entries})
+    return merged
+
+
+def _kconfig_line(entry: Entry) -> str:
+    if entry.value == "n":
+        return f"# CONFIG_{entry.symbol} is not set"
+    return f"CONFIG_{entry.symbol}={entry.value}"
+
+
+def render_defconfig(recipe: Recipe) -> str:
+    """zfcpdump_defconfig text for *recipe*, through templates/zfcpdump_defconfig.j2."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(paths.data_dir("templates"))),
+        undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["kconfig_line"] = _kconfig_line
+    base, additions = requested_entries(recipe)
+    template = env.get_template("zfcpdump_defconfig.j2")
+    return template.render(recipe_name=recipe.name, chain=[p.stem for p in recipe.chain],
+                           base=base, additions=additions)
+
+
+@dataclass(frozen=True)
+class KconfigIndex:
+    """Which symbols this kernel tree defines, and their `depends on` lines."""
+
+    symbols: frozenset[str]
+    depends: dict[str, tuple[str, ...]]
+
+    @classmethod
+    def scan(cls, tree: Path) -> KconfigIndex:
+        symbols: set[str] = set()
+        depends: dict[str, list[str]] = {}
+        for kconfig in tree.rglob("Kconfig*"):
+            if kconfig.is_file():
+                _scan_file(kconfig, symbols, depends)
+        return cls(frozenset(symbols), {k: tuple(v) for k, v in depends.items()})
+
+
+def _scan_file(path: Path, symbols: set[str], depends: dict[str, list[str]]) -> None:
+    current: str | None = None
+    for line in path.read_text(errors="replace").splitlines():
+        match = KCONFIG_DEF.match(line)
+        if match:
+            current = match.group(1)
+            symbols.add(current)
+            continue
+        if current and KCONFIG_ATTR_END.match(line):
+            current = None
+            continue
+        dep = KCONFIG_DEPENDS.match(line)
+        if current and dep:
+            depends.setdefault(current, []).append(dep.group(1))
+
+
+def check_symbols_exist(wanted: dict[str, Entry], index: KconfigIndex, kernel: str) -> None:
+    import difflib
+
+    unknown = sorted(s for s in wanted if s not in index.symbols)
+    if not unknown:
+        return
+    lines = []
+    for symbol in unknown:
+        close = difflib.get_close_matches(symbol, index.symbols, n=1, cutoff=0.8)
+        tip = f" (did you mean {close[0]}?)" if close else ""
+        lines.append(f"  {symbol} from {wanted[symbol].origin}{tip}")
+    raise ConfigError(f"{len(unknown)} symbol(s) do not exist in {kernel}'s Kconfig:\n"
+                      + "\n".join(lines))
+
+
+def _same(requested: str, actual: str | None) -> bool:
+    if actual is None:
+        return requested == "n"
+    if requested == actual:
+        return True
+    try:
+        return int(requested, 0) == int(actual, 0)
+    except ValueError:
+        return False
+
+
+def dropped_symbols(wanted: dict[str, Entry], final: dict[str, str]) -> list[tuple[Entry, str | None]]:
+    """Requested symbols whose final value differs (toolchain-dependent ones excepted)."""
+    return [(entry, final.get(symbol)) for symbol, entry in sorted(wanted.items())
+            if not symbol.startswith(TOOLCHAIN_PREFIXES) and not _same(entry.value, final.get(symbol))]
+
+
+def explain_drops(drops: list[tuple[Entry, str | None]], index: KconfigIndex,
+                  final: dict[str, str]) -> str:
+    lines = []
+    for entry, actual in drops:
+        shown = "unset" if actual is None else actual
+        lines.append(f"  {entry.symbol}: requested {entry.value}, got {shown} ({entry.origin})")
+        for dep in index.depends.get(entry.symbol, ()):
+            state = ", ".join(f"{s}={final.get(s, 'n')}" for s in _dep_symbols(dep))
+            lines.append(f"      depends on {dep}" + (f"   [{state}]" if state else ""))
+    return "\n".join(lines)
+
+
+def _dep_symbols(expression: str) -> list[str]:
+    names = re.findall(r"\b[A-Z][A-Z0-9_]+\b", expression)
+    return [n for n in dict.fromkeys(names) if n not in ("if",)]
+
+
+def verify(wanted: dict[str, Entry], final_text: str, index: KconfigIndex) -> None:
+    final = parse_config_text(final_text)
+    drops = dropped_symbols(wanted, final)
+    if drops:
+        raise ConfigError(f"{len(drops)} requested symbol(s) did not survive "
+                          f"`make zfcpdump_defconfig`:\n" + explain_drops(drops, index, final),
+                          hint="fix the recipe's kernel.config (enable the dependency, or "
+                               "request the value the kernel can build)")

@@ -1,0 +1,156 @@
+"""Kernel stages: `make zfcpdump_defconfig` + verification, then the bzImage build.
+
+The config stage runs in a throw-away O= directory. The build stage reuses one persistent
+O= workspace per (source, toolchain), so changing one symbol rebuilds incrementally; its
+output object (bzImage, System.map, .config, sizes) is committed only after success.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import kconfig
+from .cache import Store, StageOutput, canonical_json, file_sha256
+from .errors import CompileError
+from .events import ProgressHandle, Reporter
+from .source import SourceTree
+from .toolchain import Toolchain
+
+LOG_TAIL_LINES = 25
+PROGRESS_LINE = re.compile(r"^\s+(CC|AS|LD|AR|OBJCOPY|CPP|HOSTCC|GEN|UPD|SYNC)\b")
+DEFAULT_TOTAL_STEPS = 1600
+
+
+@dataclass(frozen=True)
+class BuildSettings:
+    jobs: int
+    source_date_epoch: int
+
+    def env(self, toolchain: Toolchain) -> dict[str, str]:
+        stamp = time.strftime("%a %b %d %H:%M:%S UTC %Y", time.gmtime(self.source_date_epoch))
+        env = {
+            "KBUILD_BUILD_TIMESTAMP": stamp,
+            "KBUILD_BUILD_USER": "zfcpdump",
+            "KBUILD_BUILD_HOST": "zfcpdump-build",
+            "KBUILD_BUILD_VERSION": "1",
+            "SOURCE_DATE_EPOCH": str(self.source_date_epoch),
+            "LC_ALL": "C",
+        }
+        if toolchain.ccache:
+            env["CCACHE_NOHASHDIR"] = "1"
+        return env
+
+    def identity(self, toolchain: Toolchain) -> dict[str, Any]:
+        return {"env": self.env(toolchain)}
+
+
+def make_command(source: SourceTree, objdir: Path, toolchain: Toolchain, *targets: str,
+                 jobs: int = 1) -> list[str]:
+    return ["make", "-C", str(source.path), f"O={objdir}", "ARCH=s390",
+            f"CROSS_COMPILE={toolchain.cross_compile}", f"-j{jobs}", *targets]
+
+
+def run_logged(command: list[str], log: Path, env: dict[str, str], stage: str,
+               progress: ProgressHandle | None = None) -> None:
+    """Run *command*, teeing output into *log*; on failure raise with the log's tail."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
+    full_env = {**os.environ, **env}
+    with open(log, "w") as out:
+        out.write("$ " + " ".join(command) + "\n")
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                   text=True, errors="replace", env=full_env)
+        assert process.stdout is not None
+        try:
+            for line in process.stdout:
+                out.write(line)
+                tail.append(line.rstrip())
+                if progress is not None and PROGRESS_LINE.match(line):
+                    progress.advance()
+        except BaseException:
+            process.terminate()
+            process.wait()
+            raise
+        code = process.wait()
+    if code != 0:
+        raise CompileError(f"{stage} failed (make exited {code}). Last lines:\n"
+                           + "\n".join(f"  {t}" for t in tail), log=str(log))
+
+
+def configure(source: SourceTree, defconfig: str, wanted: dict[str, kconfig.Entry],
+              toolchain: Toolchain, store: Store, logs: Path, reporter: Reporter) -> StageOutput:
+    inputs = {"source": source.identity, "defconfig_sha256": hashlib.sha256(defconfig.encode()).hexdigest(),
+              "toolchain": toolchain.identity()}
+
+    def produce(out: Path) -> dict[str, Any]:
+        index = kconfig.KconfigIndex.scan(source.path)
+        kconfig.check_symbols_exist(wanted, index, f"linux {source.version}")
+        objdir = out / "objdir"
+        (objdir / "arch/s390/configs").mkdir(parents=True)
+        # Kconfig looks in the O= directory before the source tree: the source stays pristine.
+        (objdir / "arch/s390/configs/zfcpdump_defconfig").write_text(defconfig)
+        log = logs / "config.log"
+        run_logged(make_command(source, objdir, toolchain, "zfcpdump_defconfig"), log,
+                   {"LC_ALL": "C"}, "make zfcpdump_defconfig")
+        final = (objdir / ".config").read_text()
+        kconfig.verify(wanted, final, index)
+        (out / "zfcpdump_defconfig").write_text(defconfig)
+        (out / "config").write_text(final)
+        shutil.rmtree(objdir)
+        return {"config_sha256": hashlib.sha256(final.encode()).hexdigest()}
+
+    return store.produce("kconfig", inputs, produce)
+
+
+def build(source: SourceTree, config: StageOutput, toolchain: Toolchain, settings: BuildSettings,
+          store: Store, logs: Path, reporter: Reporter) -> StageOutput:
+    final_config = (config.path / "config").read_text()
+    inputs = {"source": source.identity, "config_sha256": file_sha256(config.path / "config"),
+              "toolchain": toolchain.identity(), "build": settings.identity(toolchain)}
+    workspace_id = hashlib.sha256(canonical_json([source.identity, toolchain.identity()]).encode())
+
+    def produce(out: Path) -> dict[str, Any]:
+        with store.workspace(f"kbuild-{workspace_id.hexdigest()[:16]}") as objdir:
+            _install_config(objdir, final_config)
+            total = _expected_steps(objdir)
+            log = logs / "kernel-build.log"
+            with reporter.progress("kernel", f"building linux {source.version}", total, "steps") as bar:
+                run_logged(make_command(source, objdir, toolchain, "bzImage", jobs=settings.jobs),
+                           log, settings.env(toolchain), "kernel build", bar)
+                (objdir / ".zfcpdump-steps").write_text(str(max(bar.done, 1)))
+            return _collect(objdir, out, log)
+
+    return store.produce("kernel", inputs, produce)
+
+
+def _install_config(objdir: Path, config: str) -> None:
+    target = objdir / ".config"
+    if not target.is_file() or target.read_text() != config:
+        target.write_text(config)
+
+
+def _expected_steps(objdir: Path) -> int:
+    try:
+        return int((objdir / ".zfcpdump-steps").read_text())
+    except (OSError, ValueError):
+        return DEFAULT_TOTAL_STEPS
+
+
+def _collect(objdir: Path, out: Path, log: Path) -> dict[str, Any]:
+    release = (objdir / "include/config/kernel.release").read_text().strip()
+    shutil.copy2(objdir / "arch/s390/boot/bzImage", out / "bzImage")
+    shutil.copy2(objdir / "System.map", out / "System.map")
+    shutil.copy2(objdir / ".config", out / "config")
+    shutil.copy2(objdir / "vmlinux", out / "vmlinux")
+    shutil.copy2(log, out / "build.log")
+    return {"kernel_release": release, "bzImage_sha256": file_sha256(out / "bzImage"),
+            "bzImage_size": (out / "bzImage").stat().st_size}

@@ -1,0 +1,141 @@
+"""recipe → resolved plan → stages → artifacts + manifest.
+
+`BuildContext` carries what every stage needs (store, reporter, cache and log dirs);
+`build()` runs the stages in dependency order and publishes the artifacts atomically.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import kconfig, kernel, source, toolchain
+from .cache import StageOutput, Store, file_sha256
+from .events import Reporter
+from .recipe import Recipe
+
+
+@dataclass
+class BuildContext:
+    cache_dir: Path
+    reporter: Reporter
+    offline: bool = False
+    jobs: int | None = None
+    store: Store = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.store = Store(self.cache_dir)
+        self.store.clean_stale_tmp()
+
+    def logs(self, recipe: Recipe) -> Path:
+        return self.cache_dir / "logs" / recipe.name
+
+
+@dataclass
+class StageRecord:
+    output: StageOutput
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"stage": self.output.stage, "key": self.output.key,
+                "cached": self.output.cached, "seconds": round(self.output.seconds, 3)}
+
+
+@dataclass
+class BuildResult:
+    recipe: Recipe
+    source: source.SourceTree
+    toolchain: toolchain.Toolchain
+    stages: dict[str, StageOutput] = field(default_factory=dict)
+    artifacts: dict[str, Path] = field(default_factory=dict)
+
+
+def source_date_epoch(recipe: Recipe) -> int:
+    env = os.environ.get("SOURCE_DATE_EPOCH", "")
+    return int(env) if env.isdigit() else int(recipe.get("build.source_date_epoch"))
+
+
+def build_settings(recipe: Recipe, ctx: BuildContext) -> kernel.BuildSettings:
+    jobs = ctx.jobs or recipe.get("build.jobs")
+    if jobs == "auto":
+        jobs = len(os.sched_getaffinity(0))
+    return kernel.BuildSettings(int(jobs), source_date_epoch(recipe))
+
+
+def resolve_toolchain(recipe: Recipe) -> toolchain.Toolchain:
+    return toolchain.resolve(recipe.get("toolchain.cross_compile"), recipe.get("toolchain.ccache"))
+
+
+def run_stage(ctx: BuildContext, name: str, produce: Any, *args: Any) -> StageOutput:
+    """Run one stage function, reporting start/finish and cache hits."""
+    ctx.reporter.stage_start(name, "")
+    output: StageOutput = produce(*args)
+    ctx.reporter.stage_finish(name, output.key, output.cached, output.seconds)
+    return output
+
+
+def build_kernel(recipe: Recipe, ctx: BuildContext) -> BuildResult:
+    tools = resolve_toolchain(recipe)
+    spec = source.KernelSource.from_recipe(recipe.get("kernel.source"))
+    ctx.reporter.stage_start("source", "")
+    tree = source.prepare(spec, ctx.store, ctx.cache_dir, ctx.reporter, ctx.offline)
+    if tree.output is not None:
+        ctx.reporter.stage_finish("source", tree.output.key, tree.output.cached, tree.output.seconds)
+    result = BuildResult(recipe, tree, tools)
+    defconfig = kconfig.render_defconfig(recipe)
+    wanted = kconfig.requests(recipe)
+    logs = ctx.logs(recipe)
+    result.stages["kconfig"] = run_stage(ctx, "kconfig", kernel.configure, tree, defconfig,
+                                         wanted, tools, ctx.store, logs, ctx.reporter)
+    result.stages["kernel"] = run_stage(ctx, "kernel", kernel.build, tree, result.stages["kconfig"],
+                                        tools, build_settings(recipe, ctx), ctx.store, logs,
+                                        ctx.reporter)
+    return result
+
+
+KERNEL_ARTIFACTS = {
+    "zfcpdump.image": "bzImage",
+    "System.map": "System.map",
+    "kernel.config": "config",
+}
+
+
+def publish(result: BuildResult, out_dir: Path, extra: dict[str, Path], reporter: Reporter) -> None:
+    """Replace *out_dir* with the new artifacts in one rename, so it is never half-written."""
+    kernel_out = result.stages["kernel"].path
+    files = {name: kernel_out / rel for name, rel in KERNEL_ARTIFACTS.items()}
+    files.update(extra)
+    staging = out_dir.with_name(f".{out_dir.name}.new-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        for name, path in files.items():
+            shutil.copy2(path, staging / name)
+            os.chmod(staging / name, 0o644)
+        _swap_dirs(staging, out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    for name in files:
+        final = out_dir / name
+        result.artifacts[name] = final
+        reporter.artifact(name, str(final), file_sha256(final), final.stat().st_size)
+
+
+def _swap_dirs(new: Path, target: Path) -> None:
+    old = target.with_name(f".{target.name}.old-{os.getpid()}")
+    if target.exists():
+        os.rename(target, old)
+    os.rename(new, target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def build_all(recipe: Recipe, ctx: BuildContext) -> BuildResult:
+    """Every stage of *recipe*, in dependency order."""
+    return build_kernel(recipe, ctx)
+
+
+def finish(result: BuildResult, out_dir: Path, ctx: BuildContext) -> None:
+    publish(result, out_dir, {}, ctx.reporter)

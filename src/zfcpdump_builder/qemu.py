@@ -1,0 +1,358 @@
+"""Boot a kernel + initramfs under qemu-system-s390x and judge the run by its console.
+
+QEMU exits 0 even after a guest panic, so a boot is never judged by QEMU's exit code: it is
+judged by the console text. A run passes when every *expected* marker appeared, no *failure*
+marker appeared (a line holding an *allowed* string is never a failure), and the hard timeout
+did not fire. The console is streamed live through the Reporter and copied to a log file.
+
+    result = boot(BootSpec(image, rd, disk=disk, expect=("Dump successful",)))
+    result.check()          # raises errors.TestBootError when the run failed
+
+`kill_after` kills the guest (SIGKILL, like pulling the plug) as soon as a marker appears;
+the disk keeps whatever the guest had written by then.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import selectors
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import BuildError, HostError, TestBootError
+from .events import Reporter, make_reporter
+
+QEMU = "qemu-system-s390x"
+BASE_APPEND = "console=ttysclp0 scsi_mod.scan=async"
+DEFAULT_FAILURES: tuple[str, ...] = (
+    "Kernel panic",
+    "Dump failed",
+    "Oops",
+    "Unable to mount root",
+    "No working init found",
+    "Out of memory",
+)
+PANIC_GRACE_SECONDS = 2.0
+
+# A marker is plain text (substring of a console line) or a compiled regular expression.
+Marker = str | re.Pattern[str]
+
+
+def marker_name(marker: Marker) -> str:
+    return marker if isinstance(marker, str) else marker.pattern
+
+
+def marker_in(marker: Marker, line: str) -> bool:
+    return marker in line if isinstance(marker, str) else marker.search(line) is not None
+
+
+@dataclass(frozen=True)
+class BootSpec:
+    """What to boot and how to judge it."""
+
+    image: Path
+    initrd: Path
+    memory_mib: int = 32
+    append: str = ""
+    disk: Path | None = None
+    timeout: float = 120.0
+    expect: tuple[Marker, ...] = ()
+    failures: tuple[Marker, ...] = DEFAULT_FAILURES
+    allow: tuple[Marker, ...] = ()
+    kill_after: Marker | None = None
+    log_path: Path | None = None
+    cpus: int = 1
+    qemu: str = QEMU
+    extra_args: tuple[str, ...] = ()
+
+    def cmdline(self) -> str:
+        return f"{BASE_APPEND} {self.append}".strip()
+
+
+@dataclass
+class BootResult:
+    """What happened: console text, markers with their time (s since start), and the verdict.
+
+    `seen` is keyed by marker text (a regex by its pattern). `killed` means we killed the
+    guest on `kill_after`; `exited` means QEMU ended by itself (guest power off or reboot,
+    as -no-reboot turns a reboot into an exit) before the timeout.
+    """
+
+    spec: BootSpec
+    console: str
+    seen: dict[str, float]
+    failures_seen: list[str]
+    duration: float
+    timed_out: bool
+    killed: bool
+    exited: bool
+    exit_code: int | None
+    log_path: Path | None
+    argv: list[str] = field(default_factory=list)
+
+    @property
+    def missing(self) -> list[str]:
+        names = (marker_name(m) for m in self.spec.expect)
+        return [n for n in names if n not in self.seen]
+
+    @property
+    def passed(self) -> bool:
+        return not self.missing and not self.failures_seen and not self.timed_out
+
+    def problems(self) -> list[str]:
+        found = [f"failure marker on console: {line!r}" for line in self.failures_seen]
+        found += [f"expected marker never appeared: {m!r}" for m in self.missing]
+        if self.timed_out:
+            found.append(f"timed out after {self.spec.timeout:.0f}s")
+        return found
+
+    def check(self) -> BootResult:
+        """Return self when the run passed; raise TestBootError otherwise."""
+        if self.passed:
+            return self
+        raise TestBootError("boot test failed: " + "; ".join(self.problems()),
+                            hint="read the console log for the guest's own messages",
+                            log=str(self.log_path) if self.log_path else None)
+
+
+def qemu_argv(spec: BootSpec) -> list[str]:
+    """The qemu-system-s390x command line for *spec* (the console goes to stdio)."""
+    argv = [spec.qemu, "-M", "s390-ccw-virtio", "-nographic", "-no-reboot",
+            "-m", str(spec.memory_mib), "-smp", str(spec.cpus),
+            "-kernel", str(spec.image), "-initrd", str(spec.initrd),
+            "-append", spec.cmdline()]
+    if spec.disk is not None:
+        argv += ["-device", "virtio-scsi-ccw,id=scsi0",
+                 "-drive", f"file={spec.disk},if=none,format=raw,id=d0,cache=writeback",
+                 "-device", "scsi-hd,drive=d0"]
+    return argv + list(spec.extra_args)
+
+
+class ConsoleJudge:
+    """Consume console bytes, split lines, record markers; tell when to stop."""
+
+    def __init__(self, spec: BootSpec, started: float, on_line: Callable[[str], None]) -> None:
+        self.spec = spec
+        self.started = started
+        self.on_line = on_line
+        self.text: list[str] = []
+        self.partial = ""
+        self.seen: dict[str, float] = {}
+        self.failures_seen: list[str] = []
+        self.kill_now = False
+        self.first_failure: float | None = None
+
+    def feed(self, data: bytes) -> None:
+        chunk = data.decode("utf-8", errors="replace").replace("\r", "")
+        self.text.append(chunk)
+        lines = (self.partial + chunk).split("\n")
+        self.partial = lines.pop()
+        for line in lines:
+            self._line(line)
+
+    def finish(self) -> None:
+        if self.partial:
+            self._line(self.partial)
+            self.partial = ""
+
+    def _line(self, line: str) -> None:
+        self.on_line(line)
+        now = time.monotonic() - self.started
+        kill = self.spec.kill_after
+        for marker in (*self.spec.expect, *([kill] if kill is not None else [])):
+            name = marker_name(marker)
+            if name not in self.seen and marker_in(marker, line):
+                self.seen[name] = round(now, 3)
+        if kill is not None and marker_in(kill, line):
+            self.kill_now = True
+        if self._is_failure(line):
+            self.failures_seen.append(line.strip())
+            if self.first_failure is None:
+                self.first_failure = now
+
+    def _is_failure(self, line: str) -> bool:
+        if any(marker_in(ok, line) for ok in self.spec.allow):
+            return False
+        return any(marker_in(bad, line) for bad in self.spec.failures)
+
+    def should_stop(self) -> bool:
+        """Stop early on a kill marker, or shortly after a failure (a panic hangs forever)."""
+        if self.kill_now:
+            return True
+        if self.first_failure is None:
+            return False
+        return time.monotonic() - self.started - self.first_failure > PANIC_GRACE_SECONDS
+
+    @property
+    def console(self) -> str:
+        return "".join(self.text)
+
+
+def _require_files(spec: BootSpec) -> None:
+    if shutil.which(spec.qemu) is None:
+        raise HostError(f"{spec.qemu} is not installed",
+                        hint="install Debian's qemu-system-s390x package")
+    for label, path in (("image", spec.image), ("initrd", spec.initrd), ("disk", spec.disk)):
+        if path is not None and not Path(path).is_file():
+            raise TestBootError(f"boot test: {label} {path} does not exist")
+
+
+def _pump(proc: subprocess.Popen[bytes], judge: ConsoleJudge, log: object,
+          deadline: float) -> tuple[bool, bool]:
+    """Read the console until QEMU exits, a stop condition holds, or the deadline passes.
+
+    Returns (timed_out, stopped_early).
+    """
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    os.set_blocking(fd, False)
+    with selectors.DefaultSelector() as sel:
+        sel.register(fd, selectors.EVENT_READ)
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return True, False
+            if sel.select(min(remaining, 0.2)):
+                data = os.read(fd, 65536)
+                if not data:
+                    return False, False
+                log.write(data)  # type: ignore[attr-defined]
+                log.flush()  # type: ignore[attr-defined]
+                judge.feed(data)
+            if judge.should_stop():
+                return False, True
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> int | None:
+    if proc.poll() is None:
+        proc.kill()
+    try:
+        return proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        return None
+
+
+def _log_path(spec: BootSpec) -> Path:
+    if spec.log_path is not None:
+        spec.log_path.parent.mkdir(parents=True, exist_ok=True)
+        return spec.log_path
+    handle, name = tempfile.mkstemp(prefix="qemu-console-", suffix=".log")
+    os.close(handle)
+    return Path(name)
+
+
+def boot(spec: BootSpec, reporter: Reporter | None = None, echo: bool = True) -> BootResult:
+    """Boot *spec* once; stream its console; return the judged result (never raises on a bad run)."""
+    _require_files(spec)
+    reporter = reporter or Reporter()
+    argv = qemu_argv(spec)
+    log_path = _log_path(spec)
+    reporter.detail("qemu: " + " ".join(argv))
+    started = time.monotonic()
+    judge = ConsoleJudge(spec, started, (lambda ln: reporter.info(f"  | {ln}")) if echo
+                         else (lambda ln: None))
+    with open(log_path, "wb") as log:
+        # stdin is a pipe nobody writes: QEMU never puts the user's terminal in raw mode.
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT)
+        try:
+            timed_out, stopped = _pump(proc, judge, log, started + spec.timeout)
+        finally:
+            code = _stop(proc)
+        _drain(proc, judge, log)
+    judge.finish()
+    return BootResult(spec, judge.console, judge.seen, judge.failures_seen,
+                      round(time.monotonic() - started, 3), timed_out,
+                      stopped and judge.kill_now, not (timed_out or stopped), code,
+                      log_path, argv)
+
+
+def _drain(proc: subprocess.Popen[bytes], judge: ConsoleJudge, log: object) -> None:
+    assert proc.stdout is not None
+    try:
+        rest = proc.stdout.read() or b""
+    except (BlockingIOError, ValueError):
+        rest = b""
+    if rest:
+        log.write(rest)  # type: ignore[attr-defined]
+        judge.feed(rest)
+    proc.stdout.close()
+
+
+# --- command line ------------------------------------------------------------------------
+
+def add_arguments(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+    """Register the `qemu` sub-command; its handler is `args.handler(args, reporter) -> int`."""
+    parser = subparsers.add_parser(
+        "qemu", help="boot an image + ramdisk under qemu-system-s390x and judge the console",
+        description="Boot IMAGE and RD under qemu-system-s390x (s390-ccw-virtio, console "
+                    "ttysclp0) and judge the run by console markers, never by QEMU's exit code.")
+    parser.add_argument("--image", type=Path, required=True, help="kernel image (zfcpdump.image)")
+    parser.add_argument("--rd", type=Path, required=True, help="initramfs (zfcpdump.rd)")
+    parser.add_argument("--disk", type=Path, help="raw disk image, attached as virtio-scsi /dev/sda")
+    parser.add_argument("-m", "--memory", type=int, default=32, help="guest memory in MiB (32)")
+    parser.add_argument("--timeout", type=float, default=120.0, help="hard timeout in s (120)")
+    parser.add_argument("--append", default="", help=f"kernel arguments after '{BASE_APPEND}'")
+    parser.add_argument("--expect", action="append", default=[], metavar="TEXT",
+                        help="console text that must appear (repeatable)")
+    parser.add_argument("--fail-on", action="append", default=[], metavar="TEXT",
+                        help="extra console text that fails the run (repeatable); "
+                             f"always: {', '.join(DEFAULT_FAILURES)}")
+    parser.add_argument("--allow", action="append", default=[], metavar="TEXT",
+                        help="a line containing TEXT is never a failure (repeatable)")
+    parser.add_argument("--kill-after", metavar="TEXT", help="kill the guest when TEXT appears")
+    parser.add_argument("--log", type=Path, help="console log file (default: a temp file)")
+    parser.add_argument("--quiet-console", action="store_true", help="do not echo the console")
+    parser.add_argument("--json", action="store_true", help="emit JSON-lines events on stdout")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show the QEMU command")
+    parser.set_defaults(handler=cmd_qemu)
+    return parser
+
+
+def spec_from_args(args: argparse.Namespace) -> BootSpec:
+    return BootSpec(image=args.image, initrd=args.rd, memory_mib=args.memory,
+                    append=args.append, disk=args.disk, timeout=args.timeout,
+                    expect=tuple(args.expect), failures=DEFAULT_FAILURES + tuple(args.fail_on),
+                    allow=tuple(args.allow), kill_after=args.kill_after, log_path=args.log)
+
+
+def cmd_qemu(args: argparse.Namespace, reporter: Reporter) -> int:
+    """Run the boot test; raise TestBootError when it fails, else return 0."""
+    result = boot(spec_from_args(args), reporter, echo=not args.quiet_console)
+    report(result, reporter)
+    result.check()
+    return 0
+
+
+def report(result: BootResult, reporter: Reporter) -> None:
+    rows = [[m, f"{t:.2f}"] for m, t in sorted(result.seen.items(), key=lambda kv: kv[1])]
+    if rows:
+        reporter.table("console markers", ["marker", "seconds"], rows)
+    state = "passed" if result.passed else "FAILED"
+    reporter.info(f"qemu: {state} in {result.duration:.1f}s (console log {result.log_path})")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Stand-alone entry point: `python -m zfcpdump_builder.qemu qemu --image ... --rd ...`."""
+    parser = argparse.ArgumentParser(prog="zfcpdump-qemu")
+    add_arguments(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    reporter = make_reporter(args.json, args.verbose)
+    try:
+        code = args.handler(args, reporter)
+    except BuildError as exc:
+        reporter.error(exc.kind, exc.exit_code, exc.message, exc.hint, exc.log)
+        code = exc.exit_code
+    reporter.result(code)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,92 @@
+"""The recipe schema: every key a recipe may use, its type, default and meaning.
+
+The README's recipe reference is generated from this table (`build.py recipe-keys`), so
+the documentation and the validator cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Key:
+    """One leaf key. *kind* is one of the names handled by `recipe._check_value`."""
+
+    kind: str
+    default: Any
+    help: str
+    choices: tuple[Any, ...] = ()
+
+
+Section = dict[str, "Key | Section"]
+
+SCHEMA: Section = {
+    "extends": Key("str", None, "Recipe this one layers on (path relative to this file, or a name in recipes/)."),
+    "description": Key("str", "", "Free text shown by `plan`."),
+    "arch": Key("str", "s390x", "Target architecture.", ("s390x",)),
+    "kernel": {
+        "source": {
+            "debian": Key("str", None, "Debian source package to fetch with apt-get download, e.g. linux-source-6.1."),
+            "tarball": Key("str", None, "Path or http(s) URL of a kernel tarball; needs sha256."),
+            "sha256": Key("sha256", None, "Expected sha256 of the tarball (mandatory with tarball)."),
+            "tree": Key("path", None, "A local, already unpacked kernel tree (used read-only)."),
+        },
+        "config": {
+            "base": Key("str", "zfcpdump_defconfig-6.1", "Base defconfig file, looked up beside the recipe then in configs/."),
+            "fragments": Key("list[str]", [], "Extra config fragment files, applied in order after the base."),
+            "set": Key("symbols", {}, "Symbol overrides: SYMBOL: y | n | m | number | \"string\"."),
+        },
+    },
+    "toolchain": {
+        "cross_compile": Key("str", "auto", "CROSS_COMPILE prefix; 'auto' picks s390x-linux-gnu- off s390x and native on s390x."),
+        "ccache": Key("auto-bool", "auto", "Use ccache: true, false, or auto (when installed)."),
+    },
+    "build": {
+        "jobs": Key("auto-int", "auto", "Parallel make jobs; auto = number of CPUs."),
+        "source_date_epoch": Key("int", 1700000000, "Timestamp for reproducible artifacts (SOURCE_DATE_EPOCH in the environment wins)."),
+    },
+    "runtime": {
+        "kind": Key("str", "debian", "Where the target CPython comes from.", ("debian", "debs", "sysroot")),
+        "packages": Key("list[str]", [], "Target packages to fetch (kind: debian); empty = the built-in list."),
+        "path": Key("path", None, "Directory of .deb/.rpm files (kind: debs) or a sysroot (kind: sysroot)."),
+        "python": Key("str", "python3.11", "Interpreter name inside the runtime."),
+    },
+    "initramfs": {
+        "compression": Key("str", "auto", "rd compression; auto = smallest kernel-safe choice.",
+                           ("auto", "xz", "gzip", "zstd", "lz4", "none")),
+        "overlay": Key("list[str]", [], "Directories merged into the initramfs (beside the recipe, else in the project)."),
+        "allow_shadow": Key("bool", False, "Let overlay files replace /init or runtime files."),
+        "max_compressed": Key("size", "4MiB", "Budget for the compressed zfcpdump.rd."),
+        "max_unpacked": Key("size", "14MiB", "Budget for the unpacked initramfs."),
+    },
+    "writer": {
+        "device": Key("str", "auto", "Dump device override; auto = the IPL device from /sys/firmware/ipl."),
+        "disk_timeout": Key("int", 60, "Seconds to wait for the dump disk to appear."),
+        "after": Key("str", "reipl", "What to do when done.", ("reipl", "poweroff", "halt")),
+        "debug": Key("int", 2, "Default dump_debug level (1..6); dump_debug= on the command line wins."),
+        "progress_interval": Key("int", 10, "Seconds between progress lines."),
+    },
+    "budget": {
+        "memory": Key("size", "32MiB", "Dump memory (HSA size): kernel + unpacked rd + writer must fit."),
+        "writer_headroom": Key("size", "8MiB", "Memory reserved for the running writer and page cache."),
+    },
+    "install": {
+        "dir": Key("str", "/lib/s390-tools/zfcpdump", "The zfcpdump directory zipl reads."),
+        "zipl_layout": Key("str", "auto", "Names zipl expects; auto = detect from the installed zipl.",
+                           ("auto", "2.7+", "2.0-2.6", "pre-2.0")),
+        "link": Key("str", "symlink", "How the zipl names refer to zfcpdump.image/.rd.", ("symlink", "copy")),
+    },
+}
+
+
+def walk(section: Section, prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Key]]:
+    """Every leaf key with its path, in schema order."""
+    leaves: list[tuple[tuple[str, ...], Key]] = []
+    for name, item in section.items():
+        if isinstance(item, Key):
+            leaves.append(((*prefix, name), item))
+        else:
+            leaves.extend(walk(item, (*prefix, name)))
+    return leaves

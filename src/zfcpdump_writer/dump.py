@@ -1,0 +1,423 @@
+"""The dump flow (s390-tools zfcpdump v3 duties, plus kdump mode, zcore/mem and verify).
+
+Every system access goes through the `System` seam, so production and tests run this code.
+"""
+
+from __future__ import annotations
+
+import os
+
+from . import config as configmod
+from .copier import Copier, Disk, Progress
+from .copyplan import HEADER_PAGE, hsa_ranges, make_plan
+from .elfcore import is_elf, parse_header, segments
+from .errors import DumpError, Interrupted, NoDumpSource
+from .layout import BUSY_MARKER, SB_SIZE, Layout, Partition, checksum, read_layout
+
+VMCORE = "/proc/vmcore"
+ZCORE = "/sys/kernel/debug/zcore"
+ZCORE_MEM = ZCORE + "/mem"
+ZCORE_HSA = ZCORE + "/hsa"
+ZCORE_REIPL = ZCORE + "/reipl"
+IPL = "/sys/firmware/ipl"
+ZFCP = "/sys/bus/ccw/drivers/zfcp"
+MOUNTS = (("proc", "/proc", "proc"), ("sysfs", "/sys", "sysfs"),
+          ("debugfs", "/sys/kernel/debug", "debugfs"), ("devtmpfs", "/dev", "devtmpfs"))
+SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM")
+EXIT_OK, EXIT_FAILED, EXIT_NO_SOURCE = 0, 1, 2
+MB = 1 << 20
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .layout import Reader
+    from .system import System
+
+
+class Source:
+    """The opened dump source: fd, size, header page, copy plan."""
+
+    def __init__(self, path: str, fd: int, size: int, head: bytes) -> None:
+        self.path, self.fd, self.size, self.head = path, fd, size, head
+        self.elf = is_elf(head)
+        self.plan = make_plan(size, [])
+
+
+class Dump:
+    def __init__(self, sysm: System, config_path: str | None = None) -> None:
+        self.sysm = sysm
+        self.config_path = config_path
+        self.cfg: dict[str, object] = dict(configmod.DEFAULTS)
+        self.level = 2
+        self.disk: Disk | None = None
+        self.src: Source | None = None
+        self.layout: Layout | None = None
+        self.header_started = False
+        self.stopping = False
+        self._old_signals: list[tuple[int, object]] = []
+
+    # --- console ------------------------------------------------------------------------
+    def say(self, text: str, level: int = 2) -> None:
+        if level <= self.level:
+            self.sysm.console("zfcpdump: " + text)
+
+    # --- entry --------------------------------------------------------------------------
+    def run(self) -> int:
+        """The whole flow; returns the exit code after the final action."""
+        self._install_signals()
+        try:
+            code = self._guarded()
+        finally:
+            self.stopping = True
+            self._close()
+        try:
+            return self._finish(code)
+        finally:
+            self._restore_signals()
+
+    def _guarded(self) -> int:
+        try:
+            self.prepare()
+            self.dump()
+        except NoDumpSource as exc:
+            self.stopping = True
+            self.sysm.console(f"zfcpdump: no dump source: {exc}; nothing written")
+            self.cfg["after"] = "poweroff"
+            return EXIT_NO_SOURCE
+        except Exception as exc:  # noqa: BLE001 - report every failure on one line
+            self.stopping = True
+            self._fail(exc)
+            return EXIT_FAILED
+        self.stopping = True
+        self.sysm.console("zfcpdump: Dump successful")
+        return EXIT_OK
+
+    def _fail(self, exc: BaseException) -> None:
+        if isinstance(exc, DumpError):
+            why = str(exc)
+        elif isinstance(exc, OSError):
+            why = f"I/O error: {exc.strerror or exc}" + (f" ({exc.filename})" if exc.filename else "")
+        else:
+            why = f"internal error: {type(exc).__name__}: {exc}"
+        self.sysm.console(f"zfcpdump: Dump failed: {why}")
+        if self.header_started:
+            self._invalidate()
+
+    # --- preparation --------------------------------------------------------------------
+    def prepare(self) -> None:
+        self.mount_filesystems()
+        self.load_config()
+        self.say(f"zfcpdump writer starting, kernel {self.kernel_version()}", 1)
+        self.src = self.open_source()
+        self.disk = self.open_disk(self.wait_for_disk())
+        self.layout = self.check_disk()
+
+    def mount_filesystems(self) -> None:
+        for source, target, fstype in MOUNTS:
+            if self._mounted(target):
+                continue
+            try:
+                self.sysm.makedirs(target)
+                self.sysm.mount(source, target, fstype)
+            except OSError as exc:
+                self.say(f"warning: cannot mount {fstype} on {target}: {exc.strerror or exc}", 1)
+
+    def _mounted(self, target: str) -> bool:
+        mounts = self.sysm.read_text_or("/proc/mounts", "") or ""
+        return any(len(f) > 1 and f[1] == target for f in (ln.split() for ln in mounts.splitlines()))
+
+    def kernel_version(self) -> str:
+        text = self.sysm.read_text_or("/proc/version")
+        if text:
+            return text.split("\n")[0].strip()
+        return os.uname().release
+
+    def load_config(self) -> None:
+        path = self.config_path
+        try:
+            if path is None:
+                text = self.sysm.read_text_or(configmod.PATH, "") or ""
+            else:
+                with open(path) as handle:
+                    text = handle.read()
+            self.cfg = configmod.parse(text)
+        except (OSError, UnicodeDecodeError, DumpError) as exc:
+            self.sysm.console(f"zfcpdump: warning: config {path or configmod.PATH}: {exc}; "
+                              "using defaults")
+        self.level = int(self.cfg["debug"])  # type: ignore[call-overload]
+        self.level = self._cmdline_level(self.level)
+
+    def _cmdline_level(self, level: int) -> int:
+        for word in (self.sysm.read_text_or("/proc/cmdline", "") or "").split():
+            if word.startswith("dump_debug="):
+                value = word[len("dump_debug="):]
+                if value.isdigit() and 1 <= int(value) <= 6:
+                    return int(value)
+                self.say(f"warning: ignoring bad {word}", 1)
+        return level
+
+    # --- dump source --------------------------------------------------------------------
+    def source_path(self) -> str:
+        wanted = str(self.cfg["source"])
+        candidates = {"auto": (VMCORE, ZCORE_MEM), "/proc/vmcore": (VMCORE,),
+                      "zcore/mem": (ZCORE_MEM,)}[wanted]
+        for path in candidates:
+            if self.sysm.exists(path):
+                return path
+        raise NoDumpSource(f"none of {', '.join(candidates)} exists")
+
+    def open_source(self) -> Source:
+        path = self.source_path()
+        fd = self.sysm.open(path, os.O_RDONLY)
+        size = self.sysm.size(fd)
+        if size <= 0:
+            self.sysm.close(fd)
+            raise DumpError(f"dump source {path} is empty")
+        src = Source(path, fd, size, self.sysm.pread(fd, min(HEADER_PAGE, size), 0))
+        self._plan(src)
+        return src
+
+    def hsa_size(self) -> int:
+        """HSA size from zcore/hsa (hex text); 0 when there is none (kdump mode)."""
+        text = self.sysm.read_text_or(ZCORE_HSA)
+        if text is None:
+            return 0
+        try:
+            return int(text.strip() or "0", 16)
+        except ValueError:
+            raise DumpError(f"{ZCORE_HSA}: not a hex size: {text.strip()[:30]!r}") from None
+
+    def _plan(self, src: Source) -> None:
+        hsa = self.hsa_size()
+        read = self._source_reader(src)
+        if src.elf:
+            first = hsa_ranges(segments(read, src.size, src.head), hsa)
+        elif src.path == VMCORE:
+            parse_header(src.head, src.size)  # raises the precise ELF error
+            first = []
+        else:
+            first = []
+        src.plan = make_plan(src.size, first)
+        mode = f"HSA {hsa // MB} MB" if hsa else "no HSA (kdump mode)"
+        self.say(f"source {src.path}: {src.size // MB} MB, {mode}, "
+                 f"{len(src.plan.hsa)} HSA range(s) first", 2)
+
+    def _source_reader(self, src: Source) -> Reader:
+        def read(offset: int, length: int) -> bytes:
+            return self.sysm.pread(src.fd, length, offset)
+        return read
+
+    # --- dump disk ----------------------------------------------------------------------
+    def attach_ipl_device(self) -> tuple[str, int, int] | None:
+        """Bring the IPL FCP device online; (devno, wwpn, lun) or None without FCP IPL."""
+        kind = (self.sysm.read_text_or(IPL + "/ipl_type") or "").strip()
+        if kind not in ("fcp", "fcp_dump"):
+            self.say(f"IPL type {kind or 'unknown'}: no FCP device to attach", 3)
+            return None
+        devno = (self.sysm.read_text_or(IPL + "/device") or "").strip()
+        wwpn = (self.sysm.read_text_or(IPL + "/wwpn") or "").strip()
+        lun = (self.sysm.read_text_or(IPL + "/lun") or "").strip()
+        self.say(f"IPL device {devno} wwpn {wwpn} lun {lun}", 2)
+        base = f"{ZFCP}/{devno}"
+        self._try_write("/sys/module/zfcp/parameters/allow_lun_scan", "0")
+        self._try_write(base + "/online", "1")
+        if self.sysm.exists(base + "/port_add"):
+            self._try_write(base + "/port_add", wwpn)
+        self._try_write(f"{base}/{wwpn}/unit_add", lun)
+        return devno, _hex(wwpn), _hex(lun)
+
+    def _try_write(self, path: str, value: str) -> None:
+        if not self.sysm.exists(path):
+            self.say(f"{path} absent, skipped", 3)
+            return
+        try:
+            self.sysm.write_text(path, value)
+        except OSError as exc:  # already attached / online: fine
+            self.say(f"{path} <- {value}: {exc.strerror or exc} (tolerated)", 3)
+
+    def wait_for_disk(self) -> str:
+        ipl = self.attach_ipl_device()
+        timeout = float(self.cfg["disk_timeout"])  # type: ignore[arg-type]
+        deadline = self.sysm.monotonic() + timeout
+        while True:
+            dev = self._pick_disk(ipl)
+            if dev:
+                self.say(f"dump disk {dev}", 2)
+                return dev
+            if self.sysm.monotonic() >= deadline:
+                raise DumpError(f"dump disk did not appear within {timeout:.0f} s")
+            self.sysm.sleep(0.25)
+
+    def _pick_disk(self, ipl: tuple[str, int, int] | None) -> str | None:
+        wanted = str(self.cfg["device"])
+        if wanted != "auto":
+            return wanted if self.sysm.exists(wanted) else None
+        zfcp_seen = False
+        for name in self.sysm.listdir("/sys/block"):
+            attrs = [self.sysm.read_text_or(f"/sys/block/{name}/device/{a}")
+                     for a in ("hba_id", "wwpn", "fcp_lun")]
+            if None in attrs:
+                continue
+            zfcp_seen = True
+            if ipl and attrs[0].strip() == ipl[0] and _hex(attrs[1]) == ipl[1] \
+                    and _hex(attrs[2]) == ipl[2] and self.sysm.exists("/dev/" + name):
+                return "/dev/" + name
+        if not zfcp_seen and self.sysm.exists("/dev/sda"):
+            return "/dev/sda"
+        return None
+
+    def open_disk(self, dev: str) -> Disk:
+        disk = Disk(self.sysm, dev, str(self.cfg["io"]), max(4096, self._block(dev)))
+        self.say(f"{dev}: {disk.size // MB} MB, {disk.mode} I/O", 2)
+        return disk
+
+    def _block(self, dev: str) -> int:
+        text = self.sysm.read_text_or(f"/sys/block/{os.path.basename(dev)}/queue/logical_block_size")
+        return int(text) if text and text.strip().isdigit() and int(text) >= 512 else 512
+
+    def _sysfs_partitions(self, dev: str) -> list[Partition]:
+        name, parts = os.path.basename(dev), []
+        for sub in self.sysm.listdir(f"/sys/block/{name}"):
+            base = f"/sys/block/{name}/{sub}"
+            vals = [self.sysm.read_text_or(f"{base}/{f}") for f in ("partition", "start", "size")]
+            if sub.startswith(name) and None not in vals and all(v.strip().isdigit() for v in vals):
+                number, start, size = (int(v) for v in vals)
+                parts.append(Partition(number, start * 512, size * 512))
+        return parts
+
+    def check_disk(self) -> Layout:
+        disk = self.disk
+        assert disk is not None and self.src is not None
+        layout = read_layout(disk.read, disk.size, self._block(disk.path),
+                             lambda: self._sysfs_partitions(disk.path))
+        sb = layout.sb
+        self.say(f"dump partition {layout.partition.number}: {sb.part_size // MB} MB, "
+                 f"dump area {sb.dump_size // MB} MB", 2)
+        if self.src.size > sb.dump_size:
+            raise DumpError(f"dump ({self.src.size} bytes) is larger than the dump area "
+                            f"({sb.dump_size} bytes)")
+        return layout
+
+    # --- writing ------------------------------------------------------------------------
+    def write_superblock(self) -> None:
+        """Recompute the checksum, rewrite the superblock, fsync."""
+        disk, lay = self.disk, self.layout
+        sb = lay.sb
+        sb.csum = checksum(disk.read(sb.csum_start, sb.csum_size))
+        disk.write(sb.pack(), lay.sb_offset)
+        disk.sync()
+
+    def mark_busy(self) -> None:
+        sb = self.layout.sb
+        self.disk.allow(sb.dump_start, sb.dump_start + sb.dump_size)
+        self.disk.allow(self.layout.sb_offset, self.layout.sb_offset + SB_SIZE)
+        self.disk.write(BUSY_MARKER, sb.dump_start)
+        self.write_superblock()
+        self.say("dump area marked busy", 3)
+
+    def dump(self) -> None:
+        src = self.src
+        self.mark_busy()
+        chunk = int(self.cfg["chunk_kib"]) * 1024  # type: ignore[call-overload]
+        progress = Progress(self.sysm, self.say, src.size, float(self.cfg["progress_interval"]))
+        copier = Copier(self.sysm, src.fd, self.disk, self.layout.sb.dump_start, chunk,
+                        progress, self.cfg["verify"] == "sample")
+        try:
+            self._copy_body(copier)
+            self._write_header()
+        finally:
+            copier.close()
+        self.say(f"{src.size // MB} MB in {self.sysm.monotonic() - progress.start:.1f} s "
+                 f"({progress.rate(self.sysm.monotonic()):.1f} MB/s)", 1)
+
+    def _copy_body(self, copier: Copier) -> None:
+        plan = self.src.plan
+        copier.copy(plan.hsa)
+        if plan.hsa:
+            self.release_hsa()
+        copier.copy(plan.rest)
+        count, nbytes = copier.verify()
+        if count:
+            self.say(f"verify: {count} sampled chunk(s), {nbytes // 1024} KiB read back: ok", 2)
+
+    def release_hsa(self) -> None:
+        try:
+            self.sysm.write_text(ZCORE_HSA, "0")
+            self.say("HSA released", 2)
+        except OSError as exc:
+            self.say(f"warning: cannot release the HSA: {exc.strerror or exc}", 1)
+
+    def _write_header(self) -> None:
+        head, start = self.src.head, self.layout.sb.dump_start
+        self.header_started = True
+        self.disk.write(head, start)
+        self.disk.sync()
+        if self.disk.read(start, len(head)) != head:
+            raise DumpError("verify: header page read back differs")
+        self.write_superblock()
+        self.header_started = False
+
+    def _invalidate(self) -> None:
+        """Best effort after a failed header write: busy marker back, superblock valid."""
+        try:
+            self.disk.write(BUSY_MARKER, self.layout.sb.dump_start)
+            self.write_superblock()
+        except Exception as exc:  # noqa: BLE001
+            self.sysm.console(f"zfcpdump: warning: cannot re-mark the dump invalid: {exc}")
+
+    # --- the end ------------------------------------------------------------------------
+    def _close(self) -> None:
+        if self.disk is not None:
+            self.disk.close()
+        if self.src is not None:
+            self.sysm.close(self.src.fd)
+
+    def _finish(self, code: int) -> int:
+        after = str(self.cfg["after"])
+        if after == "reipl" and self.sysm.exists(ZCORE_REIPL):
+            self.say("re-IPL", 1)
+            try:
+                self.sysm.write_text(ZCORE_REIPL, "1")
+                if self.sysm.rooted:
+                    return code
+            except OSError as exc:
+                self.say(f"re-IPL failed: {exc.strerror or exc}; powering off", 1)
+        how = "halt" if after == "halt" else "poweroff"
+        self.say(how, 1)
+        try:
+            self.sysm.reboot(how)
+        except OSError as exc:
+            self.sysm.console(f"zfcpdump: {how} failed: {exc.strerror or exc}")
+        return code
+
+    # --- signals ------------------------------------------------------------------------
+    def _install_signals(self) -> None:
+        import _signal
+        import faulthandler
+
+        try:  # noqa: SIM105 - no contextlib in the writer (RAM)
+            faulthandler.enable()
+        except (RuntimeError, ValueError, OSError):
+            pass
+        for name in SIGNALS:
+            num = getattr(_signal, name, None)
+            if num is not None:
+                self._old_signals.append((num, _signal.signal(num, self._on_signal)))
+
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        if not self.stopping:
+            self.stopping = True
+            raise Interrupted(signum)
+
+    def _restore_signals(self) -> None:
+        import _signal
+
+        while self._old_signals:
+            num, old = self._old_signals.pop()
+            _signal.signal(num, old)
+
+
+def _hex(text: str | None) -> int:
+    try:
+        return int((text or "").strip(), 16)
+    except ValueError:
+        return -1

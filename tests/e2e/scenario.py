@@ -1,0 +1,150 @@
+"""The end-to-end scenarios' moving parts, shared by the e2e tests and bench/memory_floor.py.
+
+- `build()` runs the project's own pipeline (`build.py build --recipe ... --out ...`);
+- `kdump()` boots the crash-side rd in the qemu-test kernel with `crashkernel=`, so the same
+  image boots again as the capture kernel with the UNMODIFIED zfcpdump.rd;
+- `plain()` boots zfcpdump.rd directly (no kexec, so no /proc/vmcore);
+- console parsers for the first kernel's version, the capture kernel's memory and
+  MemAvailable lines.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+for _path in (ROOT, ROOT / "src"):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
+
+from tests.support import crashside  # noqa: E402
+
+from zfcpdump_builder.qemu import BootResult, BootSpec, boot  # noqa: E402
+
+QEMU_TEST_RECIPE = ROOT / "recipes" / "qemu-test.yaml"
+FIRST_KERNEL_MIB = 96          # the crashing kernel: 64 MiB of dumped RAM + the crash region
+CRASHKERNEL = "32M"            # the capture side gets exactly this much
+PLAIN_MIB = 32
+PROGRESS = re.compile(r"zfcpdump: \d+ MB of \d+ MB \(\d+%\)")
+WRITER_START = "zfcpdump writer starting"
+SUCCESS = "Dump successful"
+FAILED = "Dump failed"
+NO_SOURCE = "no dump source"
+SYSRQ_PANIC = "sysrq triggered crash"
+
+
+@dataclass(frozen=True)
+class Artifacts:
+    out: Path
+    image: Path
+    rd: Path
+    system_map: Path
+    config: Path
+    manifest: dict
+    vmlinux: Path | None
+    build_seconds: float
+
+
+class BuildFailed(RuntimeError):
+    pass
+
+
+def build(recipe: Path, out: Path, log: Path, cache_dir: Path | None = None) -> Artifacts:
+    """Build *recipe* with the project's pipeline into *out*; the full output goes to *log*."""
+    argv = [sys.executable, str(ROOT / "build.py"), "build", "--recipe", str(recipe),
+            "--out", str(out)]
+    if cache_dir is not None:
+        argv += ["--cache-dir", str(cache_dir)]
+    started = time.monotonic()
+    with open(log, "w") as handle:
+        code = subprocess.run(argv, stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT,
+                              check=False).returncode
+    seconds = time.monotonic() - started
+    if code != 0:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
+        raise BuildFailed(f"build.py build --recipe {recipe} exited {code}:\n{tail}")
+    return artifacts_in(out, seconds)
+
+
+def artifacts_in(out: Path, seconds: float = 0.0) -> Artifacts:
+    names = ("zfcpdump.image", "zfcpdump.rd", "System.map", "kernel.config", "manifest.json")
+    missing = [n for n in names if not (out / n).is_file()]
+    if missing:
+        raise BuildFailed(f"build output {out} lacks {', '.join(missing)}")
+    vmlinux = out / "vmlinux"
+    return Artifacts(out, out / "zfcpdump.image", out / "zfcpdump.rd", out / "System.map",
+                     out / "kernel.config", json.loads((out / "manifest.json").read_text()),
+                     vmlinux if vmlinux.is_file() else None, seconds)
+
+
+def crash_rd(art: Artifacts, out: Path, token: str, append: str = crashside.CAPTURE_APPEND) -> Path:
+    """The crash-side initramfs carrying *art*'s image and (unmodified) rd."""
+    return crashside.build_crashside_rd(art.image, art.rd, out, token, append=append)
+
+
+def kdump(art: Artifacts, first_rd: Path, disk: Path | None, log: Path, *,
+          memory: int = FIRST_KERNEL_MIB, crashkernel: str = CRASHKERNEL,
+          expect: tuple = (SUCCESS,), failures: tuple = (), kill_after: object = None,
+          timeout: float = 240.0, echo: bool = False) -> BootResult:
+    """Boot, load the capture kernel, crash, and let the writer run in the capture kernel."""
+    from zfcpdump_builder.qemu import DEFAULT_FAILURES
+
+    spec = BootSpec(art.image, first_rd, memory_mib=memory, append=f"crashkernel={crashkernel}",
+                    disk=disk, timeout=timeout,
+                    expect=(crashside.MARK_LOADED, crashside.MARK_CRASH, *expect),
+                    failures=failures or (*DEFAULT_FAILURES, crashside.MARK_KEXEC_FAILED),
+                    allow=(SYSRQ_PANIC,), kill_after=kill_after, log_path=log)
+    return boot(spec, echo=echo)
+
+
+def plain(art: Artifacts, disk: Path | None, log: Path, *, memory: int = PLAIN_MIB,
+          expect: tuple = (), failures: tuple = (), timeout: float = 120.0,
+          echo: bool = False) -> BootResult:
+    """Boot zfcpdump.rd directly in the qemu-test kernel."""
+    spec = BootSpec(art.image, art.rd, memory_mib=memory, disk=disk, timeout=timeout,
+                    expect=expect, failures=failures, log_path=log)
+    return boot(spec, echo=echo)
+
+
+# --- console parsers -----------------------------------------------------------------------
+
+def after_crash(console: str) -> str:
+    """The console from the crash on (the capture kernel's part); '' when it never crashed."""
+    index = console.find(crashside.MARK_CRASH)
+    return console[index:] if index >= 0 else ""
+
+
+def first_kernel_banner(console: str) -> str | None:
+    """The crashing kernel's /proc/version line, as printed by the crash-side /init."""
+    match = re.search(rf"^{crashside.MARK_VERSION} (Linux version .*)$", console, re.M)
+    return match.group(1).rstrip() if match else None
+
+
+def capture_memory_kib(console: str) -> int | None:
+    """Total memory the capture kernel reports ("Memory: A/TK available")."""
+    match = re.search(r"Memory: \d+K/(\d+)K available", after_crash(console))
+    return int(match.group(1)) if match else None
+
+
+MEMAVAIL = re.compile(r"MemAvailable[:=]?\s*(\d+)\s*(kB|KiB|MiB|MB)?", re.I)
+UNIT_KIB = {"kb": 1, "kib": 1, "mib": 1024, "mb": 1024, "": 1}
+
+
+def mem_available_low_kib(console: str) -> int | None:
+    """The lowest MemAvailable the capture side printed (kB), or None when it printed none."""
+    values = [int(n) * UNIT_KIB[(u or "").lower()] for n, u in MEMAVAIL.findall(after_crash(console))]
+    return min(values) if values else None
+
+
+def progress_lines(console: str) -> list[str]:
+    return [ln for ln in console.splitlines() if PROGRESS.search(ln)]
+
+
+def writer_lines(console: str) -> list[str]:
+    return [ln.strip() for ln in console.splitlines() if "zfcpdump:" in ln]
