@@ -22,6 +22,17 @@ SOURCES_LIST = "/etc/apt/sources.list"
 SOURCES_PARTS = "/etc/apt/sources.list.d"
 
 
+def host_arch() -> str:
+    """The host's Debian architecture name (amd64, arm64, s390x …)."""
+    try:
+        result = subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True, check=True)
+        return result.stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        import platform
+
+        return {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+
+
 def apt_options(arch: str, state_dir: Path) -> list[str]:
     """apt options that keep every piece of state under *state_dir*."""
     return [

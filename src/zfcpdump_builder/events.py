@@ -37,7 +37,7 @@ class Reporter:
         self.verbose = verbose
 
     def stage_start(self, stage: str, key: str) -> None:
-        self.info(f"[{stage}] building ({key[:12]})")
+        self.detail(f"[{stage}] checking")
 
     def stage_finish(self, stage: str, key: str, cached: bool, seconds: float) -> None:
         if cached:

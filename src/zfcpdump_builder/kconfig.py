@@ -21,6 +21,7 @@ LINE_SET = re.compile(r"^CONFIG_([A-Za-z0-9_]+)=(.*)$")
 LINE_UNSET = re.compile(r"^# CONFIG_([A-Za-z0-9_]+) is not set$")
 KCONFIG_DEF = re.compile(r"^\s*(?:menu)?config\s+([A-Za-z0-9_]+)\s*$")
 KCONFIG_DEPENDS = re.compile(r"^\s*depends\s+on\s+(.+?)\s*$")
+KCONFIG_SELECT = re.compile(r"^\s*select\s+([A-Za-z0-9_]+)")
 KCONFIG_ATTR_END = re.compile(r"^\s*(?:(?:menu)?config|choice|endchoice|menu|endmenu|if|endif|source|comment)\b")
 # Symbols whose value follows from the compiler and tools, not from a request.
 TOOLCHAIN_PREFIXES = ("CC_", "LD_", "AS_", "PAHOLE_", "RUSTC_", "BINDGEN_", "TOOLS_", "GCC_", "CLANG_")
@@ -115,18 +116,22 @@ class KconfigIndex:
 
     symbols: frozenset[str]
     depends: dict[str, tuple[str, ...]]
+    selected_by: dict[str, tuple[str, ...]]
 
     @classmethod
     def scan(cls, tree: Path) -> KconfigIndex:
         symbols: set[str] = set()
         depends: dict[str, list[str]] = {}
+        selected_by: dict[str, list[str]] = {}
         for kconfig in tree.rglob("Kconfig*"):
             if kconfig.is_file():
-                _scan_file(kconfig, symbols, depends)
-        return cls(frozenset(symbols), {k: tuple(v) for k, v in depends.items()})
+                _scan_file(kconfig, symbols, depends, selected_by)
+        return cls(frozenset(symbols), {k: tuple(v) for k, v in depends.items()},
+                   {k: tuple(v) for k, v in selected_by.items()})
 
 
-def _scan_file(path: Path, symbols: set[str], depends: dict[str, list[str]]) -> None:
+def _scan_file(path: Path, symbols: set[str], depends: dict[str, list[str]],
+               selected_by: dict[str, list[str]]) -> None:
     current: str | None = None
     for line in path.read_text(errors="replace").splitlines():
         match = KCONFIG_DEF.match(line)
@@ -140,6 +145,9 @@ def _scan_file(path: Path, symbols: set[str], depends: dict[str, list[str]]) -> 
         dep = KCONFIG_DEPENDS.match(line)
         if current and dep:
             depends.setdefault(current, []).append(dep.group(1))
+        select = KCONFIG_SELECT.match(line)
+        if current and select:
+            selected_by.setdefault(select.group(1), []).append(current)
 
 
 def check_symbols_exist(wanted: dict[str, Entry], index: KconfigIndex, kernel: str) -> None:
@@ -183,11 +191,14 @@ def explain_drops(drops: list[tuple[Entry, str | None]], index: KconfigIndex,
         for dep in index.depends.get(entry.symbol, ()):
             state = ", ".join(f"{s}={final.get(s, 'n')}" for s in _dep_symbols(dep))
             lines.append(f"      depends on {dep}" + (f"   [{state}]" if state else ""))
+        selectors = [s for s in index.selected_by.get(entry.symbol, ()) if final.get(s) in ("y", "m")]
+        if selectors and actual in ("y", "m"):
+            lines.append(f"      selected by {', '.join(sorted(set(selectors)))}")
     return "\n".join(lines)
 
 
 def _dep_symbols(expression: str) -> list[str]:
-    names = re.findall(r"\b[A-Z][A-Z0-9_]+\b", expression)
+    names = re.findall(r"\b[A-Z][A-Z0-9_]*\b", expression)
     return [n for n in dict.fromkeys(names) if n not in ("if",)]
 
 

@@ -112,11 +112,12 @@ def configure(source: SourceTree, defconfig: str, wanted: dict[str, kconfig.Entr
 
 
 def build(source: SourceTree, config: StageOutput, toolchain: Toolchain, settings: BuildSettings,
-          store: Store, logs: Path, reporter: Reporter) -> StageOutput:
+          store: Store, logs: Path, reporter: Reporter, workspace: str) -> StageOutput:
+    """Build bzImage. *workspace* names the O= tree reused for incremental rebuilds."""
     final_config = (config.path / "config").read_text()
     inputs = {"source": source.identity, "config_sha256": file_sha256(config.path / "config"),
               "toolchain": toolchain.identity(), "build": settings.identity(toolchain)}
-    workspace_id = hashlib.sha256(canonical_json([source.identity, toolchain.identity()]).encode())
+    workspace_id = hashlib.sha256(canonical_json([source.identity, toolchain.identity(), workspace]).encode())
 
     def produce(out: Path) -> dict[str, Any]:
         with store.workspace(f"kbuild-{workspace_id.hexdigest()[:16]}") as objdir:

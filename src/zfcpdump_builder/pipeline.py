@@ -91,7 +91,7 @@ def build_kernel(recipe: Recipe, ctx: BuildContext) -> BuildResult:
                                          wanted, tools, ctx.store, logs, ctx.reporter)
     result.stages["kernel"] = run_stage(ctx, "kernel", kernel.build, tree, result.stages["kconfig"],
                                         tools, build_settings(recipe, ctx), ctx.store, logs,
-                                        ctx.reporter)
+                                        ctx.reporter, recipe.name)
     return result
 
 

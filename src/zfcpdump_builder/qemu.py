@@ -69,6 +69,7 @@ class BootSpec:
     kill_after: Marker | None = None
     log_path: Path | None = None
     cpus: int = 1
+    disk_write_bps: int | None = None
     qemu: str = QEMU
     extra_args: tuple[str, ...] = ()
 
@@ -129,8 +130,10 @@ def qemu_argv(spec: BootSpec) -> list[str]:
             "-kernel", str(spec.image), "-initrd", str(spec.initrd),
             "-append", spec.cmdline()]
     if spec.disk is not None:
-        argv += ["-device", "virtio-scsi-ccw,id=scsi0",
-                 "-drive", f"file={spec.disk},if=none,format=raw,id=d0,cache=writeback",
+        drive = f"file={spec.disk},if=none,format=raw,id=d0,cache=writeback"
+        if spec.disk_write_bps:
+            drive += f",throttling.bps-write={spec.disk_write_bps}"
+        argv += ["-device", "virtio-scsi-ccw,id=scsi0", "-drive", drive,
                  "-device", "scsi-hd,drive=d0"]
     return argv + list(spec.extra_args)
 
@@ -297,6 +300,8 @@ def add_arguments(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPa
     parser.add_argument("--image", type=Path, required=True, help="kernel image (zfcpdump.image)")
     parser.add_argument("--rd", type=Path, required=True, help="initramfs (zfcpdump.rd)")
     parser.add_argument("--disk", type=Path, help="raw disk image, attached as virtio-scsi /dev/sda")
+    parser.add_argument("--disk-write-bps", type=int, metavar="BYTES",
+                        help="throttle the guest's disk writes (slow dumps for progress/kill tests)")
     parser.add_argument("-m", "--memory", type=int, default=32, help="guest memory in MiB (32)")
     parser.add_argument("--timeout", type=float, default=120.0, help="hard timeout in s (120)")
     parser.add_argument("--append", default="", help=f"kernel arguments after '{BASE_APPEND}'")
@@ -310,6 +315,7 @@ def add_arguments(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPa
     parser.add_argument("--kill-after", metavar="TEXT", help="kill the guest when TEXT appears")
     parser.add_argument("--log", type=Path, help="console log file (default: a temp file)")
     parser.add_argument("--quiet-console", action="store_true", help="do not echo the console")
+    parser.add_argument("--qemu", default=QEMU, help=f"the QEMU binary ({QEMU})")
     parser.add_argument("--json", action="store_true", help="emit JSON-lines events on stdout")
     parser.add_argument("-v", "--verbose", action="store_true", help="show the QEMU command")
     parser.set_defaults(handler=cmd_qemu)
@@ -320,7 +326,8 @@ def spec_from_args(args: argparse.Namespace) -> BootSpec:
     return BootSpec(image=args.image, initrd=args.rd, memory_mib=args.memory,
                     append=args.append, disk=args.disk, timeout=args.timeout,
                     expect=tuple(args.expect), failures=DEFAULT_FAILURES + tuple(args.fail_on),
-                    allow=tuple(args.allow), kill_after=args.kill_after, log_path=args.log)
+                    allow=tuple(args.allow), kill_after=args.kill_after, log_path=args.log,
+                    disk_write_bps=args.disk_write_bps, qemu=args.qemu)
 
 
 def cmd_qemu(args: argparse.Namespace, reporter: Reporter) -> int:

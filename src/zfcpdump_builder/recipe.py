@@ -209,7 +209,7 @@ def _is_symbols(v: Any) -> str | None:
     if not isinstance(v, dict):
         return "a mapping of SYMBOL: value"
     for symbol, value in v.items():
-        if not isinstance(symbol, str) or not SYMBOL_RE.match(symbol):
+        if not isinstance(symbol, str) or not SYMBOL_RE.match(symbol) or symbol.startswith("CONFIG_"):
             hint = f" (write {symbol[7:]!r} without the CONFIG_ prefix)" if str(symbol).startswith("CONFIG_") else ""
             return f"kconfig symbol names in capitals, digits and _{hint}; bad name {symbol!r}"
         if normalise_symbol_value(value) is None:

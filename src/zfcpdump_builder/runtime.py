@@ -40,7 +40,7 @@ from typing import Any
 import libarchive
 
 from . import debpkg, elfdeps, pycompile
-from .cache import Store, StageOutput, file_sha256
+from .cache import StageOutput, Store, file_sha256
 from .errors import CompileError, RecipeError, SourceError
 from .events import Reporter
 
@@ -504,12 +504,12 @@ class ModuleClosure:
 
 
 def writer_modules(package_dir: Path) -> list[str]:
-    """Dotted names of every module of the writer package."""
+    """Dotted names of the writer package's modules (not __main__: /init imports main)."""
     names = []
     for path in sorted(package_dir.rglob("*.py")):
         rel = path.relative_to(package_dir.parent).with_suffix("")
         parts = list(rel.parts)
-        if "__pycache__" in parts or "tests" in parts:
+        if "__pycache__" in parts or "tests" in parts or parts[-1] == "__main__":
             continue
         if parts[-1] == "__init__":
             parts.pop()

@@ -67,6 +67,12 @@ SCHEMA: Section = {
         "after": Key("str", "reipl", "What to do when done.", ("reipl", "poweroff", "halt")),
         "debug": Key("int", 2, "Default dump_debug level (1..6); dump_debug= on the command line wins."),
         "progress_interval": Key("int", 10, "Seconds between progress lines."),
+        "source": Key("str", "auto", "Dump source; auto = /proc/vmcore, else zcore/mem.",
+                      ("auto", "/proc/vmcore", "zcore/mem")),
+        "io": Key("str", "auto", "Disk writes: auto (O_DIRECT, else buffered), direct, buffered.",
+                  ("auto", "direct", "buffered")),
+        "verify": Key("str", "sample", "After copying, re-read a sample and compare.", ("sample", "off")),
+        "chunk_kib": Key("int", 1024, "Copy buffer size in KiB (64..16384, a multiple of 4)."),
     },
     "budget": {
         "memory": Key("size", "32MiB", "Dump memory (HSA size): kernel + unpacked rd + writer must fit."),

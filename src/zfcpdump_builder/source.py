@@ -106,15 +106,17 @@ def _tree_fingerprint(tree: Path) -> str:
 
 
 def _debian_archive(source: KernelSource, cache_dir: Path, offline: bool) -> tuple[Path, dict[str, Any]]:
+    # Source packages are arch "all": the host's own lists carry the newest upload.
+    arch = debpkg.host_arch()
     if offline:
-        found = sorted((cache_dir / "debs" / "s390x").glob(f"{source.location}_*_all.deb"))
+        found = sorted((cache_dir / "debs" / arch).glob(f"{source.location}_*_all.deb"))
         if not found:
             raise SourceError(f"offline build, but {source.location} is not in the cache "
                               f"({cache_dir / 'debs'})", hint="run once online, or use a "
                               "tarball/tree source")
         deb = found[-1]
     else:
-        deb = debpkg.fetch_packages([source.location], "s390x", cache_dir)[0]
+        deb = debpkg.fetch_packages([source.location], arch, cache_dir)[0]
     identity = {"kind": "debian", "package": source.location, "file": deb.name,
                 "sha256": file_sha256(deb)}
     return deb, identity

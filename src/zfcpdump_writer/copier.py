@@ -159,21 +159,110 @@ class Progress:
                 f"({100 * self.done // self.total}%), {rate:.1f} MB/s, ETA {eta:.0f} s")
 
 
+class AsyncWriter:
+    """One writer thread fed through *n* buffer slots, so reading the source overlaps writing
+    the disk. Jobs are written in submission order; an error is raised in the caller's thread
+    at its next slot(), drain() or close()."""
+
+    def __init__(self, disk: Disk, slots: int) -> None:
+        import _thread
+
+        self.disk, self.n, self.k = disk, slots, 0
+        self.jobs: list[tuple[memoryview, int] | None] = [None] * slots
+        self.empty = [_thread.allocate_lock() for _ in range(slots)]
+        self.full = [_thread.allocate_lock() for _ in range(slots)]
+        self.done = _thread.allocate_lock()
+        for lock in (*self.full, self.done):
+            lock.acquire()
+        self.error: BaseException | None = None
+        self.alive, self.quit = True, False
+        _thread.start_new_thread(self._loop, ())
+
+    def _loop(self) -> None:
+        k = 0
+        while True:
+            i = k % self.n
+            self.full[i].acquire()
+            job = self.jobs[i]
+            if self.quit or job is None:
+                break
+            if self.error is None:
+                try:
+                    self.disk.write(job[0], job[1])
+                except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+                    self.error = exc
+            self.jobs[i] = None
+            self.empty[i].release()
+            k += 1
+        self.done.release()
+
+    def _raise(self) -> None:
+        if self.error is not None:  # stays failed: every later call raises too
+            raise self.error
+
+    def slot(self) -> int:
+        """Wait for a free slot; its index."""
+        i = self.k % self.n
+        self.empty[i].acquire()
+        if self.error is not None:
+            self.empty[i].release()
+            self._raise()
+        return i
+
+    def submit(self, i: int, view: memoryview, offset: int) -> None:
+        self.jobs[i] = (view, offset)
+        self.k += 1
+        self.full[i].release()
+
+    def drain(self) -> None:
+        """Wait until every submitted write is done."""
+        for lock in self.empty:
+            lock.acquire()
+        for lock in self.empty:
+            lock.release()
+        self._raise()
+
+    def close(self, timeout: float = 60) -> bool:
+        """Stop the thread (pending writes are dropped); False if it did not finish within
+        *timeout* (a hung write). Safe whatever the caller was interrupted in."""
+        if not self.alive:
+            return True
+        self.quit = True
+        for lock in self.full:  # only this thread releases them: wake the writer wherever it waits
+            if lock.locked():
+                lock.release()
+        self.alive = not self.done.acquire(timeout=timeout)
+        return not self.alive
+
+
 class Copier:
-    """Copies source ranges to the disk at source offset + *base* through one buffer."""
+    """Copies source ranges to the disk at source offset + *base* through fixed buffers."""
 
     def __init__(self, sysm: System, src: int, disk: Disk, base: int, chunk: int,
-                 progress: Progress, verify: bool = True) -> None:
+                 progress: Progress, verify: bool = True, overlap: bool = True) -> None:
         self.sysm, self.src, self.disk, self.base = sysm, src, disk, base
         self.chunk, self.progress = chunk, progress
-        self.buf = mmap.mmap(-1, chunk)
-        self.view = memoryview(self.buf)
+        self.writer = self._start_writer() if overlap else None
+        slots = self.writer.n if self.writer else 1
+        self.bufs = [mmap.mmap(-1, chunk) for _ in range(slots)]
+        self.views = [memoryview(b) for b in self.bufs]
         chunks = max(1, progress.total // chunk)
         wanted = min(MAX_SAMPLES, max(MIN_SAMPLES, chunks // 50)) if verify else 0
         self.stride = max(1, chunks // wanted) if wanted else 0
         self.samples: list[tuple[int, int, int]] = []
         self.count = 0
         self._src_mark = 0
+
+    def _start_writer(self) -> AsyncWriter | None:
+        try:
+            return AsyncWriter(self.disk, 2)
+        except (ImportError, RuntimeError, MemoryError):
+            return None  # no threads here: plain synchronous writes
+
+    @property
+    def stuck(self) -> bool:
+        """The writer thread could not be stopped: its fds must stay open."""
+        return self.writer is not None and self.writer.alive
 
     def _piece(self, off: int, end: int) -> int:
         """Length of the next piece: aligned on the disk wherever possible."""
@@ -185,26 +274,36 @@ class Copier:
             n -= n % self.disk.align
         return n
 
-    def read_source(self, off: int, n: int) -> memoryview:
+    def read_source(self, view: memoryview, off: int, n: int) -> memoryview:
         got = 0
         while got < n:
-            step = self.sysm.preadinto(self.src, self.view[got:n], off + got)
+            step = self.sysm.preadinto(self.src, view[got:n], off + got)
             if step <= 0:
                 raise DumpError(f"dump source ended early at offset {off + got:#x}")
             got += step
-        return self.view[:n]
+        return view[:n]
 
     def copy(self, ranges: list[Range]) -> None:
+        """Copy *ranges* in order; all writes are complete when this returns."""
         for start, end in ranges:
             off = start
             while off < end:
                 n = self._piece(off, end)
-                data = self.read_source(off, n)
-                self.disk.write(data, self.base + off)
-                self._sample(data, self.base + off)
+                self._copy_piece(off, n)
                 self._drop_source(off + n)
                 self.progress.add(n)
                 off += n
+        if self.writer:
+            self.writer.drain()
+
+    def _copy_piece(self, off: int, n: int) -> None:
+        slot = self.writer.slot() if self.writer else 0
+        data = self.read_source(self.views[slot], off, n)
+        self._sample(data, self.base + off)
+        if self.writer:
+            self.writer.submit(slot, data, self.base + off)
+        else:
+            self.disk.write(data, self.base + off)
 
     def _sample(self, data: memoryview, offset: int) -> None:
         self.count += 1
@@ -218,10 +317,12 @@ class Copier:
 
     def verify(self) -> tuple[int, int]:
         """Re-read the sampled chunks from the disk; (count, bytes). Raises on a mismatch."""
+        if self.writer:
+            self.writer.drain()
         self.disk.sync()
         total = 0
         for offset, length, crc in self.samples:
-            view = self.view[:length]
+            view = self.views[0][:length]
             if self.disk.read_uncached(view, offset) != length or crc32(view) != crc:
                 raise DumpError(f"verify: data read back at disk offset {offset} differs "
                                 "from what was written")
@@ -229,8 +330,11 @@ class Copier:
         return len(self.samples), total
 
     def close(self) -> None:
-        self.view.release()
-        try:  # noqa: SIM105 - no contextlib in the writer (RAM)
-            self.buf.close()
-        except BufferError:  # a slice still alive: the mapping goes with the process
-            pass
+        if self.writer and not self.writer.close():
+            return  # a write hangs: keep the buffers mapped, the process ends soon
+        for view, buf in zip(self.views, self.bufs, strict=True):
+            view.release()
+            try:  # noqa: SIM105 - no contextlib in the writer (RAM)
+                buf.close()
+            except BufferError:  # a slice still alive: the mapping goes with the process
+                pass

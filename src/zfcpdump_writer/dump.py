@@ -325,7 +325,10 @@ class Dump:
             self._copy_body(copier)
             self._write_header()
         finally:
+            self.stopping = True  # no signal may interrupt stopping the writer thread
             copier.close()
+            if copier.stuck:  # a hung write still owns the disk fds: never close them
+                self.disk = None
         self.say(f"{src.size // MB} MB in {self.sysm.monotonic() - progress.start:.1f} s "
                  f"({progress.rate(self.sysm.monotonic()):.1f} MB/s)", 1)
 

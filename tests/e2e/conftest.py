@@ -1,8 +1,8 @@
 """Session fixtures of the end-to-end tests: one pipeline build, one crash-side rd, zgetdump.
 
 The qemu-test image and rd are built by the project's own pipeline
-(`build.py build --recipe recipes/qemu-test.yaml`), once per session; the stage cache makes a
-rerun cheap. Missing host tools fail the tests (they must run in CI), never skip them.
+(`build.py build qemu-test`, the session fixture `built_qemu_test` of tests/conftest.py), once
+per session; the stage cache makes a rerun cheap. Missing host tools fail the tests (they must run in CI), never skip them.
 Measurements (boot times, MemAvailable, ...) are printed at the end of the run and written to
 $ZFCPDUMP_E2E_METRICS (JSON) when that is set.
 """
@@ -41,13 +41,20 @@ def host_tools() -> None:
 
 
 @pytest.fixture(scope="session")
-def art(e2e_dir: Path, host_tools: None) -> sc.Artifacts:
-    """zfcpdump.image + zfcpdump.rd of recipes/qemu-test.yaml, from build.py build."""
+def art(request: pytest.FixtureRequest, e2e_dir: Path, host_tools: None) -> sc.Artifacts:
+    """zfcpdump.image + zfcpdump.rd of recipes/qemu-test.yaml, built by `build.py build`.
+
+    The build is the session's shared `built_qemu_test` (tests/conftest.py), so every test
+    uses one kernel build; $ZFCPDUMP_E2E_RECIPE builds another recipe the same way instead.
+    """
+    recipe = os.environ.get("ZFCPDUMP_E2E_RECIPE")
     try:
-        built = sc.build(sc.QEMU_TEST_RECIPE, e2e_dir / "out", e2e_dir / "build.log")
+        if recipe:
+            built = sc.build(Path(recipe).resolve(), e2e_dir / "out", e2e_dir / "build.log")
+        else:
+            built = sc.artifacts_in(request.getfixturevalue("built_qemu_test").out)
     except sc.BuildFailed as exc:
         pytest.fail(str(exc), pytrace=False)
-    METRICS["build.py build (s)"] = round(built.build_seconds, 1)
     METRICS["zfcpdump.image (bytes)"] = built.image.stat().st_size
     METRICS["zfcpdump.rd (bytes)"] = built.rd.stat().st_size
     return built

@@ -28,9 +28,10 @@ from tests.support import crashside  # noqa: E402
 from zfcpdump_builder.qemu import BootResult, BootSpec, boot  # noqa: E402
 
 QEMU_TEST_RECIPE = ROOT / "recipes" / "qemu-test.yaml"
-FIRST_KERNEL_MIB = 96          # the crashing kernel: 64 MiB of dumped RAM + the crash region
-CRASHKERNEL = "32M"            # the capture side gets exactly this much
+CRASH_MIB = 32                 # crashkernel=32M: all the capture side gets
+DUMPED_MIB = 64                # RAM outside the crash region: the vmcore is this + 12 KiB
 PLAIN_MIB = 32
+PROGRESS_FACTOR = 1.6          # a throttled dump lasts this many progress intervals
 PROGRESS = re.compile(r"zfcpdump: \d+ MB of \d+ MB \(\d+%\)")
 WRITER_START = "zfcpdump writer starting"
 SUCCESS = "Dump successful"
@@ -89,17 +90,24 @@ def crash_rd(art: Artifacts, out: Path, token: str, append: str = crashside.CAPT
 
 
 def kdump(art: Artifacts, first_rd: Path, disk: Path | None, log: Path, *,
-          memory: int = FIRST_KERNEL_MIB, crashkernel: str = CRASHKERNEL,
+          crash_mib: int | None = None, dumped_mib: int | None = None,
           expect: tuple = (SUCCESS,), failures: tuple = (), kill_after: object = None,
-          timeout: float = 240.0, echo: bool = False) -> BootResult:
-    """Boot, load the capture kernel, crash, and let the writer run in the capture kernel."""
+          write_bps: int | None = None, timeout: float = 240.0, echo: bool = False) -> BootResult:
+    """Boot, load the capture kernel, crash, and let the writer run in the capture kernel.
+
+    The crashing kernel gets crash_mib + dumped_mib MiB with crashkernel=<crash_mib>M.
+    """
     from zfcpdump_builder.qemu import DEFAULT_FAILURES
 
-    spec = BootSpec(art.image, first_rd, memory_mib=memory, append=f"crashkernel={crashkernel}",
+    crash = crash_mib or CRASH_MIB
+    memory = crash + (dumped_mib or DUMPED_MIB)
+    spec = BootSpec(art.image, first_rd, memory_mib=memory, append=f"crashkernel={crash}M",
                     disk=disk, timeout=timeout,
                     expect=(crashside.MARK_LOADED, crashside.MARK_CRASH, *expect),
-                    failures=failures or (*DEFAULT_FAILURES, crashside.MARK_KEXEC_FAILED),
-                    allow=(SYSRQ_PANIC,), kill_after=kill_after, log_path=log)
+                    failures=(*(failures or DEFAULT_FAILURES), crashside.MARK_KEXEC_FAILED,
+                              crashside.MARK_ALIVE),
+                    allow=(SYSRQ_PANIC,), kill_after=kill_after, log_path=log,
+                    disk_write_bps=write_bps)
     return boot(spec, echo=echo)
 
 
@@ -110,6 +118,30 @@ def plain(art: Artifacts, disk: Path | None, log: Path, *, memory: int = PLAIN_M
     spec = BootSpec(art.image, art.rd, memory_mib=memory, disk=disk, timeout=timeout,
                     expect=expect, failures=failures, log_path=log)
     return boot(spec, echo=echo)
+
+
+def baked_config(rd: Path) -> dict[str, object]:
+    """The writer settings baked into *rd* (/etc/zfcpdump.conf; the writer's defaults if absent)."""
+    import libarchive
+
+    from zfcpdump_writer import config
+
+    with libarchive.file_reader(str(rd)) as archive:
+        for entry in archive:
+            if entry.pathname.lstrip("./") == config.PATH.lstrip("/"):
+                return config.parse(b"".join(entry.get_blocks()).decode())
+    return config.parse("")
+
+
+def progress_write_bps(rd: Path, dump_bytes: int) -> tuple[int, float]:
+    """A disk write throttle that makes the dump last PROGRESS_FACTOR progress intervals.
+
+    The writer prints a progress line every `progress_interval` seconds; QEMU copies far
+    faster than that, so without a throttle a small dump ends before the first line.
+    Returns (bytes per second, the interval).
+    """
+    interval = float(baked_config(rd)["progress_interval"])  # type: ignore[arg-type]
+    return int(dump_bytes / (interval * PROGRESS_FACTOR)), interval
 
 
 # --- console parsers -----------------------------------------------------------------------

@@ -14,12 +14,12 @@ from pathlib import Path
 import dumpcheck as dc
 import pytest
 import scenario as sc
-
 from tests.support import zgetdump, zipldisk
+
 from zfcpdump_builder.qemu import BootResult
 
 pytestmark = [pytest.mark.qemu, pytest.mark.kernel, pytest.mark.slow]
-DUMP_AREA = 72 * zipldisk.MIB   # the vmcore is 64 MiB + 12 KiB at -m 96 with crashkernel=32M
+DUMP_AREA = (sc.DUMPED_MIB + 8) * zipldisk.MIB   # the vmcore is DUMPED_MIB + 12 KiB
 
 
 @dataclass
@@ -40,8 +40,10 @@ def run(art: sc.Artifacts, first_rd: Path, e2e_dir: Path, zg_root: Path,
     work.mkdir(exist_ok=True)
     disk = zipldisk.make_disk(work / "disk.img", DUMP_AREA)
     before = dc.read_superblock(disk.path)
+    bps, interval = sc.progress_write_bps(art.rd, sc.DUMPED_MIB * zipldisk.MIB)
+    metrics["kdump: disk write throttle (bytes/s; progress interval s)"] = f"{bps}; {interval:g}"
     result = sc.kdump(art, first_rd, disk.path, work / "console.log",
-                      expect=(sc.WRITER_START, sc.SUCCESS))
+                      expect=(sc.WRITER_START, sc.SUCCESS), write_bps=bps)
     part = disk.partition_image(work / "part.img")
     info = zgetdump.info(part, zg_root)
     elf = work / "dump.elf"
@@ -100,12 +102,19 @@ def test_dump_holds_the_crashed_kernels_memory(run: KdumpRun, token: str) -> Non
     assert dc.contains(run.elf, token.encode()), "the first kernel's /init token is not in the dump"
 
 
+def test_dump_partition_is_not_the_first(run: KdumpRun) -> None:
+    parts = dc.primary_partitions(run.disk.path)
+    dump = [p for p in parts if p.start == run.sb_before.part_start]
+    assert len(parts) >= 2 and dump and dump[0].number != 1, parts
+
+
 def test_sentinels_and_superblock_intact(run: KdumpRun) -> None:
     assert run.disk.check_sentinels() == []
     assert dc.superblock_problems(run.disk.path, run.sb_before) == []
 
 
-def test_gdb_reads_banner_and_cpu0_registers(run: KdumpRun, art: sc.Artifacts) -> None:
+def test_gdb_reads_banner_and_cpu0_registers(run: KdumpRun, art: sc.Artifacts,
+                                            metrics: dict[str, object]) -> None:
     banner = sc.first_kernel_banner(run.result.console)
     symbols = dc.system_map(art.system_map)
     offset = int(dc.vmcoreinfo(run.elf).get("KERNELOFFSET", "0"), 16)
@@ -113,5 +122,6 @@ def test_gdb_reads_banner_and_cpu0_registers(run: KdumpRun, art: sc.Artifacts) -
     assert banner and view.banner.replace("\\n", "") == banner, view.output[-2000:]
     pswa = view.registers.get("pswa")
     assert pswa is not None, view.output[-2000:]
+    metrics["gdb: CPU 0 pswa"] = f"{pswa:#x} ({dc.symbol_at(symbols, pswa - offset)})"
     assert symbols["_stext"] + offset <= pswa < symbols["_etext"] + offset
     assert view.registers.get("r15", 0) != 0

@@ -13,22 +13,21 @@ Console markers printed by /init, in order:
     CRASHSIDE-TOKEN <token>         (a string that lives in the first kernel's memory)
     CRASHSIDE-LOADED                (kexec -p succeeded)  or  CRASHSIDE-KEXEC-FAILED
     CRASHSIDE-CRASH                 (just before echo c > /proc/sysrq-trigger)
+    CRASHSIDE-STILL-ALIVE           (only if the crash did not happen)
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import stat
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import libarchive
 from elftools.elf.dynamic import DynamicSection
 from elftools.elf.elffile import ELFFile
 
-from zfcpdump_builder import debpkg
+from zfcpdump_builder import debpkg, initramfs
 from zfcpdump_builder.cache import default_cache_dir
 
 ARCH = "s390x"
@@ -42,6 +41,7 @@ MARK_TOKEN = "CRASHSIDE-TOKEN"
 MARK_LOADED = "CRASHSIDE-LOADED"
 MARK_KEXEC_FAILED = "CRASHSIDE-KEXEC-FAILED"
 MARK_CRASH = "CRASHSIDE-CRASH"
+MARK_ALIVE = "CRASHSIDE-STILL-ALIVE"
 
 INIT_TEMPLATE = """#!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -63,27 +63,18 @@ fi
 echo "{crash}"
 echo c > /proc/sysrq-trigger
 sleep 5
-echo "CRASHSIDE-STILL-ALIVE"
+echo "{alive}"
 poweroff -f
 """
 
 
-@dataclass(frozen=True)
-class Entry:
-    """One cpio member: a directory, regular file, symlink or character device."""
-
-    path: str
-    kind: str  # "dir" | "file" | "symlink" | "chr"
-    mode: int = 0o755
-    data: bytes = b""
-    target: str = ""
-    rdev: tuple[int, int] = (0, 0)
+Entry = initramfs.Entry  # path, kind (dir|file|symlink|chr), mode, data, target, rdev
 
 
 def init_script(token: str, append: str = CAPTURE_APPEND) -> str:
     return INIT_TEMPLATE.format(start=MARK_START, version=MARK_VERSION, token_mark=MARK_TOKEN,
                                 token=token, append=append, loaded=MARK_LOADED,
-                                failed=MARK_KEXEC_FAILED, crash=MARK_CRASH)
+                                failed=MARK_KEXEC_FAILED, crash=MARK_CRASH, alive=MARK_ALIVE)
 
 
 def _control_depends(deb: Path) -> list[str]:
@@ -207,44 +198,10 @@ def crashside_entries(stage: Path, capture_image: Path, capture_rd: Path, token:
     return entries
 
 
-def _write_cpio_private(entries: list[Entry], out_path: Path) -> None:
-    """Fallback writer (cpio newc + gzip via libarchive), used when initramfs.py is absent."""
-    with libarchive.file_writer(str(out_path), "cpio_newc", "gzip") as archive:
-        for entry in entries:
-            _add_entry(archive, entry)
-
-
-FILETYPES = {"dir": stat.S_IFDIR, "file": stat.S_IFREG, "symlink": stat.S_IFLNK,
-             "chr": stat.S_IFCHR}
-
-
-def _add_entry(archive: libarchive.write.ArchiveWrite, entry: Entry) -> None:
-    extra: dict[str, object] = {}
-    if entry.kind == "symlink":
-        extra["linkpath"] = entry.target
-    if entry.kind == "chr":
-        extra["rdev"] = entry.rdev
-    archive.add_file_from_memory(entry.path, len(entry.data), entry.data,
-                                 filetype=FILETYPES[entry.kind], permission=entry.mode,
-                                 mtime=0, uid=0, gid=0, **extra)
-
-
-def write_rd(entries: list[Entry], out_path: Path) -> Path:
-    """Write *entries* as a gzip cpio, through initramfs.write_cpio when it exists."""
-    try:
-        from zfcpdump_builder import initramfs
-    except ImportError:
-        initramfs = None  # type: ignore[assignment]
-    writer = getattr(initramfs, "write_cpio", None)
-    if writer is None:
-        _write_cpio_private(entries, out_path)
-    else:
-        writer(_to_initramfs_entries(entries), out_path, "gzip")
+def write_rd(entries: list[Entry], out_path: Path, compression: str = "gzip") -> Path:
+    """Write *entries* as a cpio newc archive with the project's initramfs.write_cpio."""
+    initramfs.write_cpio(entries, out_path, compression)
     return out_path
-
-
-def _to_initramfs_entries(entries: list[Entry]) -> list[object]:
-    return list(entries)
 
 
 def build_crashside_rd(capture_image: Path, capture_rd: Path, out_path: Path, token: str,
@@ -296,8 +253,7 @@ def probed_rd(capture_rd: Path, out_path: Path, interval: float = 0.25,
     script = PROBE_INIT.format(interval=interval).encode()
     entries = [Entry("probe", "dir"), Entry("probe/busybox", "file", 0o755, busybox),
                Entry("probe/init", "file", 0o755, script)]
-    extra = out_path.with_suffix(".probe.cpio")
-    _write_cpio_private(entries, extra)
+    extra = write_rd(entries, out_path.with_suffix(".probe.cpio"))
     with open(out_path, "wb") as out:
         out.write(capture_rd.read_bytes())
         out.write(b"\0" * (-capture_rd.stat().st_size % 4))

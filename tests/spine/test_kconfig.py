@@ -1,0 +1,78 @@
+"""Rendering zfcpdump_defconfig and checking the final .config, without a compiler."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from zfcpdump_builder import kconfig, recipe
+from zfcpdump_builder.errors import ConfigError
+
+STOCK = Path(__file__).resolve().parents[2] / "configs" / "zfcpdump_defconfig-6.1"
+
+
+def test_default_render_keeps_every_stock_line_except_relocatable() -> None:
+    rendered = kconfig.parse_config_text(kconfig.render_defconfig(recipe.load("default")))
+    stock = kconfig.parse_config_text(STOCK.read_text())
+    changed = {s for s in stock if rendered.get(s) != stock[s]}
+    assert changed == {"RELOCATABLE"}
+    assert rendered["RELOCATABLE"] == "y"
+    assert rendered["PROC_VMCORE"] == "y"
+
+
+def test_override_is_rendered_in_place_with_its_origin(tmp_path: Path) -> None:
+    path = tmp_path / "r.yaml"
+    path.write_text("extends: default\nkernel:\n  config:\n    set: {NR_CPUS: 4, LSM: \"yama\", HID: y}\n")
+    text = kconfig.render_defconfig(recipe.load(path))
+    lines = text.splitlines()
+    assert lines[lines.index("CONFIG_NR_CPUS=4") - 1] == "# overridden by recipe r"
+    assert 'CONFIG_LSM="yama"' in lines
+    assert "CONFIG_HID=y" in lines and "# CONFIG_HID is not set" not in lines
+    assert text.count("CONFIG_NR_CPUS") == 1
+
+
+def test_fragment_and_set_of_the_same_new_symbol_render_once(tmp_path: Path) -> None:
+    fragment = tmp_path / "extra.config"
+    fragment.write_text("CONFIG_MAGIC_SYSRQ=y\n")
+    path = tmp_path / "r.yaml"
+    path.write_text("extends: default\nkernel:\n  config:\n    fragments: [extra.config]\n"
+                    "    set: {MAGIC_SYSRQ: n}\n")
+    text = kconfig.render_defconfig(recipe.load(path))
+    assert text.count("MAGIC_SYSRQ") == 1
+    assert "# CONFIG_MAGIC_SYSRQ is not set" in text
+
+
+def test_parse_config_reads_unset_lines_and_values() -> None:
+    parsed = kconfig.parse_config_text('CONFIG_A=y\n# CONFIG_B is not set\nCONFIG_C="x y"\n# comment\n')
+    assert parsed == {"A": "y", "B": "n", "C": '"x y"'}
+
+
+def entry(symbol: str, value: str) -> kconfig.Entry:
+    return kconfig.Entry(symbol, value, "recipe t")
+
+
+def test_drops_detect_changed_and_missing_symbols() -> None:
+    wanted = {"A": entry("A", "y"), "B": entry("B", "n"), "C": entry("C", "0x10"),
+              "D": entry("D", "y"), "CC_IS_GCC": entry("CC_IS_GCC", "n")}
+    final = {"A": "y", "C": "16", "CC_IS_GCC": "y"}
+    drops = kconfig.dropped_symbols(wanted, final)
+    assert [(e.symbol, actual) for e, actual in drops] == [("D", None)]
+
+
+def test_verify_explains_depends_and_select() -> None:
+    index = kconfig.KconfigIndex(frozenset({"A", "B", "X"}), {"A": ("B && !X",)}, {"X": ("B",)})
+    wanted = {"A": entry("A", "y"), "X": entry("X", "n")}
+    with pytest.raises(ConfigError) as caught:
+        kconfig.verify(wanted, "CONFIG_B=y\nCONFIG_X=y\n", index)
+    message = caught.value.message
+    assert "A: requested y, got unset" in message
+    assert "depends on B && !X   [B=y, X=y]" in message
+    assert "X: requested n, got y" in message and "selected by B" in message
+
+
+def test_unknown_symbol_suggests_a_near_name() -> None:
+    index = kconfig.KconfigIndex(frozenset({"PROC_VMCORE"}), {}, {})
+    with pytest.raises(ConfigError) as caught:
+        kconfig.check_symbols_exist({"PROC_VMCOR": entry("PROC_VMCOR", "y")}, index, "linux 6.1")
+    assert "PROC_VMCOR" in caught.value.message and "did you mean PROC_VMCORE" in caught.value.message

@@ -1,0 +1,120 @@
+"""Host-side inspect/extract, the builder adaptor, the entry point's CLI and the bench smoke run."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import subprocess
+import sys
+
+from writer_helpers import REPO, RecordingSystem
+
+from zfcpdump_builder import dumpdisk
+from zfcpdump_writer import diskinfo
+from zfcpdump_writer.main import main, parse_args
+
+
+def test_inspect_states(env) -> None:  # noqa: ANN001
+    info = diskinfo.inspect(str(env.sda))
+    assert info["error"] is None and info["state"] == "empty" and info["csum_ok"]
+    assert info["partition"] == env.disk.part_number and info["dump_size"] == env.disk.dump_size
+    code, _ = env.run()
+    assert code == 0
+    info = diskinfo.inspect(str(env.sda))
+    assert info["state"] == "complete" and info["dump_bytes"] == env.core.size and info["cpus"] == 2
+    assert [ld["paddr"] for ld in info["loads"]] == [ld.paddr for ld in env.core.loads]
+
+
+def test_inspect_busy_and_extract_refused(env) -> None:  # noqa: ANN001
+    class Fails(RecordingSystem):
+        def pwrite(self, fd: int, buf: bytes | memoryview, offset: int) -> int:
+            if len(buf) > 4096:
+                raise OSError(5, "Input/output error")
+            return super().pwrite(fd, buf, offset)
+
+    assert env.run(Fails)[0] == 1
+    assert diskinfo.inspect(str(env.sda))["state"] == "busy"
+    out = env.root.parent / "x.elf"
+    args = argparse.Namespace(device=str(env.sda), out=out, json=False)
+    try:
+        dumpdisk.extract_cmd(args)
+    except dumpdisk.DumpDiskError as exc:
+        assert "state: busy" in str(exc)
+    else:
+        raise AssertionError("extract of a busy dump must fail")
+
+
+def test_extract_equals_vmcore(env) -> None:  # noqa: ANN001
+    assert env.run()[0] == 0
+    out = env.root.parent / "x.elf"
+    assert dumpdisk.extract(env.sda, out) == env.core.size
+    assert out.read_bytes() == env.vmcore_bytes()
+
+
+def test_inspect_not_a_dump_disk(tmp_path) -> None:  # noqa: ANN001
+    junk = tmp_path / "junk.img"
+    junk.write_bytes(b"\0" * 65536)
+    info = dumpdisk.inspect(junk)
+    assert "no zIPL MBR" in info["error"]
+    assert dumpdisk.inspect(tmp_path / "missing")["error"].startswith("cannot open")
+
+
+def test_dumpdisk_cli(env, capsys) -> None:  # noqa: ANN001
+    assert env.run()[0] == 0
+    parser = argparse.ArgumentParser()
+    dumpdisk.add_arguments(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["dumpdisk", "inspect", str(env.sda), "--json"])
+    assert args.handler(args) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["state"] == "complete"
+    args = parser.parse_args(["dumpdisk", "inspect", str(env.sda)])
+    assert args.handler(args) == 0
+    assert "complete" in capsys.readouterr().out
+    out = env.root.parent / "y.elf"
+    args = parser.parse_args(["dumpdisk", "extract", str(env.sda), str(out)])
+    assert args.handler(args) == 0 and out.read_bytes() == env.vmcore_bytes()
+
+
+def test_parse_args() -> None:
+    assert parse_args(["--root", "/r", "--config=/c"]) == {"root": "/r", "config": "/c", "system": False}
+    for bad in (["--root"], ["--bogus"], ["-x"]):
+        try:
+            parse_args(bad)
+        except ValueError:
+            continue
+        raise AssertionError(bad)
+
+
+def test_main_refuses_live_system(capsys) -> None:  # noqa: ANN001
+    assert main([]) == 3
+    assert "refusing to run on a live system" in capsys.readouterr().err
+    assert main(["--nope"]) == 3
+
+
+def test_python_m_entry_isolated(env) -> None:  # noqa: ANN001
+    """`python -I -S -B -m zfcpdump_writer --root` works and imports only what we report."""
+    probe = ("import sys; sys.path.insert(0, sys.argv[1]); from zfcpdump_writer.main import main; "
+             "code = main(sys.argv[2:]); print('MODULES', ' '.join(sorted(sys.modules))); sys.exit(code)")
+    res = subprocess.run([sys.executable, "-I", "-S", "-B", "-c", probe, str(REPO / "src"),
+                          "--root", str(env.root)], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "Dump successful" in res.stdout
+    modules = set(res.stdout.split("MODULES", 1)[1].split())
+    for heavy in ("argparse", "logging", "subprocess", "re", "typing", "dataclasses", "signal",
+                  "inspect", "contextlib", "collections", "threading", "ctypes", "json"):
+        assert heavy not in modules, heavy
+    assert env.dump_bytes() == env.vmcore_bytes()
+
+
+def test_bench_smoke(tmp_path) -> None:  # noqa: ANN001
+    spec = importlib.util.spec_from_file_location("writer_throughput", REPO / "bench/writer_throughput.py")
+    bench = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    spec.loader.exec_module(bench)
+    res = bench.run(64 << 20, 1, tmp_path / "bench")
+    assert res["last_dump_valid"] is True
+    assert set(res["results"]) == set(bench.METHODS)
+    for method, r in res["results"].items():
+        assert r["mb_s"] > 0 and len(r["seconds"]) == 1, method
+    assert 0 < res["results"]["writer_direct"]["peak_private_kib"] < 64 << 10
