@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """zfcpdump.rd sizes and stage times (a measurement, not a test).
 
-    bench/initramfs_sizes.py [--json] [--cache-dir DIR] [--layouts zip,files]
+    bench/initramfs_sizes.py [--json] [--cache-dir DIR] [--variants zip:packaged,zip:custom,files:packaged]
 
-For each bytecode layout: the runtime stage cold (empty object store; downloaded packages are
+For each variant (bytecode layout : interpreter): the runtime stage cold (empty object store; downloaded packages are
 reused from the cache dir) and warm (cache hit); then one rd per compression, cold and warm,
 with compressed size, cpio size and unpacked RAM (page-rounded); and the composition of the
 rd by category (interpreter, loader, libraries, extension modules, bytecode, writer).
@@ -43,12 +43,13 @@ def timed(func, *args):  # noqa: ANN001, ANN201
     return out, time.monotonic() - start
 
 
-def measure_layout(layout: str, cache_dir: Path, work: Path) -> dict:
-    store = Store(work / f"store-{layout}")
-    spec = RuntimeSpec(bytecode=layout)
+def measure_layout(variant: str, cache_dir: Path, work: Path) -> dict:
+    layout, _, interpreter = variant.partition(":")
+    store = Store(work / f"store-{layout}-{interpreter}")
+    spec = RuntimeSpec(bytecode=layout, interpreter=interpreter or "packaged")
     runtime, cold = timed(build_runtime, spec, WRITER, store, QUIET, cache_dir)
     _, warm = timed(build_runtime, spec, WRITER, store, QUIET, cache_dir)
-    result = {"layout": layout, "runtime_cold_s": round(cold, 2), "runtime_warm_s": round(warm, 3),
+    result = {"layout": variant, "runtime_cold_s": round(cold, 2), "runtime_warm_s": round(warm, 3),
               "rd": {}}
     for method in COMPRESSIONS:
         rd_spec = InitramfsSpec(compression=method, source_date_epoch=1_700_000_000)
@@ -70,13 +71,13 @@ def report(results: list[dict], reporter: Reporter) -> None:
     for res in results:
         rows = [[m, r["compressed"], f"{r['compressed'] / 1e6:.2f}", r["cpio"], r["unpacked_ram"],
                  r["cold_s"], r["warm_s"]] for m, r in res["rd"].items()]
-        reporter.table(f"zfcpdump.rd, bytecode={res['layout']} (runtime stage: cold "
+        reporter.table(f"zfcpdump.rd, variant={res['layout']} (runtime stage: cold "
                        f"{res['runtime_cold_s']} s, warm {res['runtime_warm_s']} s; auto -> "
                        f"{res['auto']['choice']} in {res['auto']['cold_s']} s)",
                        ["compression", "bytes", "MB", "cpio bytes", "unpacked RAM", "cold s",
                         "warm s"], rows)
         total = sum(res["composition"].values())
-        reporter.table(f"composition, bytecode={res['layout']}", ["category", "bytes", "share"],
+        reporter.table(f"composition, variant={res['layout']}", ["category", "bytes", "share"],
                        [[c, b, f"{100 * b / total:.1f}%"] for c, b in
                         sorted(res["composition"].items(), key=lambda kv: -kv[1])])
 
@@ -85,11 +86,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--cache-dir", type=Path, default=default_cache_dir())
-    parser.add_argument("--layouts", default="zip,files")
+    parser.add_argument("--variants", default="zip:packaged,zip:custom,files:packaged")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="rd-bench-") as tmp:
-        results = [measure_layout(layout, args.cache_dir, Path(tmp))
-                   for layout in args.layouts.split(",")]
+        results = [measure_layout(variant, args.cache_dir, Path(tmp))
+                   for variant in args.variants.split(",")]
     if args.json:
         print(json.dumps(results, indent=1))
     else:

@@ -6,6 +6,7 @@ so `apt-get download` works for s390x on an x86_64 host.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import shutil
@@ -159,18 +160,38 @@ def _payload_entries(pkg: Path) -> Iterator[libarchive.ArchiveEntry]:
 
 def unpack_package(pkg: Path, dest: Path) -> list[str]:
     """Extract the payload of *pkg* under *dest*; return the member paths (normalised, no './')."""
+    return extract_entries(_payload_entries(pkg), dest, pkg.name)
+
+
+def unpack_archive(archive: Path, dest: Path) -> list[str]:
+    """Extract any archive libarchive reads (tar.xz, tar.gz, cpio …) under *dest*."""
+
+    def entries() -> Iterator[libarchive.ArchiveEntry]:
+        with libarchive.file_reader(str(archive)) as reader:
+            yield from reader
+
+    return extract_entries(entries(), dest, archive.name)
+
+
+def extract_entries(entries: Iterator[libarchive.ArchiveEntry], dest: Path, what: str) -> list[str]:
+    """Write *entries* under *dest* with plain file I/O, so a full disk raises instead of
+    being logged as a warning (libarchive's own extractor only warns on failed writes)."""
     dest.mkdir(parents=True, exist_ok=True)
     names: list[str] = []
     try:
-        for entry in _payload_entries(pkg):
+        for entry in entries:
             rel = _safe_relpath(entry.pathname)
             if rel:
                 _extract_entry(entry, dest, rel)
                 names.append(rel)
     except libarchive.ArchiveError as exc:
-        raise SourceError(f"cannot read package {pkg}: {exc}") from exc
+        raise SourceError(f"cannot read {what}: {exc}") from exc
     except OSError as exc:
-        raise HostError(f"cannot unpack {pkg.name} into {dest}: {exc.strerror}") from exc
+        if exc.errno == errno.ENOSPC:
+            raise HostError(f"no space left on device while unpacking {what} into {dest}",
+                            hint="free some space or choose another --cache-dir; the partial "
+                                 "tree is removed") from exc
+        raise HostError(f"cannot unpack {what} into {dest}: {exc.strerror}") from exc
     return names
 
 

@@ -1,4 +1,4 @@
-"""`build.py dumpdisk inspect DEV|IMAGE [--json]` and `dumpdisk extract DEV|IMAGE OUT`.
+"""`build.py dumpdisk inspect DEV|IMAGE [--json]`, `dumpdisk extract DEV|IMAGE OUT`, `dumpdisk prepare DEV`.
 
 A thin host-side adaptor over `zfcpdump_writer.diskinfo` (the same parsers the writer uses):
 `inspect(path) -> dict`, `extract(path, out) -> int`, the handlers `inspect_cmd` and
@@ -102,8 +102,8 @@ def extract_cmd(args: argparse.Namespace, reporter: Any | None = None) -> int:
 
 
 def add_arguments(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
-    """Register `dumpdisk inspect` and `dumpdisk extract`."""
-    parser = subparsers.add_parser("dumpdisk", help="inspect a zipl SCSI dump disk or extract its dump")
+    """Register `dumpdisk inspect`, `dumpdisk extract` and `dumpdisk prepare` (zipl.py)."""
+    parser = subparsers.add_parser("dumpdisk", help="inspect, extract or prepare a zipl SCSI dump disk")
     sub = parser.add_subparsers(dest="dumpdisk_command", metavar="ACTION", required=True)
     ins = sub.add_parser("inspect", help="show the dump disk layout and dump state")
     ins.add_argument("device", metavar="DEV|IMAGE", help="dump disk (whole disk) or its image")
@@ -114,4 +114,12 @@ def add_arguments(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPa
     ext.add_argument("device", metavar="DEV|IMAGE", help="dump disk (whole disk) or its image")
     ext.add_argument("out", metavar="OUT", type=Path, help="output ELF core file")
     ext.set_defaults(handler=extract_cmd, json=False, verbose=False)
+    _add_prepare(sub)
     return parser
+
+
+def _add_prepare(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """`dumpdisk prepare DEV`: preflight checks, then `zipl -d DEV` (lives in zipl.py)."""
+    from . import zipl
+
+    zipl.add_prepare_arguments(sub)

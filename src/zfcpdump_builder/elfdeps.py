@@ -179,17 +179,21 @@ class ElfClosure:
         return True
 
 
-def elf_closure(root: Path, start: Iterable[str], arch: str) -> ElfClosure:
+def elf_closure(root: Path, start: Iterable[str], arch: str,
+                override: dict[str, Path] | None = None) -> ElfClosure:
     """The PT_INTERP and DT_NEEDED closure of the in-root objects *start*, checked for *arch*.
 
     Libraries are placed at the path where the loader finds them (symlinks resolved into a
     real file at that path). The interpreter is placed at its PT_INTERP path as a real file.
+    *override* maps image paths to host files that replace the root's (a custom build); their
+    entry in `objects` is then the absolute host path.
     """
     closure = ElfClosure()
     todo = [(path, "requested") for path in start]
     while todo:
         image_path, reason = todo.pop(0)
-        real = resolve_in_root(root, image_path)
+        replaced = (override or {}).get(image_path)
+        real = str(replaced) if replaced is not None else resolve_in_root(root, image_path)
         if real is None:
             raise SourceError(f"{image_path} is not in the staged root ({reason})")
         if not closure.add(image_path, real, reason):

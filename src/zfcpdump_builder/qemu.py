@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import BuildError, HostError, TestBootError
-from .events import Reporter, make_reporter
+from .events import Reporter, RichReporter, make_reporter
 
 QEMU = "qemu-system-s390x"
 BASE_APPEND = "console=ttysclp0 scsi_mod.scan=async"
@@ -251,6 +251,15 @@ def _log_path(spec: BootSpec) -> Path:
     return Path(name)
 
 
+def console_printer(reporter: Reporter) -> Callable[[str], None]:
+    """Guest console lines through the Reporter: dimmed on a rich TTY, `  | `-prefixed text else."""
+    if isinstance(reporter, RichReporter):
+        console = reporter.console
+        return lambda line: console.print(f"  | {line}", style="dim", markup=False,
+                                          highlight=False, soft_wrap=True)
+    return lambda line: reporter.info(f"  | {line}")
+
+
 def boot(spec: BootSpec, reporter: Reporter | None = None, echo: bool = True) -> BootResult:
     """Boot *spec* once; stream its console; return the judged result (never raises on a bad run)."""
     _require_files(spec)
@@ -259,8 +268,7 @@ def boot(spec: BootSpec, reporter: Reporter | None = None, echo: bool = True) ->
     log_path = _log_path(spec)
     reporter.detail("qemu: " + " ".join(argv))
     started = time.monotonic()
-    judge = ConsoleJudge(spec, started, (lambda ln: reporter.info(f"  | {ln}")) if echo
-                         else (lambda ln: None))
+    judge = ConsoleJudge(spec, started, console_printer(reporter) if echo else (lambda ln: None))
     with open(log_path, "wb") as log:
         # stdin is a pipe nobody writes: QEMU never puts the user's terminal in raw mode.
         proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,

@@ -157,6 +157,8 @@ def _type_name(value: Any) -> str:
 
 
 def _check_value(value: Any, spec: Key, where: str) -> None:
+    if value is None and spec.default is None:
+        return  # null clears an optional key inherited from a parent
     checker = _CHECKERS[spec.kind]
     problem = checker(value)
     if problem:
@@ -253,13 +255,19 @@ def parse_size(value: Any) -> int:
     return int(float(match.group(1)) * SIZE_UNITS[match.group(2)])
 
 
-def merge(parent: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
+# One-of mappings: a child's mapping replaces the parent's instead of merging into it.
+REPLACED_WHOLE = {("kernel", "source")}
+
+
+def merge(parent: dict[str, Any], child: dict[str, Any], prefix: tuple[str, ...] = ()) -> dict[str, Any]:
     """Layer *child* over *parent*: mappings merge, lists append, scalars replace."""
     merged = copy.deepcopy(parent)
     for key, value in child.items():
         old = merged.get(key)
-        if isinstance(old, dict) and isinstance(value, dict):
-            merged[key] = merge(old, value)
+        if (*prefix, key) in REPLACED_WHOLE:
+            merged[key] = copy.deepcopy(value)
+        elif isinstance(old, dict) and isinstance(value, dict):
+            merged[key] = merge(old, value, (*prefix, key))
         elif isinstance(old, list) and isinstance(value, list):
             merged[key] = old + [v for v in value if v not in old]
         else:

@@ -41,7 +41,7 @@ import libarchive
 
 from . import debpkg, elfdeps, pycompile
 from .cache import StageOutput, Store, file_sha256
-from .errors import CompileError, RecipeError, SourceError
+from .errors import CompileError, HostError, RecipeError, SourceError
 from .events import Reporter
 
 DEFAULT_PACKAGES = ("python3.11-minimal", "libpython3.11-minimal", "libpython3.11-stdlib",
@@ -49,6 +49,7 @@ DEFAULT_PACKAGES = ("python3.11-minimal", "libpython3.11-minimal", "libpython3.1
 STARTUP_MODULES = ("encodings", "encodings.aliases", "encodings.utf_8")
 INTERPRETER_FLAGS = ("-I", "-S", "-B")
 KINDS = ("debian", "debs", "sysroot")
+INTERPRETERS = ("packaged", "custom")
 BYTECODE_LAYOUTS = ("zip", "files")
 FILES_JSON = "files.json"
 ROOT_DIR = "root"
@@ -80,6 +81,8 @@ class RuntimeSpec:
     bytecode: 'zip' (one ZIP_STORED python311.zip) or 'files' (sourceless .pyc files).
     optimize: bytecode optimisation level for the stdlib (the writer always gets 0, so its
     asserts and docstrings stay). extra_modules: modules the writer imports dynamically.
+    interpreter: 'packaged' (the distribution's binary) or 'custom' (relinked from
+    libpythonX.Y.a with only the built-in modules the closure needs; see `custom_interpreter`).
     probe: run the target interpreter under qemu-user (when installed) to read its magic,
     built-in and frozen module tables; otherwise these come from static tables.
     """
@@ -90,6 +93,7 @@ class RuntimeSpec:
     python: str = "python3.11"
     arch: str = "s390x"
     bytecode: str = "zip"
+    interpreter: str = "packaged"
     optimize: int = 0
     extra_modules: tuple[str, ...] = ()
     probe: bool = True
@@ -103,6 +107,8 @@ class RuntimeSpec:
             raise SourceError(f"runtime.path {self.path} is not a directory")
         if not re.fullmatch(r"python3\.\d+", self.python):
             raise RecipeError(f"runtime.python must look like python3.11, not {self.python!r}")
+        if self.interpreter not in INTERPRETERS:
+            raise RecipeError(f"runtime.interpreter must be packaged or custom, not {self.interpreter!r}")
         if self.bytecode not in BYTECODE_LAYOUTS:
             raise RecipeError(f"runtime.bytecode must be zip or files, not {self.bytecode!r}")
         if self.optimize not in (0, 1, 2):
@@ -176,8 +182,9 @@ def acquire(spec: RuntimeSpec, cache_dir: Path, reporter: Reporter) -> list[Path
     if spec.kind == "sysroot":
         return []
     if spec.kind == "debian":
-        reporter.detail(f"runtime: fetching {' '.join(spec.packages)} ({spec.arch})")
-        return debpkg.fetch_packages(list(spec.packages), spec.arch, cache_dir, reporter)
+        names = list(spec.packages) + (list(dev_packages(spec)) if spec.interpreter == "custom" else [])
+        reporter.detail(f"runtime: fetching {' '.join(names)} ({spec.arch})")
+        return debpkg.fetch_packages(names, spec.arch, cache_dir, reporter)
     return _packages_in_dir(Path(spec.path or "."), spec)
 
 
@@ -662,6 +669,132 @@ def stored_zip(members: dict[str, bytes]) -> bytes:
         return handle.read()
 
 
+# ----------------------------------------------------------------------------- custom interpreter
+
+
+@dataclass(frozen=True)
+class CustomBuild:
+    binary: Path
+    builtins: tuple[str, ...]
+    exports: tuple[str, ...]
+
+
+MAIN_C = '#include "Python.h"\nint main(int argc, char **argv) { return Py_BytesMain(argc, argv); }\n'
+INITTAB = re.compile(r'\{"(\w+)", (\w+)\}')
+
+
+def dev_packages(spec: RuntimeSpec) -> tuple[str, ...]:
+    """What linking a custom interpreter needs besides the runtime packages."""
+    return (f"lib{spec.python}-dev", "libc6-dev", "linux-libc-dev", "zlib1g-dev")
+
+
+def cross_tool(arch: str, tool: str) -> str:
+    name = f"{elfdeps.arch_info(arch).multiarch}-{tool}"
+    found = shutil.which(name)
+    if found is None:
+        raise HostError(f"{name} is not installed (needed for runtime.interpreter: custom)",
+                        hint=f"apt-get install gcc-{elfdeps.arch_info(arch).multiarch}")
+    return found
+
+
+def toolchain_version(arch: str) -> str:
+    result = subprocess.run([cross_tool(arch, "gcc"), "--version"], capture_output=True, text=True,
+                            check=False)
+    return result.stdout.splitlines()[0] if result.stdout else "unknown"
+
+
+def config_dir(root: Path, spec: RuntimeSpec) -> Path:
+    multiarch = elfdeps.arch_info(spec.arch).multiarch
+    path = root / "usr/lib" / spec.python / f"config-{spec.version}-{multiarch}"
+    if not (path / f"lib{spec.python}.a").is_file():
+        raise SourceError(f"/{path.relative_to(root)}/lib{spec.python}.a is missing: a custom "
+                          f"interpreter needs lib{spec.python}-dev for {spec.arch}")
+    return path
+
+
+def inittab(config_c: str, keep: set[str]) -> list[tuple[str, str]]:
+    """The config.c entries to keep: the core ones (after MARKER 2) and those named in *keep*."""
+    head, _, core = config_c.partition("ADDMODULE MARKER 2")
+    optional = [m.groups() for m in INITTAB.finditer(head) if m.group(1) in keep]
+    return optional + [m.groups() for m in INITTAB.finditer(core)]
+
+
+def bootstrap_modules(setup: Path) -> set[str]:
+    """Modules CPython's Setup.bootstrap builds in: the interpreter's own start needs them."""
+    names = set()
+    for line in setup.read_text().splitlines():
+        word = line.split("#", 1)[0].split()
+        if word and not word[0].startswith("*") and "=" not in word[0]:
+            names.add(word[0])
+    return names
+
+
+def render_config_c(entries: list[tuple[str, str]]) -> str:
+    lines = ['#include "Python.h"']
+    lines += [f"extern PyObject* {fn}(void);" for _, fn in entries if fn != "NULL"]
+    lines += ["struct _inittab _PyImport_Inittab[] = {"]
+    lines += [f'    {{"{name}", {fn}}},' for name, fn in entries] + ["    {0, 0}", "};"]
+    return "\n".join(lines) + "\n"
+
+
+def extension_imports(extensions: list[Path]) -> set[str]:
+    """Symbols the extension modules expect the interpreter to export."""
+    from elftools.elf.elffile import ELFFile
+
+    names: set[str] = set()
+    for path in extensions:
+        with open(path, "rb") as handle:
+            dynsym = ELFFile(handle).get_section_by_name(".dynsym")
+            names |= {s.name for s in dynsym.iter_symbols() if s.name and s["st_shndx"] == "SHN_UNDEF"}
+    return names
+
+
+def archive_defines(nm: str, archive: Path) -> set[str]:
+    result = subprocess.run([nm, "--defined-only", "-g", str(archive)], capture_output=True,
+                            text=True, check=False)
+    return {line.split()[-1] for line in result.stdout.splitlines() if len(line.split()) == 3}
+
+
+def custom_interpreter(root: Path, spec: RuntimeSpec, closure: ModuleClosure,
+                       extensions: list[Path], work: Path) -> CustomBuild:
+    """Link lib<python>.a with a built-in module table cut to what the closure needs.
+
+    Kept: the core entries, Setup.bootstrap's modules and the closure's built-in modules.
+    Unused built-ins (unicodedata, pyexpat, the hashes, ...) and so their libraries drop out.
+    The symbols the shipped extension modules import are forced in and exported.
+    """
+    conf = config_dir(root, spec)
+    needed = {name for name, r in closure.modules.items() if r.kind == "builtin"}
+    entries = inittab((conf / "config.c").read_text(), needed | bootstrap_modules(conf / "Setup.bootstrap"))
+    work.mkdir(parents=True)
+    (work / "config.c").write_text(render_config_c(entries))
+    (work / "main.c").write_text(MAIN_C)
+    library = conf / f"lib{spec.python}.a"
+    exports = sorted(extension_imports(extensions) & archive_defines(cross_tool(spec.arch, "nm"), library))
+    (work / "exports.list").write_text("{\n" + "".join(f"  {s};\n" for s in exports) + "};\n")
+    (work / "link.rsp").write_text("\n".join(f"-Wl,--undefined={s}" for s in exports) + "\n")
+    _compile_and_link(root, spec, work, library)
+    return CustomBuild(work / spec.python, tuple(name for name, _ in entries), tuple(exports))
+
+
+def _compile_and_link(root: Path, spec: RuntimeSpec, work: Path, library: Path) -> None:
+    cc = cross_tool(spec.arch, "gcc")
+    include = root / "usr/include" / spec.python
+    multiarch = elfdeps.arch_info(spec.arch).multiarch
+    static = [p for p in (root / "usr/lib" / multiarch / "libz.a",) if p.is_file()]
+    steps = [[cc, f"--sysroot={root}", "-O2", f"-I{include}", "-c", f"{name}.c", "-o", f"{name}.o"]
+             for name in ("main", "config")]
+    steps.append([cc, f"--sysroot={root}", "-no-pie", "-fno-lto", "-s", "-Wl,-O1", "-Wl,--gc-sections",
+                  "-Wl,--dynamic-list=exports.list", "@link.rsp", "main.o",
+                  "config.o", str(library), *map(str, static), "-lm", "-o", spec.python])
+    for cmd in steps:
+        result = subprocess.run(cmd, cwd=work, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            tail = "\n".join(result.stderr.strip().splitlines()[-8:])
+            raise CompileError(f"linking the custom {spec.python} failed:\n{tail}",
+                               hint="use runtime.interpreter: packaged")
+
+
 # ----------------------------------------------------------------------------- the stage
 
 
@@ -726,6 +859,8 @@ def runtime_inputs(spec: RuntimeSpec, pkgs: list[Path], writer: WriterPackage) -
         "host_python": sys.version.split()[0],
         "qemu": qemu_command(spec.arch) is not None and spec.probe,
     }
+    if spec.interpreter == "custom":
+        inputs["toolchain"] = toolchain_version(spec.arch)
     if spec.kind == "sysroot":
         inputs["spec"]["path"] = None
         inputs["sysroot"] = _sysroot_fingerprint(Path(spec.path or "."), spec)
@@ -773,11 +908,22 @@ def assemble(spec: RuntimeSpec, staged: Staged, writer: WriterPackage, out: Path
     closure = module_closure(target, search, roots, deep=(writer.name,))
     _warn_missing(closure, writer.name, reporter)
     tree = TreeWriter(out / ROOT_DIR)
-    _emit_native(tree, staged, spec, layout, binary, closure)
+    custom = None
+    if spec.interpreter == "custom":
+        extensions = [staged.root / _in_root(staged.root, r.file) for r in closure.modules.values()
+                      if r.kind == "extension"]
+        custom = custom_interpreter(staged.root, spec, closure, extensions, work / "custom")
+        target = TargetPython(target.version, target.magic, frozenset(custom.builtins),
+                              target.frozen, target.ext_suffixes, target.source)
+    _emit_native(tree, staged, spec, layout, binary, closure, custom)
     jobs = bytecode_jobs(closure, writer.name, staged, landmark_modules(spec))
     pycs = compile_bytecode(jobs, layout, spec, writer.name, work / "pyc")
     _emit_bytecode(tree, spec, layout, jobs, pycs)
-    return _manifest(spec, staged, target, layout, tree, closure, jobs, pycs)
+    manifest = _manifest(spec, staged, target, layout, tree, closure, jobs, pycs)
+    if custom is not None:
+        manifest["python"]["custom"] = {"builtins": sorted(custom.builtins),
+                                        "exported_symbols": len(custom.exports)}
+    return manifest
 
 
 def _warn_missing(closure: ModuleClosure, writer: str, reporter: Reporter) -> None:
@@ -788,11 +934,12 @@ def _warn_missing(closure: ModuleClosure, writer: str, reporter: Reporter) -> No
 
 
 def _emit_native(tree: TreeWriter, staged: Staged, spec: RuntimeSpec, layout: Layout,
-                 binary: str, closure: ModuleClosure) -> None:
+                 binary: str, closure: ModuleClosure, custom: CustomBuild | None) -> None:
     extensions = {f"{layout.dynload}/{os.path.basename(r.file or '')}": r
                   for r in closure.modules.values() if r.kind == "extension"}
     start = [layout.binary] + sorted(_in_root(staged.root, r.file) for r in extensions.values())
-    elf = elfdeps.elf_closure(staged.root, start, spec.arch)
+    override = {layout.binary: custom.binary} if custom is not None else None
+    elf = elfdeps.elf_closure(staged.root, start, spec.arch, override)
     for image_path, real in elf.objects.items():
         category = _native_category(image_path, layout, elf.interp)
         why = list(elf.why[image_path])
@@ -801,7 +948,11 @@ def _emit_native(tree: TreeWriter, staged: Staged, spec: RuntimeSpec, layout: La
             why = [f"extension module {record.name}"] + _import_reasons(record) + why[1:]
         elif image_path == layout.binary:
             why = [f"the interpreter, started by /init with {' '.join(INTERPRETER_FLAGS)}"]
-        tree.copy(staged.root / real, image_path, 0o755, category, staged.origin_of(real), why)
+        origin = staged.origin_of(real)
+        if custom is not None and image_path == layout.binary:
+            why.append(f"custom build: lib{spec.python}.a with {len(custom.builtins)} built-in modules")
+            origin = "generated"
+        tree.copy(staged.root / real, image_path, 0o755, category, origin, why)
     tree.mkdir(layout.dynload, "exec_prefix landmark (lib-dynload must be a directory)")
 
 

@@ -6,22 +6,18 @@ every build (kernel builds use O= directories, so the tree stays pristine).
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
 import shutil
 import urllib.error
 import urllib.request
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import libarchive
-
 from . import debpkg
-from .cache import Store, StageOutput, file_sha256
-from .errors import HostError, SourceError
+from .cache import StageOutput, Store, file_sha256
+from .errors import SourceError
 from .events import Reporter
 
 
@@ -167,16 +163,6 @@ def _download(url: str, expected: str, cache_dir: Path, reporter: Reporter, offl
     return final
 
 
-@contextmanager
-def _cwd(path: Path):  # type: ignore[no-untyped-def]
-    old = os.getcwd()
-    os.chdir(path)
-    try:
-        yield
-    finally:
-        os.chdir(old)
-
-
 def _unpack(archive: Path, out: Path, reporter: Reporter) -> dict[str, Any]:
     staging = out / "unpack"
     staging.mkdir()
@@ -197,19 +183,5 @@ def _unpack(archive: Path, out: Path, reporter: Reporter) -> dict[str, Any]:
 
 
 def _extract_tarball(tarball: Path, dest: Path, reporter: Reporter) -> None:
-    dest.mkdir(parents=True)
     reporter.info(f"[source] unpacking {tarball.name}")
-    flags = libarchive.extract.EXTRACT_SECURE_NODOTDOT | libarchive.extract.EXTRACT_SECURE_SYMLINKS
-    try:
-        with _cwd(dest):
-            libarchive.extract_file(str(tarball), flags)
-    except libarchive.ArchiveError as exc:
-        if "No space left" in str(exc):
-            raise HostError(f"no space left on device while unpacking {tarball.name} into "
-                            f"{dest}", hint="free space or choose another --cache-dir; the "
-                            "partial tree was removed") from None
-        raise SourceError(f"cannot unpack {tarball}: {exc}") from None
-    except OSError as exc:
-        if exc.errno == errno.ENOSPC:
-            raise HostError(f"no space left on device while unpacking {tarball.name}") from None
-        raise
+    debpkg.unpack_archive(tarball, dest)

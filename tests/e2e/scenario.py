@@ -25,7 +25,7 @@ for _path in (ROOT, ROOT / "src"):
 
 from tests.support import crashside  # noqa: E402
 
-from zfcpdump_builder.qemu import BootResult, BootSpec, boot  # noqa: E402
+from zfcpdump_builder.qemu import DEFAULT_FAILURES, BootResult, BootSpec, boot  # noqa: E402
 
 QEMU_TEST_RECIPE = ROOT / "recipes" / "qemu-test.yaml"
 CRASH_MIB = 32                 # crashkernel=32M: all the capture side gets
@@ -97,8 +97,6 @@ def kdump(art: Artifacts, first_rd: Path, disk: Path | None, log: Path, *,
 
     The crashing kernel gets crash_mib + dumped_mib MiB with crashkernel=<crash_mib>M.
     """
-    from zfcpdump_builder.qemu import DEFAULT_FAILURES
-
     crash = crash_mib or CRASH_MIB
     memory = crash + (dumped_mib or DUMPED_MIB)
     spec = BootSpec(art.image, first_rd, memory_mib=memory, append=f"crashkernel={crash}M",
@@ -116,7 +114,7 @@ def plain(art: Artifacts, disk: Path | None, log: Path, *, memory: int = PLAIN_M
           echo: bool = False) -> BootResult:
     """Boot zfcpdump.rd directly in the qemu-test kernel."""
     spec = BootSpec(art.image, art.rd, memory_mib=memory, disk=disk, timeout=timeout,
-                    expect=expect, failures=failures, log_path=log)
+                    expect=expect, failures=failures or DEFAULT_FAILURES, log_path=log)
     return boot(spec, echo=echo)
 
 

@@ -9,9 +9,12 @@ from pathlib import Path
 import pytest
 from elftools.elf.elffile import ELFFile
 
+from conftest import ALL_RD, WRITER, rd_spec
 from support import chroot, vmcore, zgetdump, zipldisk
-from zfcpdump_builder.cache import StageOutput
-from zfcpdump_builder.initramfs import RD_NAME
+from zfcpdump_builder.cache import StageOutput, Store
+from zfcpdump_builder.events import Reporter
+from zfcpdump_builder.initramfs import RD_NAME, build_initramfs
+from zfcpdump_builder.runtime import RuntimeSpec, build_runtime
 
 pytestmark = pytest.mark.slow
 MIB = 1 << 20
@@ -79,6 +82,23 @@ def read_physical(path: Path, loads: list[tuple[int, int, int]], paddr: int, siz
 
 
 def test_the_writer_in_the_chroot_writes_a_dump_zgetdump_accepts(rd_root: Path, tmp_path: Path) -> None:
+    dump_and_judge(rd_root, tmp_path)
+
+
+def test_a_custom_interpreter_rd_dumps_too(store: Store, cache_dir: Path, qemu: Path,
+                                           tmp_path: Path) -> None:
+    if shutil.which("s390x-linux-gnu-gcc") is None:
+        pytest.skip("s390x-linux-gnu-gcc is not installed")
+    runtime = build_runtime(RuntimeSpec(interpreter="custom"), WRITER, store, Reporter(), cache_dir)
+    rd = build_initramfs(rd_spec(compression="gzip"), runtime, ALL_RD, store, Reporter())
+    root = chroot.unpack_rd(rd.path / RD_NAME, tmp_path / "root")
+    chroot.install_qemu(root, qemu)
+    assert not (root / "lib/s390x-linux-gnu/libm.so.6").exists()
+    dump_and_judge(root, tmp_path)
+
+
+def dump_and_judge(rd_root: Path, tmp_path: Path) -> None:
+    """Run /init --root /work in the chroot against a synthetic core and disk; judge the dump."""
     try:
         judge = zgetdump.ensure_root()
     except zgetdump.ZgetdumpUnavailable as exc:

@@ -75,8 +75,8 @@ def test_symbol_missing_from_kconfig_is_refused(tmp_path: Path, built_default: B
 
 
 def test_missing_tarball(tmp_path: Path) -> None:
-    recipe = child_recipe(tmp_path, f"kernel:\n  source:\n    debian: null\n    tarball: "
-                          f"{tmp_path / 'nope.tar.xz'}\n    sha256: {'0' * 64}\n")
+    recipe = child_recipe(tmp_path, f"kernel:\n  source:\n    tarball: "
+                          f"{tmp_path / 'nope.tar.xz'}\n    sha256: {'b' * 64}\n")
     run = run_cli("build", str(recipe), "--out", str(tmp_path / "out"), cache=tmp_path / "cache")
     assert run.code == 3
     assert "does not exist" in run.error()["message"]
@@ -89,7 +89,7 @@ def test_sha256_mismatch_keeps_nothing(tmp_path: Path) -> None:
         info = tarfile.TarInfo("linux/Makefile")
         info.size = len(data)
         tar.addfile(info, io.BytesIO(data))
-    recipe = child_recipe(tmp_path, f"kernel:\n  source:\n    debian: null\n    tarball: {tarball}\n"
+    recipe = child_recipe(tmp_path, f"kernel:\n  source:\n    tarball: {tarball}\n"
                           f"    sha256: {'a' * 64}\n")
     cache = tmp_path / "cache"
     run = run_cli("build", str(recipe), "--out", str(tmp_path / "out"), cache=cache)
@@ -180,7 +180,7 @@ def test_full_disk_while_unpacking(tmp_path: Path) -> None:
                 info.size = len(data)
                 tar.addfile(info, io.BytesIO(data))
         digest = hashlib.sha256(tarball.read_bytes()).hexdigest()
-        recipe = child_recipe(tmp_path, f"kernel:\n  source:\n    debian: null\n    tarball: {tarball}\n"
+        recipe = child_recipe(tmp_path, f"kernel:\n  source:\n    tarball: {tarball}\n"
                               f"    sha256: {digest}\n")
         run = run_cli("build", str(recipe), "--out", str(tmp_path / "out"), cache=mountpoint)
         assert run.code == 4, run.stderr

@@ -147,3 +147,14 @@ def test_validator_only_raises_recipe_errors(tree: object, tmp_path_factory: pyt
         assert exc.message
     else:
         assert loaded.get("arch") == "s390x"
+
+
+def test_child_source_replaces_the_parent_source(tmp_path: Path) -> None:
+    path = write(tmp_path / "r.yaml", f"extends: default\nkernel:\n  source: {{tree: {tmp_path}}}\n")
+    assert recipe.load(path).get("kernel.source") == {"debian": None, "tarball": None,
+                                                       "sha256": None, "tree": str(tmp_path)}
+
+
+def test_null_clears_an_optional_key(tmp_path: Path) -> None:
+    path = write(tmp_path / "r.yaml", "extends: default\nruntime:\n  path: null\n")
+    assert recipe.load(path).get("runtime.path") is None
