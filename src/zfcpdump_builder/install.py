@@ -134,19 +134,12 @@ def _backup(path: Path, backup: Path) -> None:
         _copy_synced(path, backup, path.stat().st_mode & 0o7777)
 
 
-def _unlink(path: Path) -> None:
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        pass
-
-
 def _sweep(folder: Path) -> None:
     """Remove temp files and backups of any earlier install (ours: known names only)."""
     for name in (*zipl.KNOWN_NAMES, JOURNAL_NAME):
         for leftover in folder.glob(f".{name}{TMP_TAG}*"):
-            _unlink(leftover)
-        _unlink(folder / f".{name}{BACKUP_TAG}")
+            leftover.unlink(missing_ok=True)
+        (folder / f".{name}{BACKUP_TAG}").unlink(missing_ok=True)
 
 
 def _restore(folder: Path, name: str, existed: bool) -> None:
@@ -341,15 +334,17 @@ def host_folder(directory: str, destdir: Path | None) -> Path:
     return (destdir / directory.lstrip("/")) if destdir is not None else Path(directory)
 
 
-def _deepest_existing(path: Path) -> Path:
-    while not os.path.lexists(path) and path != path.parent:
+def escapes(folder: Path, destdir: Path) -> bool:
+    """True when the existing part of *folder* resolves outside *destdir* (an absolute symlink)."""
+    path = folder
+    while path not in (destdir, path.parent) and not os.path.lexists(path):
         path = path.parent
-    return path
+    return os.path.lexists(path) and not zipl.inside(path, destdir)
 
 
 def prepare_folder(folder: Path, destdir: Path | None) -> None:
     """Create *folder* (0755) and check it is a writable directory inside DESTDIR."""
-    if destdir is not None and not zipl.inside(_deepest_existing(folder), destdir):
+    if destdir is not None and escapes(folder, destdir):
         raise InstallError(f"{folder} leads outside DESTDIR {destdir} (through an absolute symlink?)",
                            hint="make the symlinks inside DESTDIR relative")
     try:

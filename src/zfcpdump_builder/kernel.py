@@ -86,10 +86,20 @@ def run_logged(command: list[str], log: Path, env: dict[str, str], stage: str,
                            + "\n".join(f"  {t}" for t in tail), log=str(log))
 
 
+def config_inputs(source_identity: dict[str, Any], defconfig: str, toolchain: Toolchain) -> dict[str, Any]:
+    return {"source": source_identity, "defconfig_sha256": hashlib.sha256(defconfig.encode()).hexdigest(),
+            "toolchain": toolchain.identity()}
+
+
+def build_inputs(source_identity: dict[str, Any], config_sha256: str, toolchain: Toolchain,
+                 settings: BuildSettings) -> dict[str, Any]:
+    return {"source": source_identity, "config_sha256": config_sha256,
+            "toolchain": toolchain.identity(), "build": settings.identity(toolchain)}
+
+
 def configure(source: SourceTree, defconfig: str, wanted: dict[str, kconfig.Entry],
               toolchain: Toolchain, store: Store, logs: Path, reporter: Reporter) -> StageOutput:
-    inputs = {"source": source.identity, "defconfig_sha256": hashlib.sha256(defconfig.encode()).hexdigest(),
-              "toolchain": toolchain.identity()}
+    inputs = config_inputs(source.identity, defconfig, toolchain)
 
     def produce(out: Path) -> dict[str, Any]:
         index = kconfig.KconfigIndex.scan(source.path)
@@ -115,8 +125,7 @@ def build(source: SourceTree, config: StageOutput, toolchain: Toolchain, setting
           store: Store, logs: Path, reporter: Reporter, workspace: str) -> StageOutput:
     """Build bzImage. *workspace* names the O= tree reused for incremental rebuilds."""
     final_config = (config.path / "config").read_text()
-    inputs = {"source": source.identity, "config_sha256": file_sha256(config.path / "config"),
-              "toolchain": toolchain.identity(), "build": settings.identity(toolchain)}
+    inputs = build_inputs(source.identity, file_sha256(config.path / "config"), toolchain, settings)
     workspace_id = hashlib.sha256(canonical_json([source.identity, toolchain.identity(), workspace]).encode())
 
     def produce(out: Path) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import kconfig, kernel, source, toolchain
+from . import kconfig, kernel, manifest, source, toolchain
 from .cache import StageOutput, Store, file_sha256
 from .events import Reporter
 from .recipe import Recipe
@@ -102,11 +102,16 @@ KERNEL_ARTIFACTS = {
 }
 
 
-def publish(result: BuildResult, out_dir: Path, extra: dict[str, Path], reporter: Reporter) -> None:
-    """Replace *out_dir* with the new artifacts in one rename, so it is never half-written."""
+def artifact_files(result: BuildResult) -> dict[str, Path]:
+    """Published name → file in the object store, for every stage that publishes."""
     kernel_out = result.stages["kernel"].path
-    files = {name: kernel_out / rel for name, rel in KERNEL_ARTIFACTS.items()}
-    files.update(extra)
+    return {name: kernel_out / rel for name, rel in KERNEL_ARTIFACTS.items()}
+
+
+def publish(result: BuildResult, out_dir: Path, manifest_extra: dict[str, Any],
+            reporter: Reporter) -> None:
+    """Replace *out_dir* with the artifacts and manifest in one rename: never half-written."""
+    files = artifact_files(result)
     staging = out_dir.with_name(f".{out_dir.name}.new-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -114,11 +119,14 @@ def publish(result: BuildResult, out_dir: Path, extra: dict[str, Path], reporter
         for name, path in files.items():
             shutil.copy2(path, staging / name)
             os.chmod(staging / name, 0o644)
+        staged = {name: staging / name for name in files}
+        manifest.write(manifest.build_manifest(result, staged, source_date_epoch(result.recipe),
+                                               manifest_extra), staging / "manifest.json")
         _swap_dirs(staging, out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    for name in files:
+    for name in [*files, "manifest.json"]:
         final = out_dir / name
         result.artifacts[name] = final
         reporter.artifact(name, str(final), file_sha256(final), final.stat().st_size)

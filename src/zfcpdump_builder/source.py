@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from . import debpkg
-from .cache import StageOutput, Store, file_sha256
+from .cache import StageOutput, Store, file_sha256, hash_inputs
 from .errors import SourceError
 from .events import Reporter
 
@@ -185,3 +185,22 @@ def _unpack(archive: Path, out: Path, reporter: Reporter) -> dict[str, Any]:
 def _extract_tarball(tarball: Path, dest: Path, reporter: Reporter) -> None:
     reporter.info(f"[source] unpacking {tarball.name}")
     debpkg.unpack_archive(tarball, dest)
+
+
+def peek(source: KernelSource, store: Store, cache_dir: Path) -> SourceTree | None:
+    """The source tree if it is already available, without downloading or unpacking."""
+    if source.kind == "tree":
+        return _local_tree(Path(source.location))
+    if source.kind == "debian":
+        found = sorted((cache_dir / "debs" / debpkg.host_arch()).glob(f"{source.location}_*_all.deb"))
+        if not found:
+            return None
+        identity: dict[str, Any] = {"kind": "debian", "package": source.location,
+                                    "file": found[-1].name, "sha256": file_sha256(found[-1])}
+    else:
+        identity = {"kind": "tarball", "sha256": source.sha256}
+    key = hash_inputs(identity)
+    path = store.lookup("source", key)
+    if path is None:
+        return None
+    return SourceTree(path / "tree", identity, kernel_version(path / "tree"), None)

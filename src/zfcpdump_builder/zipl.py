@@ -289,16 +289,16 @@ def next_steps(target: Target, destdir: Path | None = None) -> list[str]:
     if destdir is not None:
         lines.append(f"the files are staged under {destdir}; once they are on the target in "
                      f"{target.directory}:")
-    example = "/dev/mapper/<WWID>-part1"
-    lines += [
-        f"next step: prepare the SCSI dump partition with zipl, which copies {target.image_path()} "
-        f"and {target.rd_path()} onto it (rerun it after every install):",
-        f"  {shlex.join(dump_command(example))}        # or: zipl --dumpto {example}",
-        f"  ./build.py dumpdisk prepare {example} --dry-run   # the same with preflight checks",
-        "it erases that partition; then check it with `zgetdump -d <disk>` or "
-        "`./build.py dumpdisk inspect <disk>`.",
+    part = "/dev/mapper/<WWID>-part1"
+    return lines + [
+        f"next step: put the dump record on a SCSI dump partition with zipl. It copies "
+        f"{target.image_path()} and {target.rd_path()} onto the partition, so rerun it after "
+        "every install:",
+        f"  {' '.join(dump_command(part))}    (= zipl --dumpto={part}; a plain /dev/sdX1 works too)",
+        f"  ./build.py dumpdisk prepare {part} --dry-run    (the preflight checks, then the command)",
+        "zipl -d erases that partition. Check the result on the whole disk: "
+        "`zgetdump -d DISK` or `./build.py dumpdisk inspect DISK`.",
     ]
-    return lines
 
 
 # --- the dump device -------------------------------------------------------------------
@@ -628,9 +628,15 @@ def prepare_cmd(args: argparse.Namespace, reporter: Reporter) -> int:
         reporter.info("dry run: zipl was not run, nothing was changed")
         return 0
     run_zipl(command, reporter)
+    disk = _disk_of(args.device)
     reporter.info(f"dump record installed on {args.device}; check the disk with "
-                  "`./build.py dumpdisk inspect <disk>` or `zgetdump -d <disk>`")
+                  f"`./build.py dumpdisk inspect {disk}` or `zgetdump -d {disk}`")
     return 0
+
+
+def _disk_of(device: str) -> str:
+    dev = open_device(device, Sys())
+    return whole_disk(dev) if isinstance(dev, Device) and _read(dev.sysdir / "partition") else "DISK"
 
 
 def add_prepare_arguments(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
