@@ -57,14 +57,17 @@ def _add_build(sub: argparse._SubParsersAction) -> None:
 
 def _add_recipe_keys(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("recipe-keys", help="list every recipe key with its type and default")
+    parser.add_argument("--markdown", action="store_true", help="print the README's Markdown table")
     parser.set_defaults(handler=cmd_recipe_keys, json=False, verbose=False, cache_dir=None)
 
 
 def cmd_recipe_keys(args: argparse.Namespace, reporter: Reporter) -> int:
-    from .schema import SCHEMA, walk
+    from .schema import markdown_table, rows
 
-    rows = [(".".join(path), key.kind, repr(key.default), key.help) for path, key in walk(SCHEMA)]
-    reporter.table("recipe keys", ["key", "type", "default", "meaning"], rows)
+    if args.markdown:
+        print(markdown_table())
+    else:
+        reporter.table("recipe keys", ["key", "type", "default", "meaning"], rows())
     return 0
 
 

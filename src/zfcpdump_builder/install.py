@@ -233,9 +233,13 @@ class Transaction:
         _fsync_dir(self.plan.folder)
 
     def _commit(self) -> None:
+        """Remove the journal: from here on the new pair stands, so cleanup is best effort."""
         (self.plan.folder / JOURNAL).unlink()
-        _fsync_dir(self.plan.folder)
-        _sweep(self.plan.folder)
+        try:
+            _fsync_dir(self.plan.folder)
+            _sweep(self.plan.folder)
+        except OSError:
+            pass  # leftover backups are swept by the next install
 
     def run(self, fault: Fault | None = None) -> None:
         """Run every step; on failure roll back and raise InstallError (or re-raise)."""
@@ -384,7 +388,8 @@ def install_artifacts(out_dir: Path, loaded: Recipe, reporter: Reporter, opts: O
 def install_from_build(result: Any, out_dir: Path, recipe: Recipe, destdir: Path | None,
                        reporter: Reporter) -> Plan:
     """`build --install`: install what `build` just published in *out_dir*."""
-    return install_artifacts(out_dir, recipe, reporter, Options(destdir=destdir))
+    return install_artifacts(out_dir, recipe, reporter,
+                             Options(destdir=destdir.resolve() if destdir else None))
 
 
 def report_plan(plan: Plan, reporter: Reporter) -> None:

@@ -6,16 +6,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import kconfig, kernel, manifest, source, toolchain
+from . import budget, initramfs, kconfig, kernel, manifest, runtime, source, toolchain
 from .cache import StageOutput, Store, file_sha256
 from .events import Reporter
-from .recipe import Recipe
+from .recipe import Recipe, parse_size
 
 
 @dataclass
@@ -50,6 +51,7 @@ class BuildResult:
     toolchain: toolchain.Toolchain
     stages: dict[str, StageOutput] = field(default_factory=dict)
     artifacts: dict[str, Path] = field(default_factory=dict)
+    budget: dict[str, int] = field(default_factory=dict)
 
 
 def source_date_epoch(recipe: Recipe) -> int:
@@ -105,7 +107,10 @@ KERNEL_ARTIFACTS = {
 def artifact_files(result: BuildResult) -> dict[str, Path]:
     """Published name → file in the object store, for every stage that publishes."""
     kernel_out = result.stages["kernel"].path
-    return {name: kernel_out / rel for name, rel in KERNEL_ARTIFACTS.items()}
+    files = {name: kernel_out / rel for name, rel in KERNEL_ARTIFACTS.items()}
+    if "initramfs" in result.stages:
+        files["zfcpdump.rd"] = result.stages["initramfs"].path / initramfs.RD_NAME
+    return files
 
 
 def publish(result: BuildResult, out_dir: Path, manifest_extra: dict[str, Any],
@@ -140,10 +145,65 @@ def _swap_dirs(new: Path, target: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+WRITER_PACKAGE = Path(__file__).resolve().parents[1] / "zfcpdump_writer"
+WRITER_CONFIG_KEYS = ("device", "disk_timeout", "after", "debug", "progress_interval", "source",
+                      "io", "verify", "chunk_kib")
+
+
+def runtime_spec(recipe: Recipe) -> runtime.RuntimeSpec:
+    section = recipe.get("runtime")
+    packages = tuple(section["packages"]) or runtime.DEFAULT_PACKAGES
+    return runtime.RuntimeSpec(kind=section["kind"], packages=packages,
+                               path=Path(section["path"]) if section["path"] else None,
+                               python=section["python"], arch=recipe.get("arch"),
+                               interpreter=section["interpreter"])
+
+
+def initramfs_spec(recipe: Recipe) -> initramfs.InitramfsSpec:
+    section = recipe.get("initramfs")
+    writer = recipe.get("writer")
+    return initramfs.InitramfsSpec(
+        compression=section["compression"], overlays=tuple(Path(o) for o in section["overlay"]),
+        allow_shadow=section["allow_shadow"], max_compressed=parse_size(section["max_compressed"]),
+        max_unpacked=parse_size(section["max_unpacked"]), source_date_epoch=source_date_epoch(recipe),
+        writer_config={k: writer[k] for k in WRITER_CONFIG_KEYS})
+
+
+def build_rd(recipe: Recipe, ctx: BuildContext, result: BuildResult) -> None:
+    result.stages["runtime"] = run_stage(ctx, "runtime", runtime.build_runtime, runtime_spec(recipe),
+                                         WRITER_PACKAGE, ctx.store, ctx.reporter, ctx.cache_dir)
+    final_config = kconfig.parse_config_text((result.stages["kernel"].path / "config").read_text())
+    result.stages["initramfs"] = run_stage(ctx, "initramfs", initramfs.build_initramfs,
+                                           initramfs_spec(recipe), result.stages["runtime"],
+                                           final_config, ctx.store, ctx.reporter)
+
+
+def memory_budget(recipe: Recipe, result: BuildResult, reporter: Reporter) -> dict[str, int]:
+    """The dump-memory breakdown, printed on every build; BudgetError when over."""
+    summary = result.stages["initramfs"].meta()["outputs"]
+    memory = parse_size(recipe.get("budget.memory"))
+    entries = budget.items(result.stages["kernel"].path / "vmlinux", summary["compressed"],
+                           summary["unpacked"], memory, parse_size(recipe.get("budget.writer_headroom")))
+    return budget.check(entries, memory, reporter)
+
+
 def build_all(recipe: Recipe, ctx: BuildContext) -> BuildResult:
-    """Every stage of *recipe*, in dependency order."""
-    return build_kernel(recipe, ctx)
+    """Every stage of *recipe*, in dependency order, then the memory budget gate."""
+    result = build_kernel(recipe, ctx)
+    build_rd(recipe, ctx, result)
+    result.budget = memory_budget(recipe, result, ctx.reporter)
+    return result
+
+
+def _rd_section(result: BuildResult) -> dict[str, Any]:
+    contents = json.loads((result.stages["initramfs"].path / initramfs.CONTENTS_JSON).read_text())
+    files = json.loads((result.stages["runtime"].path / runtime.FILES_JSON).read_text())
+    entries = [{k: e.get(k) for k in ("path", "mode", "size", "sha256", "origin")}
+               for e in contents["entries"]]
+    return {"initramfs": {"summary": contents["summary"], "entries": entries},
+            "runtime": {"packages": files.get("packages", []), "spec": files.get("spec")}}
 
 
 def finish(result: BuildResult, out_dir: Path, ctx: BuildContext) -> None:
-    publish(result, out_dir, {}, ctx.reporter)
+    extra = _rd_section(result) | {"memory_budget": result.budget}
+    publish(result, out_dir, extra, ctx.reporter)

@@ -52,6 +52,9 @@ SCHEMA: Section = {
         "packages": Key("list[str]", [], "Target packages to fetch (kind: debian); empty = the built-in list."),
         "path": Key("path", None, "Directory of .deb/.rpm files (kind: debs) or a sysroot (kind: sysroot)."),
         "python": Key("str", "python3.11", "Interpreter name inside the runtime."),
+        "interpreter": Key("str", "custom", "packaged = the distribution's binary; custom = relinked "
+                           "from libpython with only the built-in modules the writer needs.",
+                           ("packaged", "custom")),
     },
     "initramfs": {
         "compression": Key("str", "auto", "rd compression; auto = smallest kernel-safe choice.",
@@ -96,3 +99,22 @@ def walk(section: Section, prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str
         else:
             leaves.extend(walk(item, (*prefix, name)))
     return leaves
+
+
+def _shown(key: Key) -> str:
+    text = "" if key.default is None else str(key.default)
+    return text.replace("'", "")
+
+
+def rows() -> list[tuple[str, str, str, str]]:
+    out = []
+    for path, key in walk(SCHEMA):
+        kind = " \\| ".join(map(str, key.choices)) if key.choices else key.kind
+        out.append((".".join(path), kind, _shown(key), key.help))
+    return out
+
+
+def markdown_table() -> str:
+    lines = ["| key | type | default | meaning |", "|---|---|---|---|"]
+    lines += [f"| `{k}` | {t} | {f'`{d}`' if d else ''} | {h} |" for k, t, d, h in rows()]
+    return "\n".join(lines)

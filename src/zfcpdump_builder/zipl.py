@@ -26,10 +26,12 @@ import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.constants import SH_FLAGS
 from elftools.elf.elffile import ELFFile
+from elftools.elf.sections import Section
 
 from .errors import BudgetError, BuildError, InstallError
 from .events import Reporter
@@ -86,13 +88,13 @@ class Detected:
 
 # --- reading a binary ------------------------------------------------------------------
 
-def _is_data_section(section: object) -> bool:
-    flags = section["sh_flags"]  # type: ignore[index]
-    return (section["sh_type"] == "SHT_PROGBITS"  # type: ignore[index]
+def _is_data_section(section: Section) -> bool:
+    flags = section["sh_flags"]
+    return (section["sh_type"] == "SHT_PROGBITS"
             and bool(flags & SH_FLAGS.SHF_ALLOC) and not flags & SH_FLAGS.SHF_EXECINSTR)
 
 
-def _elf_data(handle: object) -> bytes | None:
+def _elf_data(handle: BinaryIO) -> bytes | None:
     try:
         elf = ELFFile(handle)
         chunks = [s.data() for s in elf.iter_sections() if _is_data_section(s)]
@@ -122,8 +124,15 @@ def read_strings(path: Path, min_len: int = 4) -> list[str]:
     return [m.group().decode("ascii") for m in pattern.finditer(binary_data(path))]
 
 
+def _tokens(strings: Sequence[str]) -> list[str]:
+    """The strings, then the words of those with spaces (a path inside a message or a script)."""
+    words = [w.strip("'\"") for s in strings if " " in s for w in s.split()]
+    return [*strings, *words]
+
+
 def _find_name(strings: Sequence[str], name: str) -> str | None:
     """The compiled-in path ending in /NAME (preferred), or the bare NAME."""
+    strings = _tokens(strings)
     full = [s for s in strings if s.startswith("/") and s.endswith("/" + name) and "%" not in s]
     if full:
         return full[0]

@@ -64,6 +64,14 @@ def _record(metrics: dict[str, object], result: BootResult) -> None:
     metrics["kdump: progress lines"] = len(sc.progress_lines(result.console))
 
 
+def _dumped(run: KdumpRun) -> KdumpRun:
+    """The run, after checking there is a dump to judge (else say why there is none)."""
+    assert run.result.passed, "no dump to judge: " + "; ".join(run.result.problems())
+    assert run.convert.returncode == 0 and run.elf.stat().st_size > 0, (
+        "zgetdump could not convert the dump: " + run.convert.stderr.decode(errors="replace"))
+    return run
+
+
 def test_console_shows_kdump_mode_progress_and_success(run: KdumpRun) -> None:
     result = run.result
     result.check()
@@ -87,6 +95,7 @@ def test_zgetdump_accepts_the_partition(run: KdumpRun) -> None:
 
 
 def test_vmcoreinfo_release_and_banner_match_the_first_kernel(run: KdumpRun, art: sc.Artifacts) -> None:
+    _dumped(run)
     banner = sc.first_kernel_banner(run.result.console)
     assert banner, "the crash-side /init did not print /proc/version"
     info = dc.vmcoreinfo(run.elf)
@@ -99,6 +108,7 @@ def test_vmcoreinfo_release_and_banner_match_the_first_kernel(run: KdumpRun, art
 
 
 def test_dump_holds_the_crashed_kernels_memory(run: KdumpRun, token: str) -> None:
+    _dumped(run)
     assert dc.contains(run.elf, token.encode()), "the first kernel's /init token is not in the dump"
 
 
@@ -115,6 +125,7 @@ def test_sentinels_and_superblock_intact(run: KdumpRun) -> None:
 
 def test_gdb_reads_banner_and_cpu0_registers(run: KdumpRun, art: sc.Artifacts,
                                             metrics: dict[str, object]) -> None:
+    _dumped(run)
     banner = sc.first_kernel_banner(run.result.console)
     symbols = dc.system_map(art.system_map)
     offset = int(dc.vmcoreinfo(run.elf).get("KERNELOFFSET", "0"), 16)

@@ -78,8 +78,8 @@ def test_killed_mid_dump_leaves_an_invalid_dump_and_a_valid_superblock(
                       failures=(*DEFAULT_FAILURES, sc.SUCCESS), kill_after=sc.PROGRESS,
                       write_bps=bps)
     metrics["kill test: killed at (s)"] = result.seen.get(sc.PROGRESS.pattern)
-    assert result.killed, ("the guest was not killed: no progress line before the end "
-                           f"(timed out: {result.timed_out}); writer said: "
+    assert result.killed, ("the guest was not killed: no progress line before the end; "
+                           f"{'; '.join(result.problems())}; writer said: "
                            f"{sc.writer_lines(result.console)}")
     result.check()
     part = disk.partition_image(work / "part.img")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 from elftools.elf.elffile import ELFFile
+from rdhelpers import ALL_RD, WRITER, rd_spec
 
-from conftest import ALL_RD, WRITER, rd_spec
 from support import chroot, vmcore, zgetdump, zipldisk
 from zfcpdump_builder.cache import StageOutput, Store
 from zfcpdump_builder.events import Reporter

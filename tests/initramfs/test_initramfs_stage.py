@@ -9,8 +9,8 @@ from pathlib import Path
 
 import libarchive
 import pytest
+from rdhelpers import ALL_RD, EPOCH, WRITER, WRITER_CONFIG, RecordingReporter, rd_spec
 
-from conftest import ALL_RD, EPOCH, WRITER, WRITER_CONFIG, RecordingReporter, rd_spec
 from support import chroot
 from zfcpdump_builder.cache import StageOutput, Store
 from zfcpdump_builder.errors import BudgetError, RecipeError

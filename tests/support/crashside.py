@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -219,7 +220,51 @@ def build_crashside_rd(capture_image: Path, capture_rd: Path, out_path: Path, to
         shutil.rmtree(stage, ignore_errors=True)
 
 
-PROBE_INIT = """#!/probe/busybox sh
+PROBE_RDINIT = "rdinit=/probe/init"
+PROBE_CC = "s390x-linux-gnu-gcc"
+PROBE_C = r"""/* MemAvailable sampler for the bench: freestanding, static, raw s390x syscalls. */
+#define MNT "/proc"
+static long sys(long n, long a, long b, long c, long d, long e) {
+    register long r1 __asm__("1") = n;
+    register long r2 __asm__("2") = a;
+    register long r3 __asm__("3") = b;
+    register long r4 __asm__("4") = c;
+    register long r5 __asm__("5") = d;
+    register long r6 __asm__("6") = e;
+    __asm__ volatile("svc 0" : "+d"(r2) : "d"(r1), "d"(r3), "d"(r4), "d"(r5), "d"(r6) : "memory", "cc");
+    return r2;
+}
+static void out(const char *s, long n) { sys(4, 1, (long)s, n, 0, 0); }
+static void sample(void) {
+    static char buf[4096];
+    static const char key[] = "MemAvailable:";
+    long fd = sys(5, (long)"/proc/meminfo", 0, 0, 0, 0), n, i, j;
+    if (fd < 0) return;
+    n = sys(3, fd, (long)buf, sizeof(buf) - 1, 0, 0);
+    sys(6, fd, 0, 0, 0, 0);
+    for (i = 0; i + 13 < n; i++) {
+        for (j = 0; j < 13 && buf[i + j] == key[j]; j++) ;
+        if (j == 13) {
+            for (j = i; j < n && buf[j] != '\n'; j++) ;
+            out("probe: ", 7); out(buf + i, j - i + 1);
+            return;
+        }
+    }
+}
+void _start(void) {
+    static char *argv[] = {"/init", 0};
+    static char *envp[] = {0};
+    static const long ts[2] = {0, PERIOD_NS};
+    sys(39, (long)MNT, 0555, 0, 0, 0);
+    sys(21, (long)"proc", (long)MNT, (long)"proc", 0, 0);
+    if (sys(2, 0, 0, 0, 0, 0) != 0) {      /* parent (pid 1) or fork failure: become /init */
+        sys(11, (long)"/init", (long)argv, (long)envp, 0, 0);
+        sys(1, 127, 0, 0, 0, 0);
+    }
+    for (;;) { sample(); sys(162, (long)ts, 0, 0, 0, 0); }
+}
+"""
+PROBE_SH = """#!/probe/busybox sh
 /probe/busybox mkdir -p /proc
 /probe/busybox mount -t proc proc /proc
 (
@@ -232,34 +277,58 @@ PROBE_INIT = """#!/probe/busybox sh
 ) &
 exec /init
 """
-PROBE_RDINIT = "rdinit=/probe/init"
 
 
-def probed_rd(capture_rd: Path, out_path: Path, interval: float = 0.25,
+def _c_probe(work: Path, period_ms: int) -> bytes | None:
+    """A 5 KB freestanding static sampler (raw syscalls), or None without the cross compiler."""
+    compiler = shutil.which(PROBE_CC)
+    if compiler is None:
+        return None
+    (work / "probe.c").write_text(PROBE_C)
+    subprocess.run([compiler, "-Os", "-static", "-nostdlib", "-ffreestanding",
+                    "-fno-stack-protector", f"-DPERIOD_NS={period_ms * 1_000_000}L",
+                    "-Wl,--build-id=none", "-s", "-o", str(work / "probe"), str(work / "probe.c")],
+                   check=True, capture_output=True)
+    return (work / "probe").read_bytes()
+
+
+def _busybox_probe(work: Path, period_ms: int, cache_dir: Path | None) -> list[Entry]:
+    debs = debpkg.fetch_packages(["busybox-static"], ARCH, cache_dir or default_cache_dir())
+    debpkg.unpack_package(debs[0], work)
+    script = PROBE_SH.format(interval=period_ms / 1000).encode()
+    return [Entry("probe/busybox", "file", 0o755, _resolve(work, "bin/busybox").read_bytes()),
+            Entry("probe/init", "file", 0o755, script)]
+
+
+def probe_entries(period_ms: int = 100, cache_dir: Path | None = None) -> list[Entry]:
+    """/probe/init: mounts proc, forks a MemAvailable sampler (a line every *period_ms* on the
+    console: `probe: MemAvailable: N kB`), and execs /init as PID 1."""
+    work = Path(tempfile.mkdtemp(prefix="probe-"))
+    try:
+        binary = _c_probe(work, period_ms)
+        if binary is not None:
+            return [Entry("probe", "dir"), Entry("probe/init", "file", 0o755, binary)]
+        return [Entry("probe", "dir"), *_busybox_probe(work, period_ms, cache_dir)]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def probed_rd(capture_rd: Path, out_path: Path, period_ms: int = 100,
               cache_dir: Path | None = None) -> tuple[Path, int]:
-    """*capture_rd* byte for byte, followed by a second cpio adding a MemAvailable sampler.
+    """*capture_rd* byte for byte, followed by a second cpio holding the MemAvailable probe.
 
     The kernel unpacks concatenated archives in turn, so the original rd stays intact; boot it
-    with `rdinit=/probe/init` (PROBE_RDINIT), which starts the sampler and execs /init.
-    Returns the path and the probe's own rootfs cost in bytes (to correct the readings).
+    with `rdinit=/probe/init` (PROBE_RDINIT). Returns the path and the probe's own rootfs
+    cost in bytes (to correct the readings).
     """
-    stage = Path(tempfile.mkdtemp(prefix="probe-"))
-    try:
-        debs = debpkg.fetch_packages(["busybox-static"], ARCH, cache_dir or default_cache_dir())
-        debpkg.unpack_package(debs[0], stage)
-        busybox = _resolve(stage, "bin/busybox").read_bytes()
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
-    script = PROBE_INIT.format(interval=interval).encode()
-    entries = [Entry("probe", "dir"), Entry("probe/busybox", "file", 0o755, busybox),
-               Entry("probe/init", "file", 0o755, script)]
+    entries = probe_entries(period_ms, cache_dir)
     extra = write_rd(entries, out_path.with_suffix(".probe.cpio"))
     with open(out_path, "wb") as out:
         out.write(capture_rd.read_bytes())
         out.write(b"\0" * (-capture_rd.stat().st_size % 4))
         out.write(extra.read_bytes())
     extra.unlink()
-    return out_path, len(busybox) + len(script)
+    return out_path, sum(len(e.data) for e in entries)
 
 
 def list_rd(path: Path) -> list[str]:

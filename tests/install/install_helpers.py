@@ -1,0 +1,193 @@
+"""Helpers for the install / zipl / dumpdisk-prepare tests."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from zfcpdump_builder import install, zipl
+from zfcpdump_builder.events import Reporter
+
+MIB = 1 << 20
+C_SOURCE = textwrap.dedent("""\
+    #define STR_(x) #x
+    #define STRINGIFY(x) STR_(x)
+    const char *zfcpdump_paths[] = {
+    #ifdef SEPARATE
+        STRINGIFY(ZFCPDUMP_DIR), "%s/%s", STRINGIFY(IMG), STRINGIFY(RD),
+    #else
+        STRINGIFY(ZFCPDUMP_DIR) "/" STRINGIFY(IMG), STRINGIFY(ZFCPDUMP_DIR) "/" STRINGIFY(RD),
+    #endif
+    #ifdef EXTRA
+        STRINGIFY(ZFCPDUMP_DIR) "/" STRINGIFY(EXTRA),
+    #endif
+        "Usage: zipl [OPTIONS] [SECTION]", "1.8.2",
+    };
+    int main(int argc, char **argv) { (void)argv; return zfcpdump_paths[argc % 4][0]; }
+    """)
+
+
+class TextReporter(Reporter):
+    """A plain reporter whose output the test can read."""
+
+    def __init__(self) -> None:
+        super().__init__(io.StringIO(), verbose=True)
+
+    @property
+    def text(self) -> str:
+        return self.stream.getvalue()  # type: ignore[attr-defined]
+
+
+def make_out(folder: Path, tag: str = "v1", image_size: int = 3 * MIB // 2, rd_size: int = MIB) -> Path:
+    """A fake build output: OUT/zfcpdump.image and OUT/zfcpdump.rd with recognisable bytes."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, size in (("zfcpdump.image", image_size), ("zfcpdump.rd", rd_size)):
+        unit = f"<{tag}:{name}>".encode()
+        (folder / name).write_bytes((unit * (size // len(unit) + 1))[:size])
+    return folder
+
+
+def snapshot(folder: Path) -> dict[str, tuple[str, str]]:
+    """Every entry of *folder*: ('link', target) or ('file', content-hash + mode)."""
+    state = {}
+    for entry in sorted(folder.iterdir()) if folder.is_dir() else []:
+        if entry.is_symlink():
+            state[entry.name] = ("link", os.readlink(entry))
+        else:
+            mode = entry.stat().st_mode & 0o7777
+            state[entry.name] = ("file", f"{zipl.sha256(entry)} {mode:o}")
+    return state
+
+
+def plan_for(out: Path, folder: Path, layout: str, link: str) -> install.Plan:
+    target = zipl.Target(zipl.LAYOUTS[layout], "/lib/s390-tools/zfcpdump", "test")
+    image, rd = install.artifacts(out)
+    return install.make_plan(image, rd, folder, target, link)
+
+
+def compile_fake_zipl(dest: Path, directory: str, image: str, rd: str, *,
+                      separate: bool = False, extra: str | None = None) -> Path:
+    """A synthetic zipl: an ELF whose .rodata holds the paths as s390-tools compiles them in.
+
+    Linked without a libc (it is read, never run), so a bare cross compiler will do.
+    """
+    compiler = shutil.which("s390x-linux-gnu-gcc") or shutil.which("gcc") or shutil.which("cc")
+    if compiler is None:
+        pytest.skip("no C compiler for the synthetic zipl binaries")
+    source = dest.with_suffix(".c")
+    source.write_text(C_SOURCE)
+    defines = [f"-DZFCPDUMP_DIR={directory}", f"-DIMG={image}", f"-DRD={rd}"]
+    defines += ["-DSEPARATE"] if separate else []
+    defines += [f"-DEXTRA={extra}"] if extra else []
+    subprocess.run([compiler, "-O1", "-nostdlib", "-static", "-Wl,-e,main", "-o", str(dest), str(source), *defines], check=True)
+    return dest
+
+
+def fake_zipl_script(dest: Path, log: Path, exit_code: int = 0) -> Path:
+    """A stand-in zipl that records its arguments; its text names the >= 2.7 paths."""
+    dest.write_text("#!/bin/sh\n"
+                    "# /lib/s390-tools/zfcpdump/zfcpdump-image /lib/s390-tools/zfcpdump/zfcpdump-initrd\n"
+                    f'echo "$@" > {log}\nexit {exit_code}\n')
+    dest.chmod(0o755)
+    return dest
+
+
+def real_zipl() -> Path:
+    """Debian's s390x zipl (s390-tools 2.16), from the shared test root or its own unpack."""
+    from tests.support import zgetdump
+
+    try:
+        root = zgetdump.ensure_root()
+        if (root / "sbin" / "zipl").is_file():
+            return root / "sbin" / "zipl"
+    except zgetdump.ZgetdumpUnavailable:
+        pass
+    from zfcpdump_builder.debpkg import fetch_packages, unpack_package
+
+    base = zgetdump.cache_base()
+    dest = base / "test-s390-tools-zipl"
+    if not (dest / "sbin" / "zipl").is_file():
+        try:
+            debs = fetch_packages(["s390-tools"], "s390x", base)
+        except Exception as exc:  # noqa: BLE001 - no apt or no network: skip, with the reason
+            pytest.skip(f"cannot fetch s390-tools:s390x: {exc}")
+        unpack_package(debs[0], dest)
+    return dest / "sbin" / "zipl"
+
+
+def need_root() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+
+
+def mount(kind: str, where: Path, *options: str) -> None:
+    opts = ["-o", ",".join(options)] if options else []
+    res = subprocess.run(["mount", "-t", kind, *opts, kind, str(where)], capture_output=True, text=True)
+    if res.returncode != 0:
+        pytest.skip(f"cannot mount {kind}: {res.stderr.strip()}")
+
+
+def umount(where: Path) -> None:
+    subprocess.run(["umount", "-l", str(where)], capture_output=True, check=False)
+
+
+class LoopDisk:
+    """A 64 MiB disk image with two DOS partitions on a loop device (root only), or a skip."""
+
+    def __init__(self, image: Path) -> None:
+        need_root()
+        for tool in ("losetup", "sfdisk", "partx"):
+            if shutil.which(tool) is None:
+                pytest.skip(f"{tool} is not installed")
+        with open(image, "wb") as handle:
+            handle.truncate(64 * MIB)
+        subprocess.run(["sfdisk", "-q", str(image)], input="label: dos\n,32M,L\n,,L\n",
+                       text=True, check=True, capture_output=True)
+        res = subprocess.run(["losetup", "-f", "--show", "-P", str(image)], capture_output=True, text=True)
+        if res.returncode != 0:
+            pytest.skip(f"losetup not permitted: {res.stderr.strip()}")
+        self.dev = res.stdout.strip()
+        self.name = Path(self.dev).name
+        self.made: list[Path] = []
+        self.mounts: list[Path] = []
+        if not Path(f"/sys/block/{self.name}/{self.name}p1").exists():
+            subprocess.run(["partx", "-a", self.dev], capture_output=True, check=False)
+
+    def part(self, number: int) -> str:
+        node = Path(f"{self.dev}p{number}")
+        sys_dev = Path(f"/sys/block/{self.name}/{self.name}p{number}/dev")
+        if not node.exists() and sys_dev.exists():
+            major, minor = sys_dev.read_text().strip().split(":")
+            subprocess.run(["mknod", str(node), "b", major, minor], check=True)
+            self.made.append(node)
+        if not node.exists():
+            self.close()
+            pytest.skip(f"no partition node {node}")
+        return str(node)
+
+    def mount_ext4(self, number: int, where: Path) -> None:
+        part = self.part(number)
+        if shutil.which("mkfs.ext4") is None:
+            pytest.skip("mkfs.ext4 is not installed")
+        subprocess.run(["mkfs.ext4", "-q", "-F", part], check=True, capture_output=True)
+        where.mkdir(parents=True, exist_ok=True)
+        res = subprocess.run(["mount", part, str(where)], capture_output=True, text=True)
+        if res.returncode != 0:
+            pytest.skip(f"cannot mount {part}: {res.stderr.strip()}")
+        self.mounts.append(where)
+
+    def close(self) -> None:
+        for where in self.mounts:
+            umount(where)
+        self.mounts = []
+        subprocess.run(["partx", "-d", self.dev], capture_output=True, check=False)
+        for node in self.made:
+            node.unlink(missing_ok=True)
+        self.made = []
+        subprocess.run(["losetup", "-d", self.dev], capture_output=True, check=False)
