@@ -15,8 +15,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from elftools.elf.elffile import ELFFile
-
 from .errors import BudgetError
 from .events import Reporter
 
@@ -35,6 +33,8 @@ class BudgetItem:
 
 def kernel_static_size(vmlinux: Path) -> int:
     """Bytes the loaded kernel occupies: the sum of its PT_LOAD memory sizes."""
+    from elftools.elf.elffile import ELFFile  # imported here: only builds need it
+
     with open(vmlinux, "rb") as handle:
         elf = ELFFile(handle)
         return sum(seg["p_memsz"] for seg in elf.iter_segments() if seg["p_type"] == "PT_LOAD")

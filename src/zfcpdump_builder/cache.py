@@ -48,6 +48,25 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def cached_file_sha256(path: Path) -> str:
+    """file_sha256 for large, immutable downloads: memoised in a sidecar keyed by size and mtime."""
+    stat = path.stat()
+    stamp = f"{stat.st_size}:{stat.st_mtime_ns}"
+    sidecar = path.with_name(path.name + ".sha256")
+    try:
+        recorded_stamp, digest = sidecar.read_text().split()
+        if recorded_stamp == stamp:
+            return digest
+    except (OSError, ValueError):
+        pass
+    digest = file_sha256(path)
+    try:
+        sidecar.write_text(f"{stamp} {digest}\n")
+    except OSError:
+        pass
+    return digest
+
+
 def tree_sha256(root: Path) -> str:
     """Hash a directory's relative paths, modes, link targets and file contents."""
     digest = hashlib.sha256()

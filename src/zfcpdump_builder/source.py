@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from . import debpkg
-from .cache import StageOutput, Store, file_sha256, hash_inputs
+from .cache import StageOutput, Store, cached_file_sha256, file_sha256, hash_inputs
 from .errors import SourceError
 from .events import Reporter
 
@@ -114,7 +114,7 @@ def _debian_archive(source: KernelSource, cache_dir: Path, offline: bool) -> tup
     else:
         deb = debpkg.fetch_packages([source.location], arch, cache_dir)[0]
     identity = {"kind": "debian", "package": source.location, "file": deb.name,
-                "sha256": file_sha256(deb)}
+                "sha256": cached_file_sha256(deb)}
     return deb, identity
 
 
@@ -196,7 +196,7 @@ def peek(source: KernelSource, store: Store, cache_dir: Path) -> SourceTree | No
         if not found:
             return None
         identity: dict[str, Any] = {"kind": "debian", "package": source.location,
-                                    "file": found[-1].name, "sha256": file_sha256(found[-1])}
+                                    "file": found[-1].name, "sha256": cached_file_sha256(found[-1])}
     else:
         identity = {"kind": "tarball", "sha256": source.sha256}
     key = hash_inputs(identity)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import errno
 import hashlib
+import json
 import os
 import re
 import shlex
@@ -26,7 +27,7 @@ import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.constants import SH_FLAGS
@@ -35,6 +36,7 @@ from elftools.elf.sections import Section
 
 from .errors import BudgetError, BuildError, InstallError
 from .events import Reporter
+from .recipe import Recipe, parse_size
 
 BASE_IMAGE = "zfcpdump.image"
 BASE_RD = "zfcpdump.rd"
@@ -268,12 +270,26 @@ def _norm(path: str) -> str:
     return os.path.normpath(path)
 
 
+def _disagreement(choice: Choice, layout: Layout) -> tuple[str, ...]:
+    """A note when an explicitly chosen layout is not what the given zipl binary reads."""
+    if choice.zipl is None:
+        return ()
+    try:
+        detected = detect(choice.zipl)
+    except InstallError:
+        return ()
+    if detected.layout == layout:
+        return ()
+    return (f"{detected.binary} reads {detected.image_path}, not {layout.image} ({layout.name}): "
+            "that zipl will not find the image",)
+
+
 def resolve(choice: Choice) -> Target:
     """Layout and directory: explicit choice > recipe > detection from a zipl binary."""
     explicit = _explicit_layout(choice)
     if explicit is not None:
         directory, notes = _directory(choice, None)
-        return Target(explicit[0], directory, explicit[1], None, notes)
+        return Target(explicit[0], directory, explicit[1], None, notes + _disagreement(choice, explicit[0]))
     detected = detect(_zipl_to_read(choice))
     directory, notes = _directory(choice, detected)
     if detected.rd_path is None:
@@ -563,22 +579,46 @@ def layout_arguments(parser: argparse.ArgumentParser) -> None:
 
 # --- `dumpdisk prepare` ----------------------------------------------------------------
 
-def _external_budget(image: Path, rd: Path, loaded: object) -> Check | None:
-    """`zfcpdump_builder.budget.check_artifacts(image, rd, recipe)`, when that module exists."""
+def _manifest_pair(manifest: Any) -> tuple[Any, Any]:
+    outputs = manifest.get("outputs", {}) if isinstance(manifest, dict) else {}
+    return tuple(outputs.get(name, {}).get("sha256") for name in (BASE_IMAGE, BASE_RD))  # type: ignore[return-value]
+
+
+def find_manifest(image: Path, rd: Path, candidates: list[Path]) -> tuple[Path, dict[str, Any]] | None:
+    """The first build manifest whose zfcpdump.image/.rd are exactly *image* and *rd*."""
+    wanted = (sha256(image), sha256(rd))
+    for path in candidates:
+        try:
+            manifest = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if _manifest_pair(manifest) == wanted:
+            return path, manifest
+    return None
+
+
+def memory_budget_check(image: Path, rd: Path, loaded: Recipe, out: Path | None,
+                        reporter: Reporter) -> Check:
+    """The build's full memory budget (budget.check) for the installed pair, from its manifest."""
+    from . import budget
+
+    candidates = [out / "manifest.json"] if out else [Path("out") / loaded.name / "manifest.json"]
+    found = find_manifest(image, rd, candidates)
+    if found is None or not found[1].get("memory_budget"):
+        return Check("memory budget", "warn", f"no build manifest ({', '.join(map(str, candidates))}) "
+                     "matches the installed pair: only image + rd were checked (pass --from OUT)")
+    path, manifest = found
+    memory = parse_size(loaded.get("budget.memory"))
+    figures = manifest["memory_budget"]
+    entries = [budget.BudgetItem(name, int(size), "from the build") for name, size in figures.items()
+               if name not in ("total", "memory")]
     try:
-        from . import budget  # type: ignore[attr-defined]
-    except ModuleNotFoundError as exc:
-        if exc.name != f"{__package__}.budget":
-            raise
-        return None
-    check = getattr(budget, "check_artifacts", None)
-    if not callable(check):
-        return None
-    try:
-        detail = check(image, rd, loaded)
-    except BuildError as exc:
-        return fail("memory budget", exc.message, exc.hint, type(exc))
-    return ok("memory budget", str(detail or "budget.check_artifacts passed"))
+        totals = budget.check(entries, memory, reporter)
+    except BudgetError as exc:
+        return fail("memory budget", exc.message, exc.hint, BudgetError)
+    built_for = f"; the build assumed {figures['memory'] >> 20} MiB" if figures.get("memory") != memory else ""
+    return ok("memory budget", f"{totals['total'] / (1 << 20):.1f} MiB of {memory >> 20} MiB "
+                               f"(figures from {path}{built_for})")
 
 
 def _zipl_check(binary: Path | None, dry_run: bool) -> Check:
@@ -590,9 +630,9 @@ def _zipl_check(binary: Path | None, dry_run: bool) -> Check:
                 hint="install s390-tools, or name the binary with --zipl PATH")
 
 
-def _artifact_stage(folder: Path, target: Target, loaded: object, out: Path | None) -> list[Check]:
+def _artifact_stage(folder: Path, target: Target, loaded: Recipe, out: Path | None,
+                    reporter: Reporter) -> list[Check]:
     from .install import JOURNAL, pending
-    from .recipe import parse_size
 
     if pending(folder):
         return [fail("install state", f"an interrupted install left {folder / JOURNAL}",
@@ -601,23 +641,24 @@ def _artifact_stage(folder: Path, target: Target, loaded: object, out: Path | No
     if any(c.failed for c in checks):
         return checks
     image, rd = folder / target.layout.image, folder / target.layout.rd
-    checks.append(budget_check(image, rd, parse_size(loaded.get("budget.memory"))))  # type: ignore[attr-defined]
-    external = _external_budget(image, rd, loaded)
-    checks += [external] if external else []
+    checks.append(budget_check(image, rd, parse_size(loaded.get("budget.memory"))))
+    if not checks[-1].failed:
+        checks.append(memory_budget_check(image, rd, loaded, out, reporter))
     return checks + (out_checks(folder, target, out) if out is not None else [])
 
 
-def preflight(args: argparse.Namespace, loaded: object) -> tuple[Target, list[Check], Path | None]:
+def preflight(args: argparse.Namespace, loaded: Recipe,
+              reporter: Reporter) -> tuple[Target, list[Check], Path | None]:
     """Every check `dumpdisk prepare` makes before it runs zipl."""
     binary = args.zipl or find_zipl()
     target = resolve(Choice(layout=args.layout, directory=args.install_dir, zipl=binary,
-                            recipe_layout=loaded.get("install.zipl_layout"),  # type: ignore[attr-defined]
-                            recipe_dir=loaded.get("install.dir")))  # type: ignore[attr-defined]
+                            recipe_layout=loaded.get("install.zipl_layout"),
+                            recipe_dir=loaded.get("install.dir")))
     checks = [_zipl_check(binary, args.dry_run),
               ok("layout", f"{target.layout.name} in {target.directory} ({target.reason})")]
     checks += [Check("layout", "warn", note) for note in target.notes]
     out = args.from_dir.resolve() if args.from_dir else None
-    checks += _artifact_stage(Path(target.directory), target, loaded, out)
+    checks += _artifact_stage(Path(target.directory), target, loaded, out, reporter)
     checks += device_checks(args.device)
     return target, checks, binary
 
@@ -628,7 +669,7 @@ def prepare_cmd(args: argparse.Namespace, reporter: Reporter) -> int:
     from .cli import recipe_name
 
     loaded = recipe.load(recipe_name(args))
-    _, checks, binary = preflight(args, loaded)
+    _, checks, binary = preflight(args, loaded, reporter)
     report_checks(checks, reporter)
     raise_first_failure(checks)
     command = dump_command(args.device, str(binary or "zipl"), args.yes)

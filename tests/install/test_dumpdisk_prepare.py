@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import pytest
-from install_helpers import LoopDisk, TextReporter, fake_zipl_script
-from tests.conftest import CliRun, run_cli
+from install_helpers import MIB, LoopDisk, TextReporter, fake_zipl_script
 
+from support.buildcli import CliRun, run_cli
 from zfcpdump_builder import install, recipe, zipl
 from zfcpdump_builder.errors import BudgetError, InstallError
 
@@ -108,6 +109,31 @@ def test_over_budget_is_a_budget_error(tmp_path: Path, zdir: Path, loopdisk: Loo
     assert "of budget.memory 2 MiB" in run.error()["message"]
 
 
+def write_manifest(out: Path, memory_budget: dict[str, int]) -> None:
+    outputs = {name: {"sha256": zipl.sha256(out / name), "size": (out / name).stat().st_size}
+               for name in ("zfcpdump.image", "zfcpdump.rd")}
+    (out / "manifest.json").write_text(json.dumps({"outputs": outputs, "memory_budget": memory_budget}))
+
+
+FIGURES = {"kernel image (vmlinux PT_LOAD)": 6 * MIB, "kernel boot allocations": 3 * MIB + 512 * 1024,
+           "initramfs, compressed": 2 * MIB, "initramfs, unpacked": 8 * MIB, "writer headroom": 8 * MIB}
+
+
+def test_the_build_manifest_gives_the_full_memory_budget(zdir: Path, out: Path, loopdisk: LoopDisk) -> None:
+    part = loopdisk.part(1)
+    run = prepare(part, zdir, "--layout", "2.7+", "--dry-run")
+    assert checks(run)["memory budget"] == "warn"  # no manifest: only image + rd were checked
+    write_manifest(out, FIGURES | {"total": 27 * MIB + 512 * 1024, "memory": 32 * MIB})
+    run = prepare(part, zdir, "--layout", "2.7+", "--from", str(out), "--dry-run")
+    assert run.code == 0, run.stderr + str(run.events)
+    assert checks(run)["memory budget"] == "ok"
+    assert any(e["title"] == "dump memory budget" for e in run.of("table"))
+    write_manifest(out, FIGURES | {"initramfs, unpacked": 14 * MIB})
+    run = prepare(part, zdir, "--layout", "2.7+", "--from", str(out), "--dry-run")
+    assert run.code == BudgetError.exit_code
+    assert "MiB over" in run.error()["message"]
+
+
 def test_from_out_must_be_the_installed_build(zdir: Path, out: Path, out2: Path, loopdisk: LoopDisk) -> None:
     part = loopdisk.part(1)
     assert prepare(part, zdir, "--layout", "2.7+", "--from", str(out), "--dry-run").code == 0
@@ -135,10 +161,10 @@ def test_no_zipl_is_an_error_outside_dry_run(zdir: Path, loopdisk: LoopDisk,
     monkeypatch.setattr(zipl, "find_zipl", lambda root=None: None)
     args = type("Args", (), {"zipl": None, "layout": "2.7+", "install_dir": str(zdir), "from_dir": None,
                              "device": loopdisk.part(1), "dry_run": False})()
-    _, found, _ = zipl.preflight(args, recipe.load("default"))
+    _, found, _ = zipl.preflight(args, recipe.load("default"), TextReporter())
     assert [c for c in found if c.name == "zipl"][0].failed
     args.dry_run = True
-    _, found, _ = zipl.preflight(args, recipe.load("default"))
+    _, found, _ = zipl.preflight(args, recipe.load("default"), TextReporter())
     assert [c.status for c in found if c.name == "zipl"] == ["warn"]
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 from install_helpers import TextReporter, mount, need_root, plan_for, snapshot, umount
-from tests.conftest import run_cli
 
+from support.buildcli import run_cli
 from zfcpdump_builder import install, recipe
 from zfcpdump_builder.errors import InstallError
 

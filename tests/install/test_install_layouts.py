@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 from install_helpers import TextReporter, compile_fake_zipl, plan_for, snapshot
-from tests.conftest import run_cli
 
+from support.buildcli import run_cli
 from zfcpdump_builder import install, recipe, zipl
 from zfcpdump_builder.errors import InstallError
 

@@ -100,6 +100,8 @@ def test_resolve_prefers_explicit_choices(debian_zipl: Path) -> None:
     assert zipl.resolve(zipl.Choice(recipe_layout="2.0-2.6", host_detection=False)).layout.name == "2.0-2.6"
     both = zipl.Choice(layout="pre-2.0", recipe_layout="2.0-2.6", zipl=debian_zipl)
     assert zipl.resolve(both).layout.name == "pre-2.0"
+    assert any("will not find the image" in note for note in zipl.resolve(both).notes)
+    assert zipl.resolve(zipl.Choice(layout="2.7+", zipl=debian_zipl)).notes == ()
     assert zipl.resolve(zipl.Choice(zipl=debian_zipl, host_detection=False)).layout.name == "2.7+"
 
 

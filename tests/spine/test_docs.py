@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import re
 
-from conftest import ROOT
-
+from support.buildcli import ROOT
 from zfcpdump_builder.schema import markdown_table
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import signal
 import subprocess
@@ -13,7 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, BuiltRecipe, run_cli, test_cache_dir
+
+from support.buildcli import ROOT, BuiltRecipe, run_cli, shared_cache_dir
 
 REQUIRED = ["CRASH_DUMP", "PROC_VMCORE", "BLK_DEV_INITRD", "ZFCP", "BLK_DEV_SD",
             "MSDOS_PARTITION", "EFI_PARTITION", "DEBUG_FS"]
@@ -132,39 +134,61 @@ def test_compile_error_shows_log_tail_and_path(tmp_path: Path, built_default: Bu
     assert "Traceback" not in run.stderr
 
 
+def unique_suffix() -> str:
+    """A LOCALVERSION never built before, so the kernel stage cannot be a cache hit."""
+    return f"-t{os.getpid()}{time.monotonic_ns() % 10**9}"
+
+
 def test_one_symbol_change_rebuilds_incrementally(tmp_path: Path, built_default: BuiltRecipe) -> None:
     # Same recipe name as the default, so it shares the default's O= workspace.
-    recipe = child_recipe(tmp_path, "kernel:\n  config:\n    set: {PRINTK_TIME: n}\n", name="default")
+    suffix = unique_suffix()
+    recipe = child_recipe(tmp_path, f"kernel:\n  config:\n    set: {{LOCALVERSION: \"{suffix}\"}}\n",
+                          name="default")
     run = run_cli("build", str(recipe), "--out", str(tmp_path / "out"))
     assert run.code == 0, run.stderr
     kernel = next(e for e in run.of("stage-finish") if e["stage"] == "kernel")
     assert kernel["cached"] is False
-    log = (test_cache_dir() / "logs" / "default" / "kernel-build.log").read_text()
+    log = (shared_cache_dir() / "logs" / "default" / "kernel-build.log").read_text()
     compiled = [line for line in log.splitlines() if line.lstrip().startswith("CC ")]
     assert 0 < len(compiled) < 100, f"{len(compiled)} files recompiled for one symbol"
-    assert config_symbols(tmp_path / "out" / "kernel.config").get("PRINTK_TIME", "n") == "n"
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["kernel"]["release"].endswith(suffix)
+
+
+def private_cache(tmp_path: Path) -> Path:
+    """An empty stage cache that shares only the downloaded packages (hard links)."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    for folder in ("debs", "apt-s390x", "apt-amd64"):
+        if (shared_cache_dir() / folder).is_dir():
+            subprocess.run(["cp", "-al", str(shared_cache_dir() / folder), str(cache / folder)], check=True)
+    return cache
 
 
 def test_interrupted_build_is_never_reused(tmp_path: Path, built_default: BuiltRecipe) -> None:
-    recipe = child_recipe(tmp_path, "kernel:\n  config:\n    set: {NR_CPUS: 3}\n", name="interrupt")
+    cache = private_cache(tmp_path)  # always cold, so there is a build to interrupt
+    recipe = child_recipe(tmp_path, "", name="interrupt")
     command = [sys.executable, str(ROOT / "build.py"), "build", str(recipe), "--json",
-               "--out", str(tmp_path / "out"), "--cache-dir", str(test_cache_dir())]
+               "--out", str(tmp_path / "out"), "--cache-dir", str(cache)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     assert process.stdout is not None
     for line in process.stdout:
         if '"stage-start"' in line and '"kernel"' in line:
             break
-    time.sleep(8)
+    time.sleep(5)
     process.send_signal(signal.SIGINT)
     rest = process.stdout.read()
     assert process.wait(timeout=120) == 130
     assert '"interrupted"' in rest
     assert not (tmp_path / "out").exists()
-    again = run_cli("build", str(recipe), "--out", str(tmp_path / "out"))
+    assert not list((cache / "objects").glob("kernel-*"))
+    assert not list((cache / "tmp").glob("*"))
+    again = run_cli("build", str(recipe), "--out", str(tmp_path / "out"), cache=cache)
     assert again.code == 0, again.stderr
     kernel = next(e for e in again.of("stage-finish") if e["stage"] == "kernel")
     assert kernel["cached"] is False
-    assert config_symbols(tmp_path / "out" / "kernel.config")["NR_CPUS"] == "3"
+    built = (tmp_path / "out" / "zfcpdump.image").read_bytes()
+    assert built == (built_default.out / "zfcpdump.image").read_bytes()
 
 
 def test_full_disk_while_unpacking(tmp_path: Path) -> None:
