@@ -29,7 +29,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
 def _recipe_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("recipe_pos", nargs="?", metavar="RECIPE",
                         help="recipe name in recipes/ or a path to a YAML file (default: default)")
-    parser.add_argument("--recipe", "-r", dest="recipe_opt", metavar="RECIPE", help=argparse.SUPPRESS)
+    parser.add_argument("--recipe", "-r", dest="recipe_opt", metavar="RECIPE",
+                        help="the recipe, as an option (handy after other positional arguments)")
 
 
 def recipe_name(args: argparse.Namespace) -> str:

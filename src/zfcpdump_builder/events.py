@@ -27,6 +27,19 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 SCHEMA_VERSION = 1
+# Every event's required fields and their JSON types (None allowed where listed with it).
+EVENT_SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
+    "stage-start": {"stage": (str,), "key": (str,)},
+    "stage-finish": {"stage": (str,), "key": (str,), "cached": (bool,), "seconds": (int, float)},
+    "cache-hit": {"stage": (str,), "key": (str,)},
+    "progress": {"stage": (str,), "done": (int,), "total": (int, type(None)), "unit": (str,)},
+    "message": {"level": (str,), "text": (str,)},
+    "artifact": {"name": (str,), "path": (str,), "sha256": (str,), "size": (int,)},
+    "table": {"title": (str,), "columns": (list,), "rows": (list,)},
+    "error": {"kind": (str,), "exit_code": (int,), "message": (str,), "hint": (str, type(None)),
+              "log": (str, type(None))},
+    "result": {"status": (str,), "exit_code": (int,)},
+}
 
 
 class Reporter:
