@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent
 VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
 
 try:
-    import jinja2, libarchive, rich, yaml  # noqa: E401, F401
+    import jinja2, libarchive, rich, yaml  # noqa: E401, F401, I001
 except ImportError:
     if VENV_PYTHON.exists() and Path(sys.executable).resolve() != VENV_PYTHON.resolve():
         os.execv(str(VENV_PYTHON), [str(VENV_PYTHON), str(Path(__file__).resolve()), *sys.argv[1:]])

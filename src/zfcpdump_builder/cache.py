@@ -17,12 +17,12 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import BuildError, HostError
+from .errors import HostError
 
 META_FILE = ".stage.json"
 
@@ -60,10 +60,8 @@ def cached_file_sha256(path: Path) -> str:
     except (OSError, ValueError):
         pass
     digest = file_sha256(path)
-    try:
+    with suppress(OSError):
         sidecar.write_text(f"{stamp} {digest}\n")
-    except OSError:
-        pass
     return digest
 
 
@@ -187,8 +185,3 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def require(condition: bool, error: BuildError) -> None:
-    if not condition:
-        raise error

@@ -11,7 +11,7 @@ import fcntl
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -163,17 +163,18 @@ def unpack_package(pkg: Path, dest: Path) -> list[str]:
     return extract_entries(_payload_entries(pkg), dest, pkg.name)
 
 
-def unpack_archive(archive: Path, dest: Path) -> list[str]:
+def unpack_archive(archive: Path, dest: Path, advance: Callable[[], None] | None = None) -> list[str]:
     """Extract any archive libarchive reads (tar.xz, tar.gz, cpio …) under *dest*."""
 
     def entries() -> Iterator[libarchive.ArchiveEntry]:
         with libarchive.file_reader(str(archive)) as reader:
             yield from reader
 
-    return extract_entries(entries(), dest, archive.name)
+    return extract_entries(entries(), dest, archive.name, advance)
 
 
-def extract_entries(entries: Iterator[libarchive.ArchiveEntry], dest: Path, what: str) -> list[str]:
+def extract_entries(entries: Iterator[libarchive.ArchiveEntry], dest: Path, what: str,
+                    advance: Callable[[], None] | None = None) -> list[str]:
     """Write *entries* under *dest* with plain file I/O, so a full disk raises instead of
     being logged as a warning (libarchive's own extractor only warns on failed writes)."""
     dest.mkdir(parents=True, exist_ok=True)
@@ -184,6 +185,8 @@ def extract_entries(entries: Iterator[libarchive.ArchiveEntry], dest: Path, what
             if rel:
                 _extract_entry(entry, dest, rel)
                 names.append(rel)
+            if advance is not None:
+                advance()
     except libarchive.ArchiveError as exc:
         raise SourceError(f"cannot read {what}: {exc}") from exc
     except OSError as exc:

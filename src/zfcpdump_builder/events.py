@@ -75,9 +75,9 @@ class Reporter:
         self.info(title)
         widths = [max(len(str(c)), *(len(str(r[i])) for r in rows)) if rows else len(c)
                   for i, c in enumerate(columns)]
-        self.info("  ".join(str(c).ljust(w) for c, w in zip(columns, widths)))
+        self.info("  ".join(str(c).ljust(w) for c, w in zip(columns, widths, strict=False)))
         for row in rows:
-            self.info("  ".join(str(v).ljust(w) for v, w in zip(row, widths)))
+            self.info("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=False)))
 
     def error(self, kind: str, exit_code: int, message: str,
               hint: str | None = None, log: str | None = None) -> None:

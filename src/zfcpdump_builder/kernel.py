@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from . import kconfig
-from .cache import Store, StageOutput, canonical_json, file_sha256
+from .cache import StageOutput, Store, canonical_json, file_sha256
 from .errors import CompileError
 from .events import ProgressHandle, Reporter
 from .source import SourceTree

@@ -182,9 +182,12 @@ def _unpack(archive: Path, out: Path, reporter: Reporter) -> dict[str, Any]:
     return {"kernel_version": kernel_version(out / "tree")}
 
 
+KERNEL_TREE_FILES = 84000  # linux 6.1: a progress estimate only
+
+
 def _extract_tarball(tarball: Path, dest: Path, reporter: Reporter) -> None:
-    reporter.info(f"[source] unpacking {tarball.name}")
-    debpkg.unpack_archive(tarball, dest)
+    with reporter.progress("source", f"unpacking {tarball.name}", KERNEL_TREE_FILES, "files") as bar:
+        debpkg.unpack_archive(tarball, dest, bar.advance)
 
 
 def peek(source: KernelSource, store: Store, cache_dir: Path) -> SourceTree | None:
