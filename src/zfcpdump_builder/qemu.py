@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from .errors import BuildError, HostError, TestBootError
 from .events import Reporter, RichReporter, make_reporter
@@ -207,7 +208,7 @@ def _require_files(spec: BootSpec) -> None:
             raise TestBootError(f"boot test: {label} {path} does not exist")
 
 
-def _pump(proc: subprocess.Popen[bytes], judge: ConsoleJudge, log: object,
+def _pump(proc: subprocess.Popen[bytes], judge: ConsoleJudge, log: BinaryIO,
           deadline: float) -> tuple[bool, bool]:
     """Read the console until QEMU exits, a stop condition holds, or the deadline passes.
 
@@ -226,8 +227,8 @@ def _pump(proc: subprocess.Popen[bytes], judge: ConsoleJudge, log: object,
                 data = os.read(fd, 65536)
                 if not data:
                     return False, False
-                log.write(data)  # type: ignore[attr-defined]
-                log.flush()  # type: ignore[attr-defined]
+                log.write(data)
+                log.flush()
                 judge.feed(data)
             if judge.should_stop():
                 return False, True
@@ -285,14 +286,14 @@ def boot(spec: BootSpec, reporter: Reporter | None = None, echo: bool = True) ->
                       log_path, argv)
 
 
-def _drain(proc: subprocess.Popen[bytes], judge: ConsoleJudge, log: object) -> None:
+def _drain(proc: subprocess.Popen[bytes], judge: ConsoleJudge, log: BinaryIO) -> None:
     assert proc.stdout is not None
     try:
         rest = proc.stdout.read() or b""
     except (BlockingIOError, ValueError):
         rest = b""
     if rest:
-        log.write(rest)  # type: ignore[attr-defined]
+        log.write(rest)
         judge.feed(rest)
     proc.stdout.close()
 
