@@ -246,7 +246,6 @@ def section_initramfs(opts: Options) -> dict[str, Any]:
                     initramfs_sizes.measure_layout(variant, opts.cache, work))
             finally:
                 shutil.rmtree(work, ignore_errors=True)
-    smoke = opts.smoke
     figs: list[dict[str, Any]] = []
     notes: list[str] = []
     for variant, runs in per_variant.items():

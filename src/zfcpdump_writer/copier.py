@@ -133,21 +133,43 @@ class Disk:
         self.fd = self.dfd = -1
 
 
+MEM_SAMPLE_INTERVAL = 0.25
+
+
+def mem_available_kib(meminfo: str) -> int | None:
+    for line in meminfo.splitlines():
+        if line.startswith("MemAvailable:"):
+            fields = line.split()
+            return int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else None
+    return None
+
+
 class Progress:
     """A line about every *interval* seconds: MB done, %, MB/s, ETA."""
 
     def __init__(self, sysm: System, say: Callable[[str], None], total: int,
                  interval: float) -> None:
         self.sysm, self.say, self.total, self.interval = sysm, say, max(total, 1), interval
-        self.start = self.last = sysm.monotonic()
+        self.start = self.last = self.last_sample = sysm.monotonic()
         self.done = 0
+        self.mem_low_kib: int | None = None
+        self.sample_memory()
 
     def add(self, n: int) -> None:
         self.done += n
         now = self.sysm.monotonic()
+        if now - self.last_sample >= MEM_SAMPLE_INTERVAL:
+            self.last_sample = now
+            self.sample_memory()
         if now - self.last >= self.interval:
             self.last = now
             self.say(self.line(now))
+
+    def sample_memory(self) -> None:
+        """Track the lowest MemAvailable seen: the dump environment's real headroom."""
+        available = mem_available_kib(self.sysm.read_text_or("/proc/meminfo", "") or "")
+        if available is not None and (self.mem_low_kib is None or available < self.mem_low_kib):
+            self.mem_low_kib = available
 
     def rate(self, now: float) -> float:
         return self.done / MB / max(now - self.start, 1e-6)

@@ -331,6 +331,9 @@ class Dump:
                 self.disk = None
         self.say(f"{src.size // MB} MB in {self.sysm.monotonic() - progress.start:.1f} s "
                  f"({progress.rate(self.sysm.monotonic()):.1f} MB/s)", 1)
+        progress.sample_memory()
+        if progress.mem_low_kib is not None:
+            self.say(f"MemAvailable: {progress.mem_low_kib} kB (the lowest seen while copying)", 1)
 
     def _copy_body(self, copier: Copier) -> None:
         plan = self.src.plan

@@ -88,6 +88,12 @@ def test_capture_side_has_at_most_32_mib(run: KdumpRun) -> None:
     assert kib <= 32 * 1024
 
 
+def test_writer_reports_its_memory_low_point(run: KdumpRun) -> None:
+    low = sc.mem_available_low_kib(run.result.console)
+    assert low is not None, "the writer printed no MemAvailable line"
+    assert 0 < low < 32 * 1024, f"MemAvailable {low} kB cannot be right in a 32 MiB guest"
+
+
 def test_zgetdump_accepts_the_partition(run: KdumpRun) -> None:
     assert run.info.returncode == 0, run.info.stderr.decode(errors="replace")
     assert run.convert.returncode == 0, run.convert.stderr.decode(errors="replace")
