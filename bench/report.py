@@ -277,7 +277,8 @@ def render(doc: dict[str, Any]) -> str:
                 lines += ["```", sec["traceback"].strip()[-1500:], "```", ""]
             continue
         carried = " (carried over from an earlier run)" if sec.get("carried_over") else ""
-        lines += [f"Mode: {sec['mode']}, {sec['runs']} run(s), measured {sec['date']} in "
+        runs = "two builds compared" if name == "reproducibility" else f"{sec['runs']} run(s)"
+        lines += [f"Mode: {sec['mode']}, {runs}, measured {sec['date']} in "
                   f"{fmt(sec['seconds'], 's')} s{carried}.", ""]
         if sec.get("machine") and sec["machine"] != {k: doc["machine"].get(k) for k in sec["machine"]}:
             lines += [f"Machine for this section: {_machine_line(sec['machine'])}", ""]

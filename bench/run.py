@@ -390,9 +390,10 @@ def _now() -> str:
 
 def run_section(name: str, opts: Options) -> dict[str, Any]:
     started = time.monotonic()
+    runs = 1 if name == "reproducibility" else opts.runs  # one comparison of two builds
     head = {"title": TITLES[name], "date": _now(), "mode": "smoke" if opts.smoke else "full",
-            "runs": opts.runs, "machine": machine()}
-    print(f"[bench] {name}: running ({head['mode']}, {opts.runs} run(s))", file=sys.stderr, flush=True)
+            "runs": runs, "machine": machine()}
+    print(f"[bench] {name}: running ({head['mode']}, {runs} run(s))", file=sys.stderr, flush=True)
     try:
         body = {"status": "measured", **RUNNERS[name](opts)}
     except NotMeasured as exc:

@@ -11,7 +11,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "tests"))
 
+from support import chroot  # noqa: E402
 from support.buildcli import BuiltRecipe, run_cli, shared_cache_dir  # noqa: E402
+from zfcpdump_builder.cache import StageOutput, Store  # noqa: E402
+from zfcpdump_builder.events import Reporter  # noqa: E402
+from zfcpdump_builder.runtime import RuntimeSpec, build_runtime  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -36,3 +40,24 @@ def built_default(tmp_path_factory: pytest.TempPathFactory) -> BuiltRecipe:
 def built_qemu_test(tmp_path_factory: pytest.TempPathFactory) -> BuiltRecipe:
     """recipes/qemu-test.yaml built through the CLI: the image and rd the QEMU tests boot."""
     return _build("qemu-test", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
+    """A private stage store for tests that drive stage functions directly."""
+    return Store(tmp_path_factory.mktemp("stage-store"))
+
+
+@pytest.fixture(scope="session")
+def runtime_out(store: Store, cache_dir: Path) -> StageOutput:
+    """One real s390x runtime (the default RuntimeSpec) per session."""
+    return build_runtime(RuntimeSpec(), ROOT / "src" / "zfcpdump_writer", store, Reporter(), cache_dir)
+
+
+@pytest.fixture(scope="session")
+def qemu(cache_dir: Path) -> Path:
+    """A static qemu-s390x for chroot runs (skips only where chroot cannot work)."""
+    reason = chroot.available()
+    if reason:
+        pytest.skip(reason)
+    return chroot.qemu_static(cache_dir)

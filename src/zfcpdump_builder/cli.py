@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import textwrap
 from collections.abc import Callable
@@ -140,7 +141,12 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM (CI cancelling a job) cleans up like Ctrl-C
+
+
 def run(args: argparse.Namespace, reporter: Reporter) -> int:
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         return int(args.handler(args, reporter))
     except errors.BuildError as exc:

@@ -7,16 +7,15 @@ so `apt-get download` works for s390x on an x86_64 host.
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import libarchive
 
+from .cache import file_lock
 from .errors import HostError, SourceError
 
 SOURCES_LIST = "/etc/apt/sources.list"
@@ -51,14 +50,6 @@ def _prepare_state(state_dir: Path) -> None:
     (state_dir / "lists" / "partial").mkdir(parents=True, exist_ok=True)
     (state_dir / "cache" / "archives" / "partial").mkdir(parents=True, exist_ok=True)
     (state_dir / "status").touch()
-
-
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
 
 
 def _run_apt(args: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -118,7 +109,7 @@ def fetch_packages(
     state_dir = cache_dir / f"apt-{arch}"
     dest = cache_dir / "debs" / arch
     dest.mkdir(parents=True, exist_ok=True)
-    with _locked(cache_dir / f"apt-{arch}.lock"):
+    with file_lock(cache_dir / f"apt-{arch}.lock"):
         missing = [n for n in names if _find_downloaded(n, arch, dest) is None]
         if missing:
             update_lists(arch, state_dir)

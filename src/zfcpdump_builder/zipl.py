@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import errno
-import hashlib
 import json
 import os
 import re
@@ -34,6 +33,7 @@ from elftools.elf.constants import SH_FLAGS
 from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import Section
 
+from .cache import file_sha256
 from .errors import BudgetError, BuildError, InstallError
 from .events import Reporter
 from .recipe import Recipe, parse_size
@@ -484,12 +484,7 @@ def device_checks(name: str, sys_: Sys | None = None) -> list[Check]:
 
 # --- the artifacts ---------------------------------------------------------------------
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+sha256 = file_sha256
 
 
 def _file_check(label: str, path: Path, missing: str) -> Check:

@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import mmap
 import re
 import shutil
@@ -18,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from elftools.elf.elffile import ELFFile
+
+from zfcpdump_builder.cache import file_sha256
 
 SB_MAGIC = 0x5A46435044554D50
 SB_STRUCT = struct.Struct(">9Q")
@@ -64,12 +65,7 @@ def extract(disk: Path, part: Partition, out: Path) -> Path:
     return out
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+sha256 = file_sha256
 
 
 def cksm(data: bytes, seed: int = CSUM_SEED) -> int:

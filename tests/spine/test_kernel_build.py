@@ -170,7 +170,9 @@ def test_interrupted_build_is_never_reused(tmp_path: Path, built_default: BuiltR
     recipe = child_recipe(tmp_path, "", name="interrupt")
     command = [sys.executable, str(ROOT / "build.py"), "build", str(recipe), "--json",
                "--out", str(tmp_path / "out"), "--cache-dir", str(cache)]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    # A shell's background job inherits SIGINT as ignored; a user's terminal does not.
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert process.stdout is not None
     for line in process.stdout:
         if '"stage-start"' in line and '"kernel"' in line:
