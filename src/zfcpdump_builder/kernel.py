@@ -35,9 +35,20 @@ class BuildSettings:
     jobs: int
     source_date_epoch: int
 
-    def env(self, toolchain: Toolchain) -> dict[str, str]:
+    def env(self, toolchain: Toolchain, cache_root: Path | None = None) -> dict[str, str]:
+        """The build environment. ccache settings change hit rates, never output."""
+        env = self.output_env()
+        if toolchain.ccache:
+            env["CCACHE_NOHASHDIR"] = "1"
+            if cache_root is not None:
+                # Paths under the cache become relative, so another cache dir still hits.
+                env["CCACHE_BASEDIR"] = str(cache_root)
+        return env
+
+    def output_env(self) -> dict[str, str]:
+        """The variables that shape the kernel image (part of the stage's input key)."""
         stamp = time.strftime("%a %b %d %H:%M:%S UTC %Y", time.gmtime(self.source_date_epoch))
-        env = {
+        return {
             "KBUILD_BUILD_TIMESTAMP": stamp,
             "KBUILD_BUILD_USER": "zfcpdump",
             "KBUILD_BUILD_HOST": "zfcpdump-build",
@@ -45,12 +56,9 @@ class BuildSettings:
             "SOURCE_DATE_EPOCH": str(self.source_date_epoch),
             "LC_ALL": "C",
         }
-        if toolchain.ccache:
-            env["CCACHE_NOHASHDIR"] = "1"
-        return env
 
     def identity(self, toolchain: Toolchain) -> dict[str, Any]:
-        return {"env": self.env(toolchain)}
+        return {"env": self.output_env()}
 
 
 def make_command(source: SourceTree, objdir: Path, toolchain: Toolchain, *targets: str,
@@ -135,7 +143,7 @@ def build(source: SourceTree, config: StageOutput, toolchain: Toolchain, setting
             log = logs / "kernel-build.log"
             with reporter.progress("kernel", f"building linux {source.version}", total, "steps") as bar:
                 run_logged(make_command(source, objdir, toolchain, "bzImage", jobs=settings.jobs),
-                           log, settings.env(toolchain), "kernel build", bar)
+                           log, settings.env(toolchain, store.root), "kernel build", bar)
                 (objdir / ".zfcpdump-steps").write_text(str(max(bar.done, 1)))
             return _collect(objdir, out, log)
 
