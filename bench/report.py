@@ -146,24 +146,64 @@ def _hex_block(label: str, text: str) -> list[str]:
     return [f"{label}:", "", "```", text, "```", ""]
 
 
-def _what_lines(what: dict[str, Any]) -> list[str]:
+def _where(item: dict[str, Any]) -> str:
+    sec = item.get("section") or "between sections"
+    off = f" +0x{item['section_offset']:x}" if "section_offset" in item else ""
+    sym = f", symbol `{item['symbol']}`" if item.get("symbol") else ""
+    return f"`{sec}`{off} (address {item.get('address')}{sym})"
+
+
+def _region_rows(items: list[dict[str, Any]]) -> list[list[str]]:
+    return [[str(r["offset"]), str(r["length"]), _where(r), r.get("is", "")] for r in items]
+
+
+def _symbols(value: Any) -> str:
+    names = value if isinstance(value, list) else [value]
+    return ", ".join(f"`{n}`" for n in names if n) or "no symbol"
+
+
+def _image_lines(what: dict[str, Any]) -> list[str]:
     out: list[str] = []
-    for key in ("boot_section", "vmlinux_section"):
-        if what.get(key):
-            sec = what[key]
-            where = sec.get("section") or sec.get("note")
-            off = f" +0x{sec['section_offset']:x}" if "section_offset" in sec else ""
-            out.append(f"- {key.replace('_', ' ')}: `{where}`{off} (address {sec.get('address')})")
-    if what.get("symbol"):
-        out.append(f"- nearest symbol: `{what['symbol']}`")
-    if what.get("payload"):
-        pay = what["payload"]
-        out.append(f"- compressed kernel payload ({pay.get('compression')}): "
-                   + (pay.get("note") or f"decompressed vmlinux.bin first differs at offset "
-                                           f"{pay.get('first_offset')} ({pay.get('first_offset_hex')})"))
+    if what.get("cause"):
+        out += [f"**What it is:** {what['cause']}", ""]
+    if what.get("first"):
+        out.append(f"- first differing byte: decompressor (arch/s390/boot/vmlinux) {_where(what['first'])}")
+    for size in what.get("section_sizes_differing", []):
+        out.append(f"- section `{size['section']}` size: A {size['a']}, B {size['b']}")
+    for got in what.get("got_entries_differing", []):
+        out.append(f"- `.got` entry at image offset {got['offset']}: A {got['a']} ({_symbols(got['a_symbol'])}), "
+                   f"B {got['b']} ({_symbols(got['b_symbol'])})")
+    payload = what.get("payload") or {}
+    if payload:
+        out.append(f"- compressed kernel in `{payload.get('section')}` ({payload.get('compression', '?')}), "
+                   f"decompressed {payload.get('size_a')} / {payload.get('size_b')} bytes: "
+                   + (payload.get("note") or ("identical once the build-id notes are masked"
+                                              if payload.get("identical_without_build_ids")
+                                              else "differs beyond the build-ids")))
     if what.get("vmlinux_sections_differing") is not None:
         names = what["vmlinux_sections_differing"]
-        out.append("- vmlinux sections differing: " + (", ".join(f"`{n}`" for n in names) or "none"))
+        out.append("- vmlinux ELF sections differing: " + (", ".join(f"`{n}`" for n in names) or "none"))
+    paths = what.get("build_paths_in_vmlinux") or {}
+    if paths.get("occurrences") is not None:
+        out.append(f"- `{paths['path']}` occurs {paths['occurrences']} times in vmlinux A")
+    out.append("")
+    if what.get("decompressor_regions_differing"):
+        out += ["Differing byte runs of the image outside the compressed kernel:", ""]
+        out += table(["image offset", "bytes", "where", "is"], _region_rows(what["decompressor_regions_differing"]))
+        out.append("")
+    if payload.get("regions_differing"):
+        out += ["Differing byte runs of the decompressed kernel (vmlinux.bin):", ""]
+        out += table(["offset", "bytes", "where (vmlinux)", "is"], _region_rows(payload["regions_differing"]))
+        out.append("")
+    if what.get("note"):
+        out.append(f"- {what['note']}")
+    return out
+
+
+def _what_lines(what: dict[str, Any]) -> list[str]:
+    if "first" in what or "payload" in what:
+        return _image_lines(what)
+    out: list[str] = []
     if what.get("member"):
         fields = what.get("header_fields_differing") or {}
         extra = f"; header fields {fields}" if fields else ""
@@ -175,7 +215,7 @@ def _what_lines(what: dict[str, Any]) -> list[str]:
         out.append(f"- key `{item['key']}`: {item['a']} vs {item['b']}")
     resolved = what.get("resolved_recipe_differing")
     if isinstance(resolved, list):
-        out.append("- resolved_sha256 hashes the resolved recipe; what differs in it:")
+        out.append("- `recipe.resolved_sha256` hashes the resolved recipe; what differs in it:")
         out += [f"  - `{r['key']}`: {r['a']} vs {r['b']}" for r in resolved]
     elif resolved:
         out.append(f"- {resolved}")
@@ -203,7 +243,7 @@ def detail_reproducibility(raw: dict[str, Any]) -> list[str]:
             continue
         out += [f"#### {f['file']}: first difference at offset {f['first_offset']} ({f['first_offset_hex']})", ""]
         if f.get("string_a") or f.get("string_b"):
-            out += [f"- string there: A `{f.get('string_a')}` / B `{f.get('string_b')}`"]
+            out += [f"- string there: A `{f.get('string_a')}` / B `{f.get('string_b')}`", ""]
         out += _what_lines(f.get("what") or {}) + [""]
         out += _hex_block("A", f["hex_a"]) + _hex_block("B", f["hex_b"])
         payload = (f.get("what") or {}).get("payload") or {}
@@ -280,6 +320,8 @@ def render(doc: dict[str, Any]) -> str:
         runs = "two builds compared" if name == "reproducibility" else f"{sec['runs']} run(s)"
         lines += [f"Mode: {sec['mode']}, {runs}, measured {sec['date']} in "
                   f"{fmt(sec['seconds'], 's')} s{carried}.", ""]
+        if sec.get("command") and sec["command"] != doc["command"]:
+            lines += [f"Command: `{sec['command']}`", ""]
         if sec.get("machine") and sec["machine"] != {k: doc["machine"].get(k) for k in sec["machine"]}:
             lines += [f"Machine for this section: {_machine_line(sec['machine'])}", ""]
         lines += [f"- {note}" for note in sec.get("notes", [])]

@@ -30,6 +30,7 @@ import json
 import lzma
 import os
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -141,6 +142,7 @@ def run_build(build: Build, recipe: str = "default", env: dict[str, str] | None 
                                 env={**os.environ, **(env or {})}, cwd=build.root, check=False)
     build.seconds = time.monotonic() - started
     build.events = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    (build.root / "events.json").write_text(json.dumps(build.events, indent=1) + "\n")
     if result.returncode != 0:
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
         raise RuntimeError(f"build {build.label} exited {result.returncode} (log {log}):\n{tail}")
@@ -215,44 +217,62 @@ def byte_diff(a: bytes, b: bytes, offset: int | None = None) -> dict[str, Any]:
 # image ------------------------------------------------------------------------------------
 
 
-def _alloc_sections(elf_path: Path) -> list[tuple[str, int, int]]:
-    """(name, address, size) of the loaded, file-backed sections, lowest address first."""
-    from elftools.elf.constants import SH_FLAGS
-    from elftools.elf.elffile import ELFFile
+@dataclass
+class ElfLayout:
+    """An ELF as `objcopy -O binary` lays it out: loaded sections (name, address, size), base,
+    symbols (address, name) sorted, byte order."""
 
-    with open(elf_path, "rb") as handle:
-        elf = ELFFile(handle)
-        found = [(s.name, s["sh_addr"], s["sh_size"]) for s in elf.iter_sections()
-                 if s["sh_flags"] & SH_FLAGS.SHF_ALLOC and s["sh_type"] != "SHT_NOBITS"
-                 and s["sh_size"]]
-    return sorted(found, key=lambda s: s[1])
+    sections: list[tuple[str, int, int]]
+    symbols: list[tuple[int, str]]
+    big: bool
 
+    @classmethod
+    def read(cls, elf_path: Path) -> ElfLayout:
+        from elftools.elf.constants import SH_FLAGS
+        from elftools.elf.elffile import ELFFile
+        from elftools.elf.sections import SymbolTableSection
 
-def section_at(sections: list[tuple[str, int, int]], offset: int) -> dict[str, Any] | None:
-    """The section holding *offset* of an `objcopy -O binary` image of those sections."""
-    if not sections:
+        with open(elf_path, "rb") as handle:
+            elf = ELFFile(handle)
+            sections = sorted(((s.name, s["sh_addr"], s["sh_size"]) for s in elf.iter_sections()
+                               if s["sh_flags"] & SH_FLAGS.SHF_ALLOC and s["sh_type"] != "SHT_NOBITS"
+                               and s["sh_size"]), key=lambda x: x[1])
+            symbols = sorted((sym["st_value"], sym.name) for table in elf.iter_sections()
+                             if isinstance(table, SymbolTableSection) for sym in table.iter_symbols()
+                             if sym.name and sym["st_info"]["type"] in ("STT_NOTYPE", "STT_OBJECT", "STT_FUNC"))
+            return cls(sections, symbols, not elf.little_endian)
+
+    @property
+    def base(self) -> int:
+        return self.sections[0][1] if self.sections else 0
+
+    def section(self, name: str) -> tuple[int, int] | None:
+        """(offset in the binary image, size) of section *name*."""
+        for sec, addr, size in self.sections:
+            if sec == name:
+                return addr - self.base, size
         return None
-    base = sections[0][1]
-    for name, addr, size in sections:
-        if addr - base <= offset < addr - base + size:
-            return {"section": name, "section_offset": offset - (addr - base),
-                    "address": f"0x{offset + base:x}", "start": addr - base, "size": size}
-    return {"section": None, "address": f"0x{offset + base:x}", "note": "between sections (padding)"}
 
+    def where(self, offset: int) -> dict[str, Any]:
+        """The section and nearest symbol at *offset* of the binary image."""
+        address = offset + self.base
+        found: dict[str, Any] = {"address": f"0x{address:x}", "section": None}
+        for name, addr, size in self.sections:
+            if addr <= address < addr + size:
+                found.update(section=name, section_offset=address - addr)
+        found["symbol"] = self.symbol(address)
+        return found
 
-def nearest_symbol(system_map: Path, address: int) -> str | None:
-    best: tuple[int, str] | None = None
-    try:
-        for line in system_map.read_text(errors="replace").splitlines():
-            parts = line.split()
-            if len(parts) < 3:
-                continue
-            addr = int(parts[0], 16)
-            if addr <= address and (best is None or addr >= best[0]):
-                best = (addr, parts[2])
-    except (OSError, ValueError):
-        return None
-    return f"{best[1]}+0x{address - best[0]:x}" if best else None
+    def symbol(self, address: int) -> str | None:
+        best = None
+        for addr, name in self.symbols:
+            if addr > address:
+                break
+            best = (addr, name)
+        return f"{best[1]}+0x{address - best[0]:x}" if best else None
+
+    def exact(self, address: int) -> list[str]:
+        return [name for addr, name in self.symbols if addr == address][:3]
 
 
 def decompress_kernel(payload: bytes) -> tuple[str, bytes] | None:
@@ -270,41 +290,163 @@ def decompress_kernel(payload: bytes) -> tuple[str, bytes] | None:
     return None
 
 
+def build_id_offsets(data: bytes, big: bool = True) -> list[int]:
+    """Offsets of the 20-byte descriptors of every GNU build-id ELF note in *data* (the image's
+    own .notes, and those of ELF files embedded in it, such as the vDSO)."""
+    header = struct.pack(">III" if big else "<III", 4, 20, 3) + b"GNU\x00"
+    found, pos = [], data.find(header)
+    while pos >= 0:
+        found.append(pos + len(header))
+        pos = data.find(header, pos + 1)
+    return found
+
+
+def mask(data: bytes, offsets: list[int], width: int = 20) -> bytes:
+    out = bytearray(data)
+    for off in offsets:
+        out[off:off + width] = bytes(width)
+    return bytes(out)
+
+
+def regions(a: bytes, b: bytes, limit: int = 12, gap: int = 16) -> list[tuple[int, int]]:
+    """(offset, length) of the differing byte runs (runs closer than *gap* merged)."""
+    runs: list[tuple[int, int]] = []
+    pos = 0
+    while len(runs) < limit:
+        off = first_difference(a[pos:], b[pos:])
+        if off is None:
+            break
+        start = end = pos + off
+        while end < min(len(a), len(b)) and (a[end] != b[end] or a[end:end + gap] != b[end:end + gap]):
+            end += 1
+        runs.append((start, max(end - start, 1)))
+        pos = end
+        if pos >= min(len(a), len(b)):
+            break
+    return runs
+
+
+def describe_regions(a: bytes, b: bytes, layout: ElfLayout, ids_a: list[int]) -> list[dict[str, Any]]:
+    """Each differing run: where it is, and whether it is a build-id (in A's build-id notes)."""
+    out = []
+    for off, length in regions(a, b):
+        item = {"offset": off, "length": length, **layout.where(off)}
+        if any(i <= off < i + 20 for i in ids_a):
+            item["is"] = "GNU build-id"
+        out.append(item)
+    return out
+
+
+def got_entries_differing(a: bytes, b: bytes, la: ElfLayout, lb: ElfLayout) -> list[dict[str, Any]]:
+    """8-byte .got entries that differ, with the symbols their values point at."""
+    place = la.section(".got")
+    if place is None:
+        return []
+    start, size = place
+    order = ">Q" if la.big else "<Q"
+    out = []
+    for off in range(start, start + size - 7, 8):
+        va, vb = struct.unpack_from(order, a, off)[0], struct.unpack_from(order, b, off)[0]
+        if va != vb:
+            out.append({"offset": off, "a": f"0x{va:x}", "b": f"0x{vb:x}",
+                        "a_symbol": la.exact(va) or la.symbol(va), "b_symbol": lb.exact(vb) or lb.symbol(vb)})
+    return out
+
+
 def explain_image(a: bytes, b: bytes, off: int, build_a: Build, build_b: Build) -> dict[str, Any]:
-    what: dict[str, Any] = {}
-    boot = build_a.boot_elf()
-    if boot is None:
-        return {"note": "arch/s390/boot/vmlinux not found in the workspace: no section mapping"}
-    sections = _alloc_sections(boot)
-    where = section_at(sections, off)
-    what["boot_section"] = where
-    if not where or not where.get("section") or "compressed" not in where["section"]:
-        return what
-    start, size = where["start"], where["size"]
-    unpacked = [decompress_kernel(data[start:start + size]) for data in (a, b)]
-    if None in unpacked:
-        what["note"] = "compressed kernel payload: unknown compression, not decompressed"
-        return what
-    (method, ua), (_, ub) = unpacked  # type: ignore[misc]
-    inner = first_difference(ua, ub)
-    what["payload"] = {"compression": method, "size_a": len(ua), "size_b": len(ub)}
-    if inner is None:
-        what["payload"]["note"] = ("decompressed vmlinux.bin identical: only the compressed "
-                                   "stream differs (compressor output)")
-        return what
-    what["payload"].update(byte_diff(ua, ub, inner))
-    vmlinux = build_a.vmlinux()
-    if vmlinux is not None:
-        inner_where = section_at(_alloc_sections(vmlinux), inner)
-        what["vmlinux_section"] = inner_where
-        if inner_where and build_a.out.joinpath("System.map").is_file():
-            what["symbol"] = nearest_symbol(build_a.out / "System.map", int(inner_where["address"], 16))
+    """Map the image's differences to decompressor sections, then into the kernel payload."""
+    boot_a, boot_b = build_a.boot_elf(), build_b.boot_elf()
+    if boot_a is None or boot_b is None:
+        return {"note": "arch/s390/boot/vmlinux not found in a workspace: no section mapping"}
+    la, lb = ElfLayout.read(boot_a), ElfLayout.read(boot_b)
+    what: dict[str, Any] = {"first": la.where(off)}
+    sizes = [{"section": n, "a": s, "b": dict((x, z) for x, _, z in lb.sections).get(n)}
+             for n, _, s in la.sections if dict((x, z) for x, _, z in lb.sections).get(n) != s]
+    what["section_sizes_differing"] = sizes
+    payload_name = next((n for n, _, _ in la.sections if "compressed" in n), None)
+    rest_a, rest_b = a, b
+    if payload_name:
+        (pa, sa), (pb, sb) = la.section(payload_name), lb.section(payload_name)  # type: ignore[misc]
+        ua, ub = decompress_kernel(a[pa:pa + sa]), decompress_kernel(b[pb:pb + sb])
+        rest_a = a[:pa] + bytes(sa) + a[pa + sa:]
+        rest_b = b[:pb] + bytes(sb) + b[pb + sb:]
+        what["payload"] = payload = {"section": payload_name, "compressed_size_a": sa, "compressed_size_b": sb}
+        if ua is None or ub is None:
+            payload["note"] = "unknown compression: not decompressed"
+        else:
+            payload.update(compression=ua[0], size_a=len(ua[1]), size_b=len(ub[1]))
+            payload.update(explain_vmlinux_bin(ua[1], ub[1], build_a))
+    ids_a, ids_b = build_id_offsets(rest_a, la.big), build_id_offsets(rest_b, lb.big)
+    outside = describe_regions(rest_a, rest_b, la, ids_a)
+    what["decompressor_regions_differing"] = outside
+    got = got_entries_differing(a, b, la, lb)
+    if payload_name:
+        ends = [sum(next((addr, size) for n, addr, size in lay.sections if n == payload_name))
+                for lay in (la, lb)]
+        for entry in got:
+            entry["payload_end"] = [int(entry["a"], 16), int(entry["b"], 16)] == ends
+    what["got_entries_differing"] = got
+    masked_equal = ids_a == ids_b and mask(rest_a, ids_a) == mask(rest_b, ids_b)
+    what["decompressor_identical_without_build_ids"] = masked_equal
     what["vmlinux_sections_differing"] = vmlinux_section_diff(build_a, build_b)
+    what["build_paths_in_vmlinux"] = build_paths(build_a)
+    what["cause"] = image_cause(what)
     return what
 
 
+def explain_vmlinux_bin(ua: bytes, ub: bytes, build_a: Build) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if ua == ub:
+        out["note"] = "decompressed vmlinux.bin identical: only the compressed stream differs"
+        return out
+    vmlinux = build_a.vmlinux()
+    layout = ElfLayout.read(vmlinux) if vmlinux else ElfLayout([], [], True)
+    ids_a, ids_b = build_id_offsets(ua, layout.big), build_id_offsets(ub, layout.big)
+    out["first"] = layout.where(first_difference(ua, ub) or 0)
+    out["regions_differing"] = describe_regions(ua, ub, layout, ids_a)
+    out["build_id_notes"] = len(ids_a)
+    out["identical_without_build_ids"] = ids_a == ids_b and mask(ua, ids_a) == mask(ub, ids_b)
+    off = first_difference(ua, ub) or 0
+    out["hex_a"], out["hex_b"] = hexdump(ua, off, off), hexdump(ub, off, off)
+    return out
+
+
+def image_cause(what: dict[str, Any]) -> str:
+    """A cause, stated only when the masked comparisons above prove it ("" otherwise)."""
+    payload = what.get("payload", {})
+    kernel_ok = payload.get("identical_without_build_ids") or "identical" in payload.get("note", "")
+    got = what.get("got_entries_differing", [])
+    outside_ok = all(r.get("is") == "GNU build-id" or r.get("section") == ".got"
+                     for r in what.get("decompressor_regions_differing", []))
+    if not (kernel_ok and outside_ok and all(g.get("payload_end") for g in got)):
+        return ""
+    carriers = {r["section"] for r in payload.get("regions_differing", [])} | {".notes"}
+    others = [n for n in what.get("vmlinux_sections_differing") or [] if n not in carriers]
+    shorter = payload.get("compressed_size_a", 0) - payload.get("compressed_size_b", 0)
+    text = (f"Only GNU build-ids differ: with the {payload.get('build_id_notes', '?')} build-id notes "
+            "masked, the decompressed kernel (vmlinux.bin) is identical, and the decompressor differs "
+            "only in its own build-id and in the .got entry holding the end address of the "
+            f"compressed kernel (compressed from different build-id bytes, B's is {abs(shorter)} "
+            f"byte(s) {'shorter' if shorter > 0 else 'longer'}).")
+    if others and all(n.startswith(".debug") for n in others):
+        paths = what.get("build_paths_in_vmlinux", {})
+        text += (f" The linker hashes the whole ELF into the build-id; besides the build-id carriers, "
+                 f"vmlinux differs only in {', '.join(others)}, and vmlinux A contains its build's "
+                 f"cache path {paths.get('occurrences')} times: the DWARF debug info records the "
+                 "absolute source and O= paths, which lie under the cache directory.")
+    return text
+
+
+def build_paths(build: Build) -> dict[str, Any]:
+    """How often the build's own cache path (where the source and O= tree live) is in vmlinux."""
+    vmlinux = build.vmlinux()
+    if vmlinux is None:
+        return {"path": str(build.cache), "occurrences": None}
+    return {"path": str(build.cache), "occurrences": vmlinux.read_bytes().count(str(build.cache).encode())}
+
+
 def vmlinux_section_diff(build_a: Build, build_b: Build) -> list[str] | None:
-    """Names of the loaded vmlinux sections whose bytes differ between the two builds."""
+    """Names of the vmlinux ELF sections whose bytes differ between the two builds."""
     va, vb = build_a.vmlinux(), build_b.vmlinux()
     if va is None or vb is None:
         return None

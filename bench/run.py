@@ -388,11 +388,11 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def run_section(name: str, opts: Options) -> dict[str, Any]:
+def run_section(name: str, opts: Options, command: str = "") -> dict[str, Any]:
     started = time.monotonic()
     runs = 1 if name == "reproducibility" else opts.runs  # one comparison of two builds
     head = {"title": TITLES[name], "date": _now(), "mode": "smoke" if opts.smoke else "full",
-            "runs": runs, "machine": machine()}
+            "runs": runs, "command": command, "machine": machine()}
     print(f"[bench] {name}: running ({head['mode']}, {runs} run(s))", file=sys.stderr, flush=True)
     try:
         body = {"status": "measured", **RUNNERS[name](opts)}
@@ -463,12 +463,12 @@ def main(argv: list[str] | None = None) -> int:
     selected = args.only or list(SECTIONS)
     previous = load_previous(json_path) if args.only else {}
     load_start = os.getloadavg()
-    command = "python bench/run.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = ("python bench/run.py " + " ".join(argv if argv is not None else sys.argv[1:])).strip()
     sections: dict[str, Any] = {}
     try:
         for name in SECTIONS:
             if name in selected:
-                sections[name] = run_section(name, opts)
+                sections[name] = run_section(name, opts, command)
             elif name in previous:
                 sections[name] = {**previous[name], "carried_over": True}
             else:
@@ -477,7 +477,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
-    doc = {"schema": SCHEMA, "generated": _now(), "command": command.strip(),
+    doc = {"schema": SCHEMA, "generated": _now(), "command": command,
            "mode": "smoke" if smoke else "full", "runs": opts.runs,
            "machine": {**machine(), "loadavg_start": [round(x, 2) for x in load_start],
                        "loadavg_end": [round(x, 2) for x in os.getloadavg()]},

@@ -112,6 +112,7 @@ def fetch_packages(
     with file_lock(cache_dir / f"apt-{arch}.lock"):
         missing = [n for n in names if _find_downloaded(n, arch, dest) is None]
         if missing:
+            _say(reporter, f"[fetch] downloading {', '.join(missing)} ({arch})")
             update_lists(arch, state_dir)
             result = _download(missing, arch, state_dir, dest)
             if result.returncode != 0:
@@ -123,6 +124,12 @@ def fetch_packages(
                 raise SourceError(f"package {name!r} ({arch}) was not downloaded")
             paths.append(found)
     return paths
+
+
+def _say(reporter: object | None, text: str) -> None:
+    info = getattr(reporter, "info", None)
+    if info is not None:
+        info(text)
 
 
 def _raise_download_error(names: list[str], arch: str, stderr: str) -> None:

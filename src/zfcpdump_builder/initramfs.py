@@ -28,7 +28,7 @@ import shutil
 import stat
 import subprocess
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -239,7 +239,8 @@ def _lzma_version() -> str:
         return "unknown"
 
 
-def pick_smallest(raw: bytes, methods: Sequence[str]) -> tuple[str, bytes, dict[str, int]]:
+def pick_smallest(raw: bytes, methods: Sequence[str],
+                  advance: Callable[[int], None] | None = None) -> tuple[str, bytes, dict[str, int]]:
     """Compress with each of *methods*; the smallest wins (ties: the earlier one)."""
     sizes: dict[str, int] = {}
     best: tuple[str, bytes] | None = None
@@ -248,6 +249,8 @@ def pick_smallest(raw: bytes, methods: Sequence[str]) -> tuple[str, bytes, dict[
         sizes[method] = len(out)
         if best is None or len(out) < len(best[1]):
             best = (method, out)
+        if advance is not None:
+            advance(1)
     if best is None:
         raise RecipeError("no compression method is available")
     return best[0], best[1], sizes
@@ -542,7 +545,8 @@ def produce_initramfs(spec: InitramfsSpec, runtime_dir: Path, methods: list[str]
                       out: Path, reporter: Reporter) -> dict[str, Any]:
     entries = all_entries(spec, runtime_dir, config_text, reporter)
     raw = cpio_bytes(entries, spec.source_date_epoch)
-    method, data, sizes = pick_smallest(raw, methods)
+    with reporter.progress("initramfs", "compressing", len(methods), "methods") as bar:
+        method, data, sizes = pick_smallest(raw, methods, bar.advance)
     (out / RD_NAME).write_bytes(data)
     records = contents_records(entries)
     summary = {"compression": method, "compressed": len(data), "cpio": len(raw),

@@ -69,7 +69,7 @@ def prepare(source: KernelSource, store: Store, cache_dir: Path, reporter: Repor
     if source.kind == "tree":
         return _local_tree(Path(source.location))
     if source.kind == "debian":
-        archive, identity = _debian_archive(source, cache_dir, offline)
+        archive, identity = _debian_archive(source, cache_dir, offline, reporter)
     else:
         archive, identity = _tarball(source, cache_dir, reporter, offline)
     output = store.produce("source", identity, lambda out: _unpack(archive, out, reporter))
@@ -101,7 +101,8 @@ def _tree_fingerprint(tree: Path) -> str:
     return digest.hexdigest()
 
 
-def _debian_archive(source: KernelSource, cache_dir: Path, offline: bool) -> tuple[Path, dict[str, Any]]:
+def _debian_archive(source: KernelSource, cache_dir: Path, offline: bool,
+                    reporter: Reporter | None = None) -> tuple[Path, dict[str, Any]]:
     # Source packages are arch "all": the host's own lists carry the newest upload.
     arch = debpkg.host_arch()
     if offline:
@@ -112,7 +113,7 @@ def _debian_archive(source: KernelSource, cache_dir: Path, offline: bool) -> tup
                               "tarball/tree source")
         deb = found[-1]
     else:
-        deb = debpkg.fetch_packages([source.location], arch, cache_dir)[0]
+        deb = debpkg.fetch_packages([source.location], arch, cache_dir, reporter)[0]
     identity = {"kind": "debian", "package": source.location, "file": deb.name,
                 "sha256": cached_file_sha256(deb)}
     return deb, identity
