@@ -35,9 +35,15 @@ class BuildSettings:
     jobs: int
     source_date_epoch: int
 
-    def env(self, toolchain: Toolchain, cache_root: Path | None = None) -> dict[str, str]:
-        """The build environment. ccache settings change hit rates, never output."""
+    def env(self, toolchain: Toolchain, cache_root: Path | None = None,
+            path_map: dict[Path, str] | None = None) -> dict[str, str]:
+        """The build environment. ccache settings change hit rates, never output; the path
+        maps keep the source and O= locations out of the debug info and the build ID."""
         env = self.output_env()
+        if path_map:
+            maps = " ".join(f"-ffile-prefix-map={p}={alias}" for p, alias in path_map.items())
+            env["KCFLAGS"] = maps
+            env["KAFLAGS"] = " ".join(f"-Wa,--debug-prefix-map={p}={alias}" for p, alias in path_map.items())
         if toolchain.ccache:
             env["CCACHE_NOHASHDIR"] = "1"
             if cache_root is not None:
@@ -143,7 +149,9 @@ def build(source: SourceTree, config: StageOutput, toolchain: Toolchain, setting
             log = logs / "kernel-build.log"
             with reporter.progress("kernel", f"building linux {source.version}", total, "steps") as bar:
                 run_logged(make_command(source, objdir, toolchain, "bzImage", jobs=settings.jobs),
-                           log, settings.env(toolchain, store.root), "kernel build", bar)
+                           log, settings.env(toolchain, store.root, {source.path: "/usr/src/linux",
+                                                                     objdir: "/usr/src/linux-obj"}),
+                           "kernel build", bar)
                 (objdir / ".zfcpdump-steps").write_text(str(max(bar.done, 1)))
             return _collect(objdir, out, log)
 

@@ -48,10 +48,23 @@ class Recipe:
 
     @property
     def resolved_sha256(self) -> str:
-        return hashlib.sha256(canonical_json(self.data).encode()).hexdigest()
+        """Hash of the resolved recipe, with the checkout's location factored out."""
+        return hashlib.sha256(canonical_json(_portable(self.data)).encode()).hexdigest()
 
     def base_dir(self) -> Path:
         return self.path.parent
+
+
+def _portable(value: Any) -> Any:
+    """*value* with paths inside the project written relative to it (as $PROJECT/...)."""
+    root = str(paths.project_root()) + "/"
+    if isinstance(value, dict):
+        return {k: _portable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_portable(v) for v in value]
+    if isinstance(value, str) and value.startswith(root):
+        return "$PROJECT/" + value[len(root):]
+    return value
 
 
 class _Loader(yaml.SafeLoader):
