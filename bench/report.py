@@ -270,10 +270,13 @@ def _machine_line(m: dict[str, Any]) -> str:
             f"Python {m.get('python')}{load}")
 
 
+def _revision(rev: dict[str, Any]) -> str:
+    changed = f" + {rev['changed_files']} uncommitted file(s)" if rev.get("changed_files") else ""
+    return f"{rev.get('commit', 'unknown')}{changed}"
+
+
 def render(doc: dict[str, Any]) -> str:
     sections = doc["sections"]
-    rev = doc.get("revision", {})
-    changed = f" + {rev['changed_files']} uncommitted file(s)" if rev.get("changed_files") else ""
     lines = [
         "# Benchmarks",
         "",
@@ -282,7 +285,7 @@ def render(doc: dict[str, Any]) -> str:
         "",
         f"- date: {doc['generated']}",
         f"- machine: {_machine_line(doc['machine'])}",
-        f"- revision: {rev.get('commit', 'unknown')}{changed}",
+        f"- revision (at the start): {_revision(doc.get('revision', {}))}",
         f"- command: `{doc['command']}`",
         "",
         "Timed figures are the median, min and max over the runs (n). A/B comparisons run",
@@ -322,6 +325,8 @@ def render(doc: dict[str, Any]) -> str:
                   f"{fmt(sec['seconds'], 's')} s{carried}.", ""]
         if sec.get("command") and sec["command"] != doc["command"]:
             lines += [f"Command: `{sec['command']}`", ""]
+        if sec.get("revision") and sec["revision"] != doc.get("revision"):
+            lines += [f"Revision at the start of this section: {_revision(sec['revision'])}", ""]
         if sec.get("machine") and sec["machine"] != {k: doc["machine"].get(k) for k in sec["machine"]}:
             lines += [f"Machine for this section: {_machine_line(sec['machine'])}", ""]
         lines += [f"- {note}" for note in sec.get("notes", [])]

@@ -392,7 +392,7 @@ def run_section(name: str, opts: Options, command: str = "") -> dict[str, Any]:
     started = time.monotonic()
     runs = 1 if name == "reproducibility" else opts.runs  # one comparison of two builds
     head = {"title": TITLES[name], "date": _now(), "mode": "smoke" if opts.smoke else "full",
-            "runs": runs, "command": command, "machine": machine()}
+            "runs": runs, "command": command, "revision": revision(), "machine": machine()}
     print(f"[bench] {name}: running ({head['mode']}, {runs} run(s))", file=sys.stderr, flush=True)
     try:
         body = {"status": "measured", **RUNNERS[name](opts)}
@@ -463,6 +463,7 @@ def main(argv: list[str] | None = None) -> int:
     selected = args.only or list(SECTIONS)
     previous = load_previous(json_path) if args.only else {}
     load_start = os.getloadavg()
+    rev = revision()  # at the start: the tree the sections copy and build
     command = ("python bench/run.py " + " ".join(argv if argv is not None else sys.argv[1:])).strip()
     sections: dict[str, Any] = {}
     try:
@@ -481,7 +482,7 @@ def main(argv: list[str] | None = None) -> int:
            "mode": "smoke" if smoke else "full", "runs": opts.runs,
            "machine": {**machine(), "loadavg_start": [round(x, 2) for x in load_start],
                        "loadavg_end": [round(x, 2) for x in os.getloadavg()]},
-           "revision": revision(), "sections": sections}
+           "revision": rev, "sections": sections}
     json_path.parent.mkdir(parents=True, exist_ok=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(doc, indent=1, sort_keys=False, default=str) + "\n")

@@ -15,7 +15,7 @@ from typing import Any
 from zfcpdump_writer import diskinfo
 from zfcpdump_writer.errors import DumpError
 
-from .errors import BuildError
+from .errors import BuildError, InstallError
 
 MB = 1 << 20
 
@@ -23,7 +23,7 @@ MB = 1 << 20
 class DumpDiskError(BuildError):
     """The disk is not a zipl dump disk, or it holds no complete dump to extract."""
 
-    exit_code = 1
+    exit_code = InstallError.exit_code
     kind = "dumpdisk"
 
 
@@ -79,7 +79,7 @@ def _table(info: dict[str, Any], reporter: Any | None) -> None:
 
 
 def inspect_cmd(args: argparse.Namespace, reporter: Any | None = None) -> int:
-    """0 when the disk is a valid zipl dump disk (whatever its dump state), else 1."""
+    """0 when the disk is a valid zipl dump disk (whatever its dump state), else 7."""
     info = inspect(args.device)
     if getattr(args, "json", False):
         if reporter is not None and hasattr(reporter, "emit"):
@@ -88,7 +88,7 @@ def inspect_cmd(args: argparse.Namespace, reporter: Any | None = None) -> int:
             print(json.dumps(info, indent=2))
     else:
         _table(info, reporter)
-    return 1 if info["error"] else 0
+    return DumpDiskError.exit_code if info["error"] else 0
 
 
 def extract_cmd(args: argparse.Namespace, reporter: Any | None = None) -> int:

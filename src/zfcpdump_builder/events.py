@@ -39,6 +39,7 @@ EVENT_SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
     "error": {"kind": (str,), "exit_code": (int,), "message": (str,), "hint": (str, type(None)),
               "log": (str, type(None))},
     "result": {"status": (str,), "exit_code": (int,)},
+    "dumpdisk": {"path": (str,), "error": (str, type(None))},
 }
 
 
