@@ -139,6 +139,12 @@ def detail_memory(raw: dict[str, Any]) -> list[str]:
         cost = f", probe rootfs {r['probe_rootfs_bytes']} bytes" if "probe_rootfs_bytes" in r else ""
         out.append(f"- MemAvailable reading {i + 1} at 32 MiB: low {fmt(r.get('low_kib'), '')} KiB "
                    f"(source: {r.get('source')}{cost})")
+    for key, r in raw.items():
+        if key.startswith("mem_available_at_floor_") and isinstance(r, dict):
+            at = key.removeprefix("mem_available_at_floor_")
+            ok = (r.get("run") or {}).get("ok")
+            out.append(f"- at the floor ({at}): MemAvailable low {fmt(r.get('low_kib'), '')} KiB "
+                       f"(source: {r.get('source')}; that run {'succeeded' if ok else 'failed'})")
     return out
 
 
