@@ -180,18 +180,22 @@ def _image_lines(what: dict[str, Any]) -> list[str]:
         out.append(f"- `.got` entry at image offset {got['offset']}: A {got['a']} ({_symbols(got['a_symbol'])}), "
                    f"B {got['b']} ({_symbols(got['b_symbol'])})")
     payload = what.get("payload") or {}
-    if payload:
+    if payload.get("compressed_identical"):
+        out.append(f"- compressed kernel in `{payload.get('section')}`: identical")
+    elif payload:
         out.append(f"- compressed kernel in `{payload.get('section')}` ({payload.get('compression', '?')}), "
                    f"decompressed {payload.get('size_a')} / {payload.get('size_b')} bytes: "
                    + (payload.get("note") or ("identical once the build-id notes are masked"
                                               if payload.get("identical_without_build_ids")
                                               else "differs beyond the build-ids")))
-    if what.get("vmlinux_sections_differing") is not None:
-        names = what["vmlinux_sections_differing"]
-        out.append("- vmlinux ELF sections differing: " + (", ".join(f"`{n}`" for n in names) or "none"))
-    paths = what.get("build_paths_in_vmlinux") or {}
-    if paths.get("occurrences") is not None:
-        out.append(f"- `{paths['path']}` occurs {paths['occurrences']} times in vmlinux A")
+    for name, names in (what.get("elf_sections_differing") or {}).items():
+        if names is None:
+            continue
+        hits = (what.get("build_paths") or {}).get(name) or {}
+        count = f"; A's cache path occurs {hits['occurrences']} time(s) in A's copy" \
+            if hits.get("occurrences") is not None else ""
+        out.append(f"- `{name}` ELF sections differing: " + (", ".join(f"`{n}`" for n in names) or "none")
+                   + count)
     out.append("")
     if what.get("decompressor_regions_differing"):
         out += ["Differing byte runs of the image outside the compressed kernel:", ""]

@@ -370,8 +370,11 @@ def explain_image(a: bytes, b: bytes, off: int, build_a: Build, build_b: Build) 
         ua, ub = decompress_kernel(a[pa:pa + sa]), decompress_kernel(b[pb:pb + sb])
         rest_a = a[:pa] + bytes(sa) + a[pa + sa:]
         rest_b = b[:pb] + bytes(sb) + b[pb + sb:]
-        what["payload"] = payload = {"section": payload_name, "compressed_size_a": sa, "compressed_size_b": sb}
-        if ua is None or ub is None:
+        what["payload"] = payload = {"section": payload_name, "compressed_size_a": sa, "compressed_size_b": sb,
+                                     "compressed_identical": a[pa:pa + sa] == b[pb:pb + sb]}
+        if payload["compressed_identical"]:
+            payload["note"] = "the compressed kernel is identical"
+        elif ua is None or ub is None:
             payload["note"] = "unknown compression: not decompressed"
         else:
             payload.update(compression=ua[0], size_a=len(ua[1]), size_b=len(ub[1]))
@@ -388,8 +391,9 @@ def explain_image(a: bytes, b: bytes, off: int, build_a: Build, build_b: Build) 
     what["got_entries_differing"] = got
     masked_equal = ids_a == ids_b and mask(rest_a, ids_a) == mask(rest_b, ids_b)
     what["decompressor_identical_without_build_ids"] = masked_equal
-    what["vmlinux_sections_differing"] = vmlinux_section_diff(build_a, build_b)
-    what["build_paths_in_vmlinux"] = build_paths(build_a)
+    elfs = {"arch/s390/boot/vmlinux": (boot_a, boot_b), "vmlinux": (build_a.vmlinux(), build_b.vmlinux())}
+    what["elf_sections_differing"] = {name: elf_section_diff(*pair) for name, pair in elfs.items()}
+    what["build_paths"] = {name: path_hits(pair[0], build_a.cache) for name, pair in elfs.items()}
     what["cause"] = image_cause(what)
     return what
 
@@ -412,43 +416,94 @@ def explain_vmlinux_bin(ua: bytes, ub: bytes, build_a: Build) -> dict[str, Any]:
 
 
 def image_cause(what: dict[str, Any]) -> str:
-    """A cause, stated only when the masked comparisons above prove it ("" otherwise)."""
+    """What the differences are, stated only as far as the comparisons above prove it."""
     payload = what.get("payload", {})
-    kernel_ok = payload.get("identical_without_build_ids") or "identical" in payload.get("note", "")
     got = what.get("got_entries_differing", [])
-    outside_ok = all(r.get("is") == "GNU build-id" or r.get("section") == ".got"
-                     for r in what.get("decompressor_regions_differing", []))
-    if not (kernel_ok and outside_ok and all(g.get("payload_end") for g in got)):
+    build_id_only_outside = all(r.get("is") == "GNU build-id" or r.get("section") == ".got"
+                                for r in what.get("decompressor_regions_differing", []))
+    if not build_id_only_outside or not all(g.get("payload_end") for g in got):
         return ""
-    carriers = {r["section"] for r in payload.get("regions_differing", [])} | {".notes"}
-    others = [n for n in what.get("vmlinux_sections_differing") or [] if n not in carriers]
-    shorter = payload.get("compressed_size_a", 0) - payload.get("compressed_size_b", 0)
-    text = (f"Only GNU build-ids differ: with the {payload.get('build_id_notes', '?')} build-id notes "
-            "masked, the decompressed kernel (vmlinux.bin) is identical, and the decompressor differs "
-            "only in its own build-id and in the .got entry holding the end address of the "
-            f"compressed kernel (compressed from different build-id bytes, B's is {abs(shorter)} "
-            f"byte(s) {'shorter' if shorter > 0 else 'longer'}).")
-    if others and all(n.startswith(".debug") for n in others):
-        paths = what.get("build_paths_in_vmlinux", {})
-        text += (f" The linker hashes the whole ELF into the build-id; besides the build-id carriers, "
-                 f"vmlinux differs only in {', '.join(others)}, and vmlinux A contains its build's "
-                 f"cache path {paths.get('occurrences')} times: the DWARF debug info records the "
-                 "absolute source and O= paths, which lie under the cache directory.")
-    return text
+    if payload.get("compressed_identical"):
+        kernel = "The compressed kernel inside the image is identical"
+    elif payload.get("identical_without_build_ids"):
+        shorter = payload.get("compressed_size_a", 0) - payload.get("compressed_size_b", 0)
+        size = (f"; compressed from different build-id bytes it is {abs(shorter)} byte(s) "
+                f"{'shorter' if shorter > 0 else 'longer'} in B" if shorter else "")
+        kernel = (f"With its {payload.get('build_id_notes', '?')} GNU build-id notes masked, the decompressed "
+                  f"kernel (vmlinux.bin) is identical{size}")
+    else:
+        return ""
+    decompressor = "the decompressor differs only in its own GNU build-id"
+    if got:
+        decompressor += " and in the .got entry holding the compressed kernel's end address"
+    parts = [f"{kernel}; {decompressor}."]
+    explained = {  # loaded sections whose differences were shown above to be build-id effects
+        "arch/s390/boot/vmlinux": {r.get("section") for r in what.get("decompressor_regions_differing", [])}
+        | {payload.get("section")},
+        "vmlinux": {r.get("section") for r in payload.get("regions_differing", [])} | {".notes"}}
+    for name, sections in (what.get("elf_sections_differing") or {}).items():
+        others = [n for n in sections or [] if n not in explained.get(name, set())]
+        if not others:
+            continue
+        hits = (what.get("build_paths") or {}).get(name) or {}
+        text = f"In {name} (ELF), besides the build-id carriers, only {', '.join(others)} differ"
+        if hits.get("occurrences"):
+            text += (f", and A's copy contains A's cache path {hits['occurrences']} time(s) "
+                     f"(`{hits.get('example')}`)")
+            units = [u for u in hits.get("compile_units", []) if u.get("holds_path")]
+            if units:
+                text += ("; compile units holding it: "
+                         + ", ".join(f"{u['name']} ({u['holds_path']})" for u in units))
+        if all(n.startswith(".debug") for n in others):
+            text += ("; the linker's build-id hashes the whole ELF, so the absolute path recorded "
+                     "in the DWARF debug info changes the build-id")
+        parts.append(text + ".")
+    return " ".join(parts)
 
 
-def build_paths(build: Build) -> dict[str, Any]:
-    """How often the build's own cache path (where the source and O= tree live) is in vmlinux."""
-    vmlinux = build.vmlinux()
-    if vmlinux is None:
-        return {"path": str(build.cache), "occurrences": None}
-    return {"path": str(build.cache), "occurrences": vmlinux.read_bytes().count(str(build.cache).encode())}
+def path_hits(elf: Path | None, cache: Path) -> dict[str, Any]:
+    """How often *cache* (where the source and O= trees of that build live) occurs in *elf*,
+    with the first string holding it."""
+    if elf is None:
+        return {"path": str(cache), "occurrences": None}
+    data, needle = elf.read_bytes(), str(cache).encode()
+    pos = data.find(needle)
+    example = printable_run(data, pos, span=200) if pos >= 0 else ""
+    hits: dict[str, Any] = {"path": str(cache), "occurrences": data.count(needle), "example": example}
+    if pos >= 0:
+        hits["compile_units"] = dwarf_units_with(elf, str(cache))
+    return hits
 
 
-def vmlinux_section_diff(build_a: Build, build_b: Build) -> list[str] | None:
-    """Names of the vmlinux ELF sections whose bytes differ between the two builds."""
-    va, vb = build_a.vmlinux(), build_b.vmlinux()
-    if va is None or vb is None:
+def dwarf_units_with(elf_path: Path, needle: str, limit: int = 5) -> list[dict[str, str]]:
+    """DWARF compile units whose name or comp_dir attribute holds *needle* (the first few)."""
+    from elftools.elf.elffile import ELFFile
+
+    found: list[dict[str, str]] = []
+    try:
+        with open(elf_path, "rb") as handle:
+            elf = ELFFile(handle)
+            if not elf.has_dwarf_info():
+                return found
+            for cu in elf.get_dwarf_info().iter_CUs():
+                top = cu.get_top_DIE()
+                attrs = {k: top.attributes[k].value for k in ("DW_AT_name", "DW_AT_comp_dir")
+                         if k in top.attributes}
+                attrs = {k: v.decode(errors="replace") if isinstance(v, bytes) else str(v)
+                         for k, v in attrs.items()}
+                if any(needle in v for v in attrs.values()):
+                    found.append({"name": attrs.get("DW_AT_name", "?"),
+                                  "holds_path": ", ".join(k for k, v in attrs.items() if needle in v)})
+                    if len(found) >= limit:
+                        break
+    except Exception as exc:  # noqa: BLE001 - a detail; the byte counts stand without it
+        found.append({"name": f"(DWARF not read: {type(exc).__name__})", "holds_path": ""})
+    return found
+
+
+def elf_section_diff(path_a: Path | None, path_b: Path | None) -> list[str] | None:
+    """Names of the ELF sections whose bytes differ between the two builds' copies."""
+    if path_a is None or path_b is None:
         return None
     from elftools.elf.elffile import ELFFile
 
@@ -458,7 +513,7 @@ def vmlinux_section_diff(build_a: Build, build_b: Build) -> list[str] | None:
             return {s.name: hashlib.sha256(s.data()).hexdigest() for s in elf.iter_sections()
                     if s["sh_type"] != "SHT_NOBITS"}
 
-    ca, cb = contents(va), contents(vb)
+    ca, cb = contents(path_a), contents(path_b)
     return sorted(n for n in set(ca) | set(cb) if ca.get(n) != cb.get(n))
 
 
