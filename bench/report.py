@@ -7,6 +7,7 @@ Only what the JSON holds is printed: a section that was not run says so, with it
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sys
 from pathlib import Path
@@ -285,8 +286,33 @@ def _revision(rev: dict[str, Any]) -> str:
     return f"{rev.get('commit', 'unknown')}{changed}"
 
 
+def _window(sec: dict[str, Any]) -> tuple[float, float] | None:
+    try:
+        start = dt.datetime.strptime(sec["date"], "%Y-%m-%d %H:%M:%S UTC").timestamp()
+        return start, start + float(sec["seconds"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def overlaps(sections: dict[str, Any]) -> dict[str, list[str]]:
+    """Sections that ran at the same time as others (separate commands): contended timings."""
+    found: dict[str, list[str]] = {}
+    items = [(n, _window(s)) for n, s in sections.items() if s.get("status") == "measured"]
+    for name, win in items:
+        for other, other_win in items:
+            if other == name or win is None or other_win is None:
+                continue
+            if sections[name].get("command") == sections[other].get("command"):
+                continue  # one invocation runs its sections one after the other
+            shared = min(win[1], other_win[1]) - max(win[0], other_win[0])
+            if shared >= 1:
+                found.setdefault(name, []).append(f"{sections[other]['title']} ({shared:.0f} s)")
+    return found
+
+
 def render(doc: dict[str, Any]) -> str:
     sections = doc["sections"]
+    contended = overlaps(sections)
     lines = [
         "# Benchmarks",
         "",
@@ -337,8 +363,14 @@ def render(doc: dict[str, Any]) -> str:
             lines += [f"Command: `{sec['command']}`", ""]
         if sec.get("revision") and sec["revision"] != doc.get("revision"):
             lines += [f"Revision at the start of this section: {_revision(sec['revision'])}", ""]
-        if sec.get("machine") and sec["machine"] != {k: doc["machine"].get(k) for k in sec["machine"]}:
+        if contended.get(name):
+            lines += [f"**Contended:** ran at the same time as {', '.join(contended[name])} from another "
+                      "invocation, on the same cores; its timings are not clean.", ""]
+        ident = ("cpu", "cores", "machine", "kernel", "python")
+        if sec.get("machine") and any(sec["machine"].get(k) != doc["machine"].get(k) for k in ident):
             lines += [f"Machine for this section: {_machine_line(sec['machine'])}", ""]
+        elif (sec.get("machine") or {}).get("loadavg_start"):
+            lines += [f"Load average at the start: {' '.join(map(str, sec['machine']['loadavg_start']))}", ""]
         lines += [f"- {note}" for note in sec.get("notes", [])]
         if sec.get("notes"):
             lines.append("")

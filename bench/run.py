@@ -392,7 +392,8 @@ def run_section(name: str, opts: Options, command: str = "") -> dict[str, Any]:
     started = time.monotonic()
     runs = 1 if name == "reproducibility" else opts.runs  # one comparison of two builds
     head = {"title": TITLES[name], "date": _now(), "mode": "smoke" if opts.smoke else "full",
-            "runs": runs, "command": command, "revision": revision(), "machine": machine()}
+            "runs": runs, "command": command, "revision": revision(),
+            "machine": {**machine(), "loadavg_start": [round(x, 2) for x in os.getloadavg()]}}
     print(f"[bench] {name}: running ({head['mode']}, {runs} run(s))", file=sys.stderr, flush=True)
     try:
         body = {"status": "measured", **RUNNERS[name](opts)}
