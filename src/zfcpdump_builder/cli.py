@@ -96,7 +96,8 @@ def cmd_build(args: argparse.Namespace, reporter: Reporter) -> int:
     return 0
 
 
-EXTENSIONS = ("plan", "install", "dumpdisk", "qemu", "bench")
+# Sub-commands that live beside their stage; each module registers itself.
+EXTENSIONS = ("plan", "install", "dumpdisk", "qemu")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -113,20 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_extension(sub: argparse._SubParsersAction, name: str) -> None:
-    """Sub-commands that live beside their stage (install.py, dumpdisk.py, qemu.py …)."""
     import importlib
 
-    module_name = {"plan": "plan", "install": "install", "dumpdisk": "dumpdisk",
-                   "qemu": "qemu", "bench": "bench"}[name]
-    try:
-        module = importlib.import_module(f"zfcpdump_builder.{module_name}")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"zfcpdump_builder.{module_name}":
-            raise
-        return
-    register = getattr(module, "add_arguments", None)
-    if register is not None:
-        register(sub)
+    importlib.import_module(f"zfcpdump_builder.{name}").add_arguments(sub)
 
 
 def main(argv: list[str] | None = None) -> int:

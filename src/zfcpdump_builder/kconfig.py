@@ -7,6 +7,7 @@ dependencies are unmet; we list each one with its `depends on` line instead.
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,8 +152,6 @@ def _scan_file(path: Path, symbols: set[str], depends: dict[str, list[str]],
 
 
 def check_symbols_exist(wanted: dict[str, Entry], index: KconfigIndex, kernel: str) -> None:
-    import difflib
-
     unknown = sorted(s for s in wanted if s not in index.symbols)
     if not unknown:
         return

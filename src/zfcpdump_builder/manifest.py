@@ -38,9 +38,12 @@ def _stage_keys(stages: dict[str, StageOutput]) -> dict[str, str]:
     return {name: output.key for name, output in sorted(stages.items())}
 
 
+def output_record(path: Path) -> dict[str, Any]:
+    return {"sha256": file_sha256(path), "size": path.stat().st_size}
+
+
 def _outputs(files: dict[str, Path]) -> dict[str, dict[str, Any]]:
-    return {name: {"sha256": file_sha256(path), "size": path.stat().st_size}
-            for name, path in sorted(files.items())}
+    return {name: output_record(path) for name, path in sorted(files.items())}
 
 
 def build_manifest(result: Any, files: dict[str, Path], epoch: int,

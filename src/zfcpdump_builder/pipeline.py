@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from . import budget, initramfs, kconfig, kernel, manifest, runtime, source, toolchain
-from .cache import StageOutput, Store, file_sha256
+from .cache import StageOutput, Store
 from .events import Reporter
 from .recipe import Recipe, parse_size
 
@@ -33,15 +33,6 @@ class BuildContext:
 
     def logs(self, recipe: Recipe) -> Path:
         return self.cache_dir / "logs" / recipe.name
-
-
-@dataclass
-class StageRecord:
-    output: StageOutput
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"stage": self.output.stage, "key": self.output.key,
-                "cached": self.output.cached, "seconds": round(self.output.seconds, 3)}
 
 
 @dataclass
@@ -125,16 +116,16 @@ def publish(result: BuildResult, out_dir: Path, manifest_extra: dict[str, Any],
             shutil.copy2(path, staging / name)
             os.chmod(staging / name, 0o644)
         staged = {name: staging / name for name in files}
-        manifest.write(manifest.build_manifest(result, staged, source_date_epoch(result.recipe),
-                                               manifest_extra), staging / "manifest.json")
+        record = manifest.build_manifest(result, staged, source_date_epoch(result.recipe), manifest_extra)
+        manifest.write(record, staging / "manifest.json")
         _swap_dirs(staging, out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    for name in [*files, "manifest.json"]:
-        final = out_dir / name
-        result.artifacts[name] = final
-        reporter.artifact(name, str(final), file_sha256(final), final.stat().st_size)
+    outputs = record["outputs"] | {"manifest.json": manifest.output_record(out_dir / "manifest.json")}
+    for name, facts in outputs.items():
+        result.artifacts[name] = out_dir / name
+        reporter.artifact(name, str(out_dir / name), facts["sha256"], facts["size"])
 
 
 def _swap_dirs(new: Path, target: Path) -> None:
