@@ -18,6 +18,7 @@ from pathlib import Path
 
 from elftools.elf.elffile import ELFFile
 
+from support import elfmem
 from zfcpdump_builder.cache import file_sha256
 
 SB_MAGIC = 0x5A46435044554D50
@@ -158,14 +159,7 @@ def prstatus_count(core: Path) -> int:
 
 def read_phys(core: Path, paddr: int, size: int) -> bytes:
     """*size* bytes of memory at physical address *paddr*, via the core's PT_LOAD segments."""
-    with open(core, "rb") as handle:
-        elf = ELFFile(handle)
-        for seg in elf.iter_segments():
-            h = seg.header
-            if h.p_type == "PT_LOAD" and h.p_paddr <= paddr and paddr + size <= h.p_paddr + h.p_filesz:
-                handle.seek(h.p_offset + paddr - h.p_paddr)
-                return handle.read(size)
-    raise ValueError(f"physical address {paddr:#x} is in no PT_LOAD segment")
+    return elfmem.read_physical(core, elfmem.pt_loads(core), paddr, size)
 
 
 def contains(path: Path, needle: bytes) -> bool:

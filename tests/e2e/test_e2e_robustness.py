@@ -36,6 +36,16 @@ def _refused(result: BootResult) -> str:
     return failed[0]
 
 
+def _refused_unchanged(art: sc.Artifacts, first_rd: Path, disk: zipldisk.ZiplDisk, work: Path) -> str:
+    """Crash into the rd with *disk* attached; the writer must refuse and leave it unchanged."""
+    before = dc.sha256(disk.path)
+    result = sc.kdump(art, first_rd, disk.path, work / "console.log",
+                      expect=(sc.WRITER_START, sc.FAILED), failures=REFUSAL_RUN)
+    line = _refused(result)
+    assert dc.sha256(disk.path) == before
+    return line
+
+
 def _unprepare(disk: zipldisk.ZiplDisk) -> None:
     """Remove every trace of zipl: MBR header and boot_info, and the superblock."""
     disk.write(0, b"\0" * 0x98)
@@ -47,24 +57,16 @@ def test_unprepared_disk_is_refused_and_unchanged(art: sc.Artifacts, first_rd: P
     work = _workdir(e2e_dir, "unprepared")
     disk = zipldisk.make_disk(work / "disk.img", (sc.DUMPED_MIB + 8) * zipldisk.MIB)
     _unprepare(disk)
-    before = dc.sha256(disk.path)
-    result = sc.kdump(art, first_rd, disk.path, work / "console.log",
-                      expect=(sc.WRITER_START, sc.FAILED), failures=REFUSAL_RUN)
-    line = _refused(result)
+    line = _refused_unchanged(art, first_rd, disk, work)
     assert re.search(r"zipl|dump disk", line, re.I), line
-    assert dc.sha256(disk.path) == before
 
 
 def test_too_small_dump_area_is_refused_and_unchanged(art: sc.Artifacts, first_rd: Path,
                                                       e2e_dir: Path) -> None:
     work = _workdir(e2e_dir, "toosmall")
     disk = zipldisk.make_disk(work / "disk.img", sc.DUMPED_MIB // 2 * zipldisk.MIB)
-    before = dc.sha256(disk.path)
-    result = sc.kdump(art, first_rd, disk.path, work / "console.log",
-                      expect=(sc.WRITER_START, sc.FAILED), failures=REFUSAL_RUN)
-    line = _refused(result)
+    line = _refused_unchanged(art, first_rd, disk, work)
     assert re.search(r"larger|too small|does not fit|exceed", line, re.I), line
-    assert dc.sha256(disk.path) == before
 
 
 def test_killed_mid_dump_leaves_an_invalid_dump_and_a_valid_superblock(

@@ -7,10 +7,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from elftools.elf.elffile import ELFFile
 from rdhelpers import ALL_RD, WRITER, rd_spec
 
-from support import chroot, vmcore, zgetdump, zipldisk
+from support import chroot, elfmem, vmcore, zgetdump, zipldisk
 from zfcpdump_builder.cache import StageOutput, Store
 from zfcpdump_builder.events import Reporter
 from zfcpdump_builder.initramfs import RD_NAME, build_initramfs
@@ -66,21 +65,6 @@ def make_dump_env(base: Path) -> tuple[vmcore.Vmcore, zipldisk.ZiplDisk]:
     return core, disk
 
 
-def loads_of(path: Path) -> list[tuple[int, int, int]]:
-    with open(path, "rb") as handle:
-        return [(s["p_paddr"], s["p_offset"], s["p_filesz"]) for s in ELFFile(handle).iter_segments()
-                if s["p_type"] == "PT_LOAD"]
-
-
-def read_physical(path: Path, loads: list[tuple[int, int, int]], paddr: int, size: int) -> bytes:
-    for start, offset, length in loads:
-        if start <= paddr and paddr + size <= start + length:
-            with open(path, "rb") as handle:
-                handle.seek(offset + paddr - start)
-                return handle.read(size)
-    raise AssertionError(f"{paddr:#x} is not in {path}")
-
-
 def test_the_writer_in_the_chroot_writes_a_dump_zgetdump_accepts(rd_root: Path, tmp_path: Path) -> None:
     dump_and_judge(rd_root, tmp_path)
 
@@ -118,8 +102,4 @@ def dump_and_judge(rd_root: Path, tmp_path: Path) -> None:
     assert info.returncode == 0, info.stderr
     converted = tmp_path / "dump.elf"
     assert zgetdump.convert(part, converted, judge).returncode == 0
-    loads = loads_of(converted)
-    for load in core.loads:
-        for paddr in range(load.paddr, load.paddr + load.size, MIB):
-            size = min(MIB, load.paddr + load.size - paddr)
-            assert read_physical(converted, loads, paddr, size) == core.memory(paddr, size), hex(paddr)
+    elfmem.assert_memory_matches(core, converted)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from support.loopdev import LoopDevice
 from zfcpdump_builder import install, zipl
 from zfcpdump_builder.events import Reporter
 
@@ -137,39 +138,22 @@ def umount(where: Path) -> None:
     subprocess.run(["umount", "-l", str(where)], capture_output=True, check=False)
 
 
-class LoopDisk:
+class LoopDisk(LoopDevice):
     """A 64 MiB disk image with two DOS partitions on a loop device (root only), or a skip."""
 
     def __init__(self, image: Path) -> None:
         need_root()
-        for tool in ("losetup", "sfdisk", "partx"):
-            if shutil.which(tool) is None:
-                pytest.skip(f"{tool} is not installed")
+        if shutil.which("sfdisk") is None:
+            pytest.skip("sfdisk is not installed")
         with open(image, "wb") as handle:
             handle.truncate(64 * MIB)
         subprocess.run(["sfdisk", "-q", str(image)], input="label: dos\n,32M,L\n,,L\n",
                        text=True, check=True, capture_output=True)
-        res = subprocess.run(["losetup", "-f", "--show", "-P", str(image)], capture_output=True, text=True)
-        if res.returncode != 0:
-            pytest.skip(f"losetup not permitted: {res.stderr.strip()}")
-        self.dev = res.stdout.strip()
-        self.name = Path(self.dev).name
-        self.made: list[Path] = []
         self.mounts: list[Path] = []
-        if not Path(f"/sys/block/{self.name}/{self.name}p1").exists():
-            subprocess.run(["partx", "-a", self.dev], capture_output=True, check=False)
+        super().__init__(image)
 
-    def part(self, number: int) -> str:
-        node = Path(f"{self.dev}p{number}")
-        sys_dev = Path(f"/sys/block/{self.name}/{self.name}p{number}/dev")
-        if not node.exists() and sys_dev.exists():
-            major, minor = sys_dev.read_text().strip().split(":")
-            subprocess.run(["mknod", str(node), "b", major, minor], check=True)
-            self.made.append(node)
-        if not node.exists():
-            self.close()
-            pytest.skip(f"no partition node {node}")
-        return str(node)
+    def part(self, number: int) -> str:  # type: ignore[override]
+        return str(super().part(number))
 
     def mount_ext4(self, number: int, where: Path) -> None:
         part = self.part(number)
@@ -186,8 +170,4 @@ class LoopDisk:
         for where in self.mounts:
             umount(where)
         self.mounts = []
-        subprocess.run(["partx", "-d", self.dev], capture_output=True, check=False)
-        for node in self.made:
-            node.unlink(missing_ok=True)
-        self.made = []
-        subprocess.run(["losetup", "-d", self.dev], capture_output=True, check=False)
+        super().close()

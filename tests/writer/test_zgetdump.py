@@ -2,30 +2,26 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 from elftools.elf.elffile import ELFFile
-from tests.support import vmcore, zgetdump
+from tests.support import elfmem, vmcore, zgetdump
+from tests.support.loopdev import LoopDevice
 from writer_helpers import MIB
 
 pytestmark = pytest.mark.slow
 
 
-def memory_map(path: Path) -> tuple[list[tuple[int, int, int]], dict[int, list[bytes]]]:
-    """(paddr, offset, size) of the PT_LOADs and the note descriptors by type, via pyelftools."""
+def note_descriptors(path: Path) -> dict[int, list[bytes]]:
+    """The note descriptors of *path* by note type, via pyelftools."""
+    notes: dict[int, list[bytes]] = {}
     with open(path, "rb") as handle:
-        elf = ELFFile(handle)
-        loads = [(s["p_paddr"], s["p_offset"], s["p_filesz"]) for s in elf.iter_segments()
-                 if s["p_type"] == "PT_LOAD"]
-        notes: dict[int, list[bytes]] = {}
-        for seg in elf.iter_segments():
+        for seg in ELFFile(handle).iter_segments():
             if seg["p_type"] == "PT_NOTE":
                 handle.seek(seg["p_offset"])
                 _notes(handle.read(seg["p_filesz"]), notes)
-    return loads, notes
+    return notes
 
 
 def _notes(data: bytes, out: dict[int, list[bytes]]) -> None:
@@ -37,22 +33,10 @@ def _notes(data: bytes, out: dict[int, list[bytes]]) -> None:
         pos = desc + (descsz + 3) // 4 * 4
 
 
-def read_paddr(path: Path, loads: list[tuple[int, int, int]], paddr: int, length: int) -> bytes:
-    for start, offset, size in loads:
-        if start <= paddr and paddr + length <= start + size:
-            with open(path, "rb") as handle:
-                handle.seek(offset + paddr - start)
-                return handle.read(length)
-    raise AssertionError(f"paddr {paddr:#x}+{length} missing from {path}")
-
-
 def assert_same_memory(original: vmcore.Vmcore, converted: Path) -> None:
-    loads, notes = memory_map(converted)
+    loads = elfmem.assert_memory_matches(original, converted)
     assert sum(size for *_, size in loads) == sum(ld.size for ld in original.loads)
-    for load in original.loads:
-        for pa in range(load.paddr, load.paddr + load.size, MIB):
-            n = min(MIB, load.paddr + load.size - pa)
-            assert read_paddr(converted, loads, pa, n) == original.memory(pa, n), hex(pa)
+    notes = note_descriptors(converted)
     # psw, gprs and acrs of every CPU (zgetdump does not carry orig_gpr2 over)
     regs = [d[vmcore.PR_REG_AT:vmcore.PR_REG_AT + 208] for d in notes[vmcore.NT_PRSTATUS]]
     assert regs == [vmcore.cpu_regs(cpu)[:208] for cpu in range(original.cpus)]
@@ -91,40 +75,8 @@ def test_zgetdump_kdump_style_notes_page(env_factory, zg_root) -> None:  # noqa:
     assert_same_memory(core, out)
 
 
-class Loop:
-    """A loop device over a disk image with its partitions (partx -a), or a skip."""
-
-    def __init__(self, image: Path) -> None:
-        if shutil.which("losetup") is None or shutil.which("partx") is None:
-            pytest.skip("losetup/partx not installed")
-        res = subprocess.run(["losetup", "-f", "--show", str(image)], capture_output=True, text=True)
-        if res.returncode != 0:
-            pytest.skip(f"losetup not permitted: {res.stderr.strip()}")
-        self.dev = res.stdout.strip()
-        subprocess.run(["partx", "-a", self.dev], capture_output=True, check=False)
-        self.made: list[Path] = []
-
-    def part(self, number: int) -> Path:
-        name = Path(self.dev).name
-        node = Path(f"{self.dev}p{number}")
-        sys_dev = Path(f"/sys/block/{name}/{name}p{number}/dev")
-        if not node.exists() and sys_dev.exists():
-            major, minor = sys_dev.read_text().strip().split(":")
-            subprocess.run(["mknod", str(node), "b", major, minor], check=True)
-            self.made.append(node)
-        if not node.exists():
-            pytest.skip(f"no partition node {node}")
-        return node
-
-    def close(self) -> None:
-        subprocess.run(["partx", "-d", self.dev], capture_output=True, check=False)
-        for node in self.made:
-            node.unlink(missing_ok=True)
-        subprocess.run(["losetup", "-d", self.dev], capture_output=True, check=False)
-
-
 def test_zgetdump_device_checks_before_and_after(env, zg_root) -> None:  # noqa: ANN001
-    loop = Loop(env.sda)
+    loop = LoopDevice(env.sda)
     try:
         res = zgetdump.run(["-d", loop.dev], zg_root)
         assert res.returncode == 0, res.stderr
@@ -134,7 +86,7 @@ def test_zgetdump_device_checks_before_and_after(env, zg_root) -> None:  # noqa:
         loop.close()
     code, _ = env.run()
     assert code == 0, env.text
-    loop = Loop(env.sda)
+    loop = LoopDevice(env.sda)
     try:
         res = zgetdump.run(["-d", loop.dev], zg_root)
         assert res.returncode == 0, res.stderr
@@ -149,7 +101,7 @@ def test_zgetdump_device_rejects_disk_after_tamper(env, zg_root) -> None:  # noq
     code, _ = env.run()
     assert code == 0
     env.disk.write(env.disk.dump_start + 200, b"\xff")  # inside the checksummed header page
-    loop = Loop(env.sda)
+    loop = LoopDevice(env.sda)
     try:
         assert zgetdump.run(["-d", loop.dev], zg_root).returncode == 1
     finally:
