@@ -28,6 +28,9 @@ from .toolchain import Toolchain
 LOG_TAIL_LINES = 25
 PROGRESS_LINE = re.compile(r"^\s+(CC|AS|LD|AR|OBJCOPY|CPP|HOSTCC|GEN|UPD|SYNC)\b")
 DEFAULT_TOTAL_STEPS = 1600
+# Where the debug info and build IDs say the source and O= trees are, wherever they really are.
+SOURCE_ALIAS = "/usr/src/linux"
+OBJDIR_ALIAS = "/usr/src/linux-obj"
 
 
 @dataclass(frozen=True)
@@ -35,15 +38,9 @@ class BuildSettings:
     jobs: int
     source_date_epoch: int
 
-    def env(self, toolchain: Toolchain, cache_root: Path | None = None,
-            path_map: dict[Path, str] | None = None) -> dict[str, str]:
-        """The build environment. ccache settings change hit rates, never output; the path
-        maps keep the source and O= locations out of the debug info and the build ID."""
+    def env(self, toolchain: Toolchain, cache_root: Path | None = None) -> dict[str, str]:
+        """The build environment. ccache settings change hit rates, never output."""
         env = self.output_env()
-        if path_map:
-            maps = " ".join(f"-ffile-prefix-map={p}={alias}" for p, alias in path_map.items())
-            env["KCFLAGS"] = maps
-            env["KAFLAGS"] = " ".join(f"-Wa,--debug-prefix-map={p}={alias}" for p, alias in path_map.items())
         if toolchain.ccache:
             env["CCACHE_NOHASHDIR"] = "1"
             if cache_root is not None:
@@ -64,13 +61,20 @@ class BuildSettings:
         }
 
     def identity(self, toolchain: Toolchain) -> dict[str, Any]:
-        return {"env": self.output_env()}
+        return {"env": self.output_env(), "path_aliases": [SOURCE_ALIAS, OBJDIR_ALIAS]}
 
 
 def make_command(source: SourceTree, objdir: Path, toolchain: Toolchain, *targets: str,
-                 jobs: int = 1) -> list[str]:
+                 jobs: int = 1, path_map: dict[Path, str] | None = None) -> list[str]:
+    """make for the O= tree. *path_map* goes into CC rather than KCFLAGS, because
+    arch/s390/boot compiles with its own flags and would keep the absolute paths."""
+    compiler = f"{toolchain.prefix}gcc"
+    if toolchain.ccache:
+        compiler = f"ccache {compiler}"
+    maps = [f"-ffile-prefix-map={path}={alias}" for path, alias in (path_map or {}).items()]
     return ["make", "-C", str(source.path), f"O={objdir}", "ARCH=s390",
-            f"CROSS_COMPILE={toolchain.cross_compile}", f"-j{jobs}", *targets]
+            f"CROSS_COMPILE={toolchain.prefix}", f"CC={' '.join([compiler, *maps])}",
+            f"-j{jobs}", *targets]
 
 
 def run_logged(command: list[str], log: Path, env: dict[str, str], stage: str,
@@ -145,14 +149,16 @@ def build(source: SourceTree, config: StageOutput, toolchain: Toolchain, setting
     def produce(out: Path) -> dict[str, Any]:
         with store.workspace(f"kbuild-{workspace_id.hexdigest()[:16]}") as objdir:
             _install_config(objdir, final_config)
-            total = _expected_steps(objdir)
+            recorded = _recorded_steps(objdir)
             log = logs / "kernel-build.log"
-            with reporter.progress("kernel", f"building linux {source.version}", total, "steps") as bar:
-                run_logged(make_command(source, objdir, toolchain, "bzImage", jobs=settings.jobs),
-                           log, settings.env(toolchain, store.root, {source.path: "/usr/src/linux",
-                                                                     objdir: "/usr/src/linux-obj"}),
-                           "kernel build", bar)
-                (objdir / ".zfcpdump-steps").write_text(str(max(bar.done, 1)))
+            with reporter.progress("kernel", f"building linux {source.version}", recorded or DEFAULT_TOTAL_STEPS,
+                                   "steps") as bar:
+                path_map = {source.path: SOURCE_ALIAS, objdir: OBJDIR_ALIAS}
+                run_logged(make_command(source, objdir, toolchain, "bzImage", jobs=settings.jobs,
+                                        path_map=path_map),
+                           log, settings.env(toolchain, store.root), "kernel build", bar)
+                # The largest build seen, so an incremental one does not shrink the next bar.
+                (objdir / ".zfcpdump-steps").write_text(str(max(bar.done, recorded, 1)))
             return _collect(objdir, out, log)
 
     return store.produce("kernel", inputs, produce)
@@ -164,11 +170,12 @@ def _install_config(objdir: Path, config: str) -> None:
         target.write_text(config)
 
 
-def _expected_steps(objdir: Path) -> int:
+def _recorded_steps(objdir: Path) -> int:
+    """Steps of the largest build this O= tree has seen; 0 for a new tree."""
     try:
         return int((objdir / ".zfcpdump-steps").read_text())
     except (OSError, ValueError):
-        return DEFAULT_TOTAL_STEPS
+        return 0
 
 
 def _collect(objdir: Path, out: Path, log: Path) -> dict[str, Any]:

@@ -21,10 +21,6 @@ class Toolchain:
     gcc_version: str
     binutils_version: str
 
-    @property
-    def cross_compile(self) -> str:
-        return f"ccache {self.prefix}" if self.ccache else self.prefix
-
     def identity(self) -> dict[str, Any]:
         """What changes compiled output: compiler and binutils versions, and the prefix."""
         return {"prefix": self.prefix, "gcc": self.gcc_version, "binutils": self.binutils_version}

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from support.buildcli import ROOT, BuiltRecipe, run_cli, shared_cache_dir
+from support.buildcli import ROOT, BuiltRecipe, CliRun, run_cli, shared_cache_dir
 
 REQUIRED = ["CRASH_DUMP", "PROC_VMCORE", "BLK_DEV_INITRD", "ZFCP", "BLK_DEV_SD",
             "MSDOS_PARTITION", "EFI_PARTITION", "DEBUG_FS"]
@@ -139,19 +139,27 @@ def unique_suffix() -> str:
     return f"-t{os.getpid()}{time.monotonic_ns() % 10**9}"
 
 
-def test_one_symbol_change_rebuilds_incrementally(tmp_path: Path, built_default: BuiltRecipe) -> None:
+def build_with_localversion(tmp_path: Path, suffix: str) -> CliRun:
     # Same recipe name as the default, so it shares the default's O= workspace.
-    suffix = unique_suffix()
-    recipe = child_recipe(tmp_path, f"kernel:\n  config:\n    set: {{LOCALVERSION: \"{suffix}\"}}\n",
+    (tmp_path / suffix).mkdir()
+    recipe = child_recipe(tmp_path / suffix, f"kernel:\n  config:\n    set: {{LOCALVERSION: \"{suffix}\"}}\n",
                           name="default")
-    run = run_cli("build", str(recipe), "--out", str(tmp_path / "out"))
+    run = run_cli("build", str(recipe), "--out", str(tmp_path / suffix / "out"))
     assert run.code == 0, run.stderr
     kernel = next(e for e in run.of("stage-finish") if e["stage"] == "kernel")
     assert kernel["cached"] is False
+    return run
+
+
+def test_one_symbol_change_rebuilds_incrementally(tmp_path: Path, built_default: BuiltRecipe) -> None:
+    # The first build brings the workspace to a known state, whatever built in it last.
+    build_with_localversion(tmp_path, unique_suffix())
+    suffix = unique_suffix()
+    build_with_localversion(tmp_path, suffix)
     log = (shared_cache_dir() / "logs" / "default" / "kernel-build.log").read_text()
     compiled = [line for line in log.splitlines() if line.lstrip().startswith("CC ")]
     assert 0 < len(compiled) < 100, f"{len(compiled)} files recompiled for one symbol"
-    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    manifest = json.loads((tmp_path / suffix / "out" / "manifest.json").read_text())
     assert manifest["kernel"]["release"].endswith(suffix)
 
 
