@@ -875,20 +875,36 @@ def build_runtime(spec: RuntimeSpec, writer_package_dir: Path, store: Store, rep
     pkgs = acquire(spec, cache_dir, reporter)
 
     def producer(out: Path) -> dict[str, Any]:
-        return produce_runtime(spec, pkgs, writer, out, reporter)
+        staged = (Staged(Path(spec.path or ".").resolve()) if spec.kind == "sysroot"
+                  else unpacked_packages(pkgs, spec, store))
+        return produce_runtime(spec, staged, writer, out, reporter)
 
     return store.produce("runtime", runtime_inputs(spec, pkgs, writer), producer)
 
 
-def produce_runtime(spec: RuntimeSpec, pkgs: list[Path], writer: WriterPackage, out: Path,
+def unpacked_packages(pkgs: list[Path], spec: RuntimeSpec, store: Store) -> Staged:
+    """The packages unpacked into one root, kept as its own object: a writer change then
+    reuses it instead of unpacking libc and libpython again. Read-only once made."""
+    inputs = {"packages": [[p.name, file_sha256(p)] for p in pkgs], "arch": spec.arch,
+              "unpacker": hashlib.sha256(Path(debpkg.__file__).read_bytes()).hexdigest()}
+
+    def producer(out: Path) -> dict[str, Any]:
+        staged = stage_packages(pkgs, spec, out / "root")
+        (out / "origin.json").write_text(json.dumps(
+            {"packages": [asdict(info) for info in staged.packages], "origin": staged.origin},
+            indent=1, sort_keys=True) + "\n")
+        return {"packages": len(staged.packages), "files": len(staged.origin)}
+
+    output = store.produce("sysroot", inputs, producer)
+    recorded = json.loads((output.path / "origin.json").read_text())
+    return Staged(output.path / "root", [PackageInfo(**info) for info in recorded["packages"]],
+                  recorded["origin"])
+
+
+def produce_runtime(spec: RuntimeSpec, staged: Staged, writer: WriterPackage, out: Path,
                     reporter: Reporter) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="runtime-", dir=out.parent) as tmp:
-        work = Path(tmp)
-        if spec.kind == "sysroot":
-            staged = Staged(Path(spec.path or ".").resolve())
-        else:
-            staged = stage_packages(pkgs, spec, work / "stage")
-        manifest = assemble(spec, staged, writer, out, work, reporter)
+        manifest = assemble(spec, staged, writer, out, Path(tmp), reporter)
     (out / FILES_JSON).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     totals = manifest["totals"]
     return {"files": totals["files"], "bytes": totals["bytes"], "modules": len(manifest["modules"])}

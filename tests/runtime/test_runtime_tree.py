@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import marshal
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -129,3 +130,21 @@ def test_two_builds_give_the_same_tree(runtime_out: StageOutput, tmp_path: Path,
     assert not again.cached
     assert tree_sha256(again.path / ROOT_DIR) == tree_sha256(runtime_out.path / ROOT_DIR)
     assert (again.path / FILES_JSON).read_text() == (runtime_out.path / FILES_JSON).read_text()
+
+
+def test_a_writer_change_reuses_the_unpacked_packages(runtime_out: StageOutput, store: Store,
+                                                      tmp_path: Path, cache_dir: Path) -> None:
+    sysroots = sorted(store.objects.glob("sysroot-*"))
+    assert len(sysroots) == 1
+    before = tree_sha256(sysroots[0] / "root")
+    writer = tmp_path / WRITER.name
+    shutil.copytree(WRITER, writer, ignore=shutil.ignore_patterns("__pycache__"))
+    with (writer / "__init__.py").open("a") as init:
+        init.write("CHANGED_FOR_THE_TEST = True\n")
+    changed = build_runtime(RuntimeSpec(), writer, store, Reporter(), cache_dir)
+    assert not changed.cached
+    assert sorted(store.objects.glob("sysroot-*")) == sysroots
+    assert tree_sha256(sysroots[0] / "root") == before
+    zpath = changed.path / ROOT_DIR / manifest(changed)["python"]["zip"].lstrip("/")
+    with zipfile.ZipFile(zpath) as archive:
+        assert b"CHANGED_FOR_THE_TEST" in archive.read("zfcpdump_writer/__init__.pyc")
