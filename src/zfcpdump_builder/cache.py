@@ -92,6 +92,51 @@ class StageOutput:
         return json.loads((self.path / META_FILE).read_text())
 
 
+@dataclass(frozen=True)
+class CacheEntry:
+    """An object or workspace of the store, for listing and pruning."""
+
+    kind: str
+    path: Path
+    lock: Path
+    last_used: float  # the directory's mtime when listed
+
+    @property
+    def stage(self) -> str:
+        return "kernel" if self.kind == "workspace" else self.path.name.rsplit("-", 1)[0]
+
+    def size(self) -> int:
+        total = 0
+        for dirpath, _dirs, files in os.walk(self.path):
+            for name in files:
+                with suppress(OSError):
+                    total += os.lstat(os.path.join(dirpath, name)).st_size
+        return total
+
+
+def mark_used(path: Path) -> None:
+    """Record a use in the directory's mtime (what `cache prune --older-than` reads)."""
+    with suppress(OSError):
+        os.utime(path)
+
+
+def _subdirs(path: Path) -> list[Path]:
+    return [p for p in path.iterdir() if p.is_dir()] if path.is_dir() else []
+
+
+@contextmanager
+def try_file_lock(path: Path) -> Iterator[bool]:
+    """The lock at *path* if it is free right now (True), else False without waiting."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+
+
 @contextmanager
 def file_lock(path: Path) -> Iterator[None]:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -114,7 +159,10 @@ class Store:
 
     def lookup(self, stage: str, key: str) -> Path | None:
         path = self.object_path(stage, key)
-        return path if (path / META_FILE).is_file() else None
+        if not (path / META_FILE).is_file():
+            return None
+        mark_used(path)
+        return path
 
     def produce(
         self,
@@ -165,7 +213,27 @@ class Store:
         path = self.root / "workspaces" / name
         with file_lock(self.locks / f"workspace-{name}.lock"):
             path.mkdir(parents=True, exist_ok=True)
+            mark_used(path)
             yield path
+
+    def entries(self) -> list[CacheEntry]:
+        """Every object and workspace, least recently used first."""
+        found = [CacheEntry("object", path, self.locks / f"{path.name}.lock", path.stat().st_mtime)
+                 for path in _subdirs(self.objects) if (path / META_FILE).is_file()]
+        found += [CacheEntry("workspace", path, self.locks / f"workspace-{path.name}.lock",
+                             path.stat().st_mtime) for path in _subdirs(self.root / "workspaces")]
+        return sorted(found, key=lambda entry: entry.last_used)
+
+    def remove(self, entry: CacheEntry) -> bool:
+        """Delete *entry* unless a build holds its lock; it vanishes in one rename."""
+        with try_file_lock(entry.lock) as locked:
+            if not locked or not entry.path.is_dir():
+                return False
+            self.tmp.mkdir(parents=True, exist_ok=True)
+            doomed = self.tmp / f"{entry.path.name}.prune.{os.getpid()}"
+            os.rename(entry.path, doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
+        return True
 
     def clean_stale_tmp(self) -> None:
         """Remove leftovers of builds that were killed (their pid no longer exists)."""

@@ -97,7 +97,9 @@ def cmd_build(args: argparse.Namespace, reporter: Reporter) -> int:
 
 
 # Sub-commands that live beside their stage; each module registers itself.
-EXTENSIONS = ("plan", "install", "dumpdisk", "qemu")
+# command -> the module whose add_arguments() defines it
+EXTENSIONS = {"plan": "plan", "install": "install", "dumpdisk": "dumpdisk", "qemu": "qemu",
+              "cache": "cachecli"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -108,8 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_build(sub)
     _add_recipe_keys(sub)
-    for name in EXTENSIONS:
-        _add_extension(sub, name)
+    for module in EXTENSIONS.values():
+        _add_extension(sub, module)
     return parser
 
 

@@ -1,0 +1,70 @@
+"""`build.py cache list|prune`: see what the stage cache holds, and free what is not used."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from .cache import CacheEntry, Store, default_cache_dir
+from .errors import RecipeError
+from .events import Reporter
+
+DAY = 86400.0
+
+
+def add_arguments(sub: argparse._SubParsersAction) -> None:
+    from .cli import _common
+
+    parser = sub.add_parser("cache", help="list or prune the stage cache",
+                            description="Stage objects and kernel O= trees pile up as recipes, "
+                            "sources and the builder change. 'list' shows each with its size and "
+                            "last use; 'prune' deletes those not used for --older-than days (or "
+                            "--all). Downloaded packages are kept. An entry a running build holds "
+                            "is skipped.")
+    parser.add_argument("action", choices=("list", "prune"))
+    _common(parser)
+    parser.add_argument("--older-than", type=float, default=30.0, metavar="DAYS",
+                        help="prune: entries last used more than DAYS ago (default: 30)")
+    parser.add_argument("--all", action="store_true", help="prune: every object and O= tree")
+    parser.add_argument("--dry-run", action="store_true", help="prune: only list what would go")
+    parser.set_defaults(handler=cmd_cache)
+
+
+def cmd_cache(args: argparse.Namespace, reporter: Reporter) -> int:
+    store = Store(args.cache_dir or default_cache_dir())
+    entries = store.entries()
+    if args.action == "list":
+        sizes = {e.path: e.size() for e in entries}
+        _show(reporter, f"stage cache {store.root}", entries, sizes)
+        reporter.info(f"cache: {len(entries)} entries, {_mib(sum(sizes.values()))}")
+        return 0
+    if args.older_than < 0:
+        raise RecipeError(f"--older-than must not be negative, not {args.older_than:g}")
+    cutoff = time.time() - args.older_than * DAY
+    doomed = entries if args.all else [e for e in entries if e.last_used < cutoff]
+    sizes = {e.path: e.size() for e in doomed}
+    removed = doomed if args.dry_run else [e for e in doomed if store.remove(e)]
+    for entry in doomed:
+        if entry not in removed:
+            reporter.warning(f"cache: {entry.path.name} is in use by a running build; kept")
+    verb = "would free" if args.dry_run else "freed"
+    _show(reporter, f"pruned from {store.root}" if not args.dry_run else "would prune", removed, sizes)
+    reporter.info(f"cache: {verb} {_mib(sum(sizes[e.path] for e in removed))} in {len(removed)} entries; "
+                  f"{len(entries) - len(removed)} kept")
+    return 0
+
+
+def _show(reporter: Reporter, title: str, entries: list[CacheEntry],
+          sizes: dict[Path, int] | None = None) -> None:
+    now = time.time()
+    rows = []
+    for entry in entries:
+        size = sizes[entry.path] if sizes is not None else entry.size()
+        rows.append([entry.kind, entry.stage, entry.path.name, _mib(size),
+                     f"{(now - entry.last_used) / DAY:.1f}"])
+    reporter.table(title, ["kind", "stage", "name", "size", "days since use"], rows)
+
+
+def _mib(size: int) -> str:
+    return f"{size / 2**20:.1f} MiB"
