@@ -21,7 +21,8 @@ def add_arguments(sub: argparse._SubParsersAction) -> None:
                             "sources and the builder change. 'list' shows each with its size and "
                             "last use; 'prune' deletes those not used for --older-than days (or "
                             "--all). Downloaded packages are kept. An entry a running build holds "
-                            "is skipped.")
+                            "is skipped, but a build may still read an object it has finished "
+                            "with, so prune between builds.")
     parser.add_argument("action", choices=("list", "prune"))
     _common(parser)
     parser.add_argument("--older-than", type=float, default=30.0, metavar="DAYS",
