@@ -48,6 +48,14 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def code_digest(*files: Path) -> str:
+    """Hash of the builder code that shapes a stage's output, so editing it misses the cache."""
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 def cached_file_sha256(path: Path) -> str:
     """file_sha256 for large, immutable downloads: memoised in a sidecar keyed by size and mtime."""
     stat = path.stat()

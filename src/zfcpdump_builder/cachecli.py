@@ -56,14 +56,10 @@ def cmd_cache(args: argparse.Namespace, reporter: Reporter) -> int:
     return 0
 
 
-def _show(reporter: Reporter, title: str, entries: list[CacheEntry],
-          sizes: dict[Path, int] | None = None) -> None:
+def _show(reporter: Reporter, title: str, entries: list[CacheEntry], sizes: dict[Path, int]) -> None:
     now = time.time()
-    rows = []
-    for entry in entries:
-        size = sizes[entry.path] if sizes is not None else entry.size()
-        rows.append([entry.kind, entry.stage, entry.path.name, _mib(size),
-                     f"{(now - entry.last_used) / DAY:.1f}"])
+    rows = [[entry.kind, entry.stage, entry.path.name, _mib(sizes[entry.path]),
+             f"{(now - entry.last_used) / DAY:.1f}"] for entry in entries]
     reporter.table(title, ["kind", "stage", "name", "size", "days since use"], rows)
 
 

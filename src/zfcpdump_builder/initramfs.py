@@ -39,7 +39,7 @@ from libarchive import ffi
 from libarchive.entry import ArchiveEntry, FileType
 
 from . import runtime as runtime_mod
-from .cache import StageOutput, Store
+from .cache import StageOutput, Store, code_digest
 from .errors import BudgetError, HostError, RecipeError
 from .events import Reporter
 
@@ -507,10 +507,6 @@ def _tree_digest(root: Path) -> str:
     return digest.hexdigest()
 
 
-def _builder_digest() -> str:
-    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
-
-
 def stage_inputs(spec: InitramfsSpec, runtime_output: StageOutput, methods: list[str],
                  config_text: str) -> dict[str, Any]:
     return {
@@ -522,7 +518,7 @@ def stage_inputs(spec: InitramfsSpec, runtime_output: StageOutput, methods: list
         "config": config_text,
         "devices": [list(d) for d in spec.devices],
         "mounts": list(mount_points()),
-        "builder": _builder_digest(),
+        "builder": code_digest(Path(__file__)),
         "tools": compressor_versions(),
     }
 

@@ -40,7 +40,7 @@ from typing import Any
 import libarchive
 
 from . import debpkg, elfdeps, pycompile
-from .cache import StageOutput, Store, file_sha256
+from .cache import StageOutput, Store, code_digest, file_sha256
 from .errors import CompileError, HostError, RecipeError, SourceError
 from .events import Reporter
 
@@ -823,11 +823,7 @@ def _source_digest(path: Path) -> str:
 
 def builder_digest() -> str:
     """Hash of the code that shapes this stage's output, so code changes miss the cache."""
-    here = Path(__file__).parent
-    digest = hashlib.sha256()
-    for name in ("runtime.py", "elfdeps.py", "pycompile.py"):
-        digest.update((here / name).read_bytes())
-    return digest.hexdigest()
+    return code_digest(Path(__file__), Path(elfdeps.__file__ or ""), Path(pycompile.__file__ or ""))
 
 
 def _sysroot_fingerprint(root: Path, spec: RuntimeSpec) -> str:
@@ -849,10 +845,14 @@ def _walk(path: Path) -> Iterator[Path]:
             yield from (Path(dirpath) / f for f in files)
 
 
-def runtime_inputs(spec: RuntimeSpec, pkgs: list[Path], writer: WriterPackage) -> dict[str, Any]:
+def package_digests(pkgs: list[Path]) -> list[list[str]]:
+    return [[p.name, file_sha256(p)] for p in pkgs]
+
+
+def runtime_inputs(spec: RuntimeSpec, packages: list[list[str]], writer: WriterPackage) -> dict[str, Any]:
     inputs: dict[str, Any] = {
         "spec": spec.cache_inputs(),
-        "packages": [[p.name, file_sha256(p)] for p in pkgs],
+        "packages": packages,
         "writer": writer.digest,
         "builder": builder_digest(),
         "host_magic": pycompile.host_magic(),
@@ -873,20 +873,23 @@ def build_runtime(spec: RuntimeSpec, writer_package_dir: Path, store: Store, rep
     spec.validate()
     writer = WriterPackage.load(writer_package_dir)
     pkgs = acquire(spec, cache_dir, reporter)
+    packages = package_digests(pkgs)
 
     def producer(out: Path) -> dict[str, Any]:
         staged = (Staged(Path(spec.path or ".").resolve()) if spec.kind == "sysroot"
-                  else unpacked_packages(pkgs, spec, store))
+                  else unpacked_packages(pkgs, packages, spec, store))
         return produce_runtime(spec, staged, writer, out, reporter)
 
-    return store.produce("runtime", runtime_inputs(spec, pkgs, writer), producer)
+    return store.produce("runtime", runtime_inputs(spec, packages, writer), producer)
 
 
-def unpacked_packages(pkgs: list[Path], spec: RuntimeSpec, store: Store) -> Staged:
+def unpacked_packages(pkgs: list[Path], packages: list[list[str]], spec: RuntimeSpec,
+                      store: Store) -> Staged:
     """The packages unpacked into one root, kept as its own object: a writer change then
-    reuses it instead of unpacking libc and libpython again. Read-only once made."""
-    inputs = {"packages": [[p.name, file_sha256(p)] for p in pkgs], "arch": spec.arch,
-              "unpacker": hashlib.sha256(Path(debpkg.__file__).read_bytes()).hexdigest()}
+    reuses it instead of unpacking libc and libpython again. Read-only once made.
+    *packages* are the package digests (package_digests)."""
+    unpacker = code_digest(Path(debpkg.__file__ or ""), Path(__file__))
+    inputs = {"packages": packages, "arch": spec.arch, "unpacker": unpacker}
 
     def producer(out: Path) -> dict[str, Any]:
         staged = stage_packages(pkgs, spec, out / "root")

@@ -16,9 +16,11 @@ def make_store(root: Path) -> tuple[Store, dict[str, Path]]:
     """Two objects and a workspace; 'old' and the workspace were last used 40 days ago."""
     store = Store(root)
     made = {}
+    def one_mib_object(out: Path) -> None:
+        (out / "blob").write_bytes(b"x" * 2**20)
+
     for name in ("old", "recent"):
-        out = store.produce("runtime", {"n": name}, lambda d: (d / "blob").write_bytes(b"x" * 2**20) and None)
-        made[name] = out.path
+        made[name] = store.produce("runtime", {"n": name}, one_mib_object).path
     with store.workspace("kbuild-test") as tree:
         (tree / "vmlinux").write_bytes(b"y" * 4096)
         made["workspace"] = tree
