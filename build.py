@@ -14,6 +14,8 @@ VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
 
 try:
     import jinja2, libarchive, rich, yaml  # noqa: E401, F401, I001
+except KeyboardInterrupt:
+    sys.exit(130)
 except ImportError:
     if VENV_PYTHON.exists() and Path(sys.executable).resolve() != VENV_PYTHON.resolve():
         os.execv(str(VENV_PYTHON), [str(VENV_PYTHON), str(Path(__file__).resolve()), *sys.argv[1:]])
@@ -22,7 +24,13 @@ except ImportError:
 
 sys.path.insert(0, str(ROOT / "src"))
 
-from zfcpdump_builder.cli import main  # noqa: E402
+try:
+    from zfcpdump_builder.cli import main  # noqa: E402
+except KeyboardInterrupt:  # Ctrl-C while starting up: the same exit code and JSON ending
+    if "--json" in sys.argv:
+        print('{"event": "result", "exit_code": 130, "status": "failed", "v": 1}', flush=True)
+    print("interrupted", file=sys.stderr)
+    sys.exit(130)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -12,7 +12,7 @@ set -eu
 BUILD_PACKAGES="gcc-s390x-linux-gnu binutils-s390x-linux-gnu gcc libc6-dev make bc flex bison
   libelf-dev libssl-dev ccache libarchive13 python3 python3-venv python3-pip ca-certificates
   cpio xz-utils zstd lz4 perl dpkg"
-TEST_PACKAGES="qemu-system-misc qemu-user fdisk util-linux gdb-multiarch"
+TEST_PACKAGES="qemu-system-misc qemu-user fdisk util-linux gdb-multiarch strace"
 
 cd "$(dirname "$0")"
 mode="${1:-}"
@@ -45,7 +45,16 @@ if [ -n "$missing" ]; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing
 fi
 
-if [ ! -x .venv/bin/python ]; then
+# A .venv that is a symlink (possibly dangling, from another machine) or a venv whose
+# interpreter no longer runs is replaced; a working one is kept.
+if [ -L .venv ]; then
+  echo "setup: replacing the .venv symlink ($(readlink .venv)) with a local venv"
+  rm -f .venv
+elif [ -e .venv ] && ! .venv/bin/python -c 'import sys' >/dev/null 2>&1; then
+  echo "setup: .venv is broken; recreating it"
+  rm -rf .venv
+fi
+if [ ! -e .venv ]; then
   /usr/bin/python3 -m venv .venv
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".$extras"

@@ -14,6 +14,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -25,6 +26,8 @@ from typing import Any
 from .errors import HostError
 
 META_FILE = ".stage.json"
+# Names the store gives its temporary trees: <stage>-<key>.<pid> and <entry>.prune.<pid>.
+TMP_NAME = re.compile(r"(?:[a-z][a-z0-9_-]*-[0-9a-f]{32}|.+\.prune)\.(\d+)")
 
 
 def default_cache_dir() -> Path:
@@ -243,14 +246,26 @@ class Store:
         shutil.rmtree(doomed, ignore_errors=True)
         return True
 
-    def clean_stale_tmp(self) -> None:
-        """Remove leftovers of builds that were killed (their pid no longer exists)."""
+    def debris(self) -> list[Path]:
+        """What killed builds and prunes left in tmp/ (only our own names, whose pid is gone)."""
         if not self.tmp.is_dir():
-            return
+            return []
+        found = []
         for entry in self.tmp.iterdir():
-            pid = entry.suffix.lstrip(".")
-            if pid.isdigit() and not _pid_alive(int(pid)):
+            match = TMP_NAME.fullmatch(entry.name)
+            if match and not _pid_alive(int(match.group(1))):
+                found.append(entry)
+        return sorted(found)
+
+    def clean_stale_tmp(self) -> list[Path]:
+        """Remove leftovers of builds and prunes that were killed; return what went."""
+        removed = self.debris()
+        for entry in removed:
+            if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+        return removed
 
 
 def _pid_alive(pid: int) -> bool:

@@ -6,8 +6,8 @@ import argparse
 import time
 from pathlib import Path
 
-from .cache import CacheEntry, Store, default_cache_dir
-from .errors import RecipeError
+from .argtypes import finite_float
+from .cache import CacheEntry, Store
 from .events import Reporter
 
 DAY = 86400.0
@@ -25,7 +25,7 @@ def add_arguments(sub: argparse._SubParsersAction) -> None:
                             "with, so prune between builds.")
     parser.add_argument("action", choices=("list", "prune"))
     _common(parser)
-    parser.add_argument("--older-than", type=float, default=30.0, metavar="DAYS",
+    parser.add_argument("--older-than", type=finite_float(0.0, inclusive=True), default=30.0, metavar="DAYS",
                         help="prune: entries last used more than DAYS ago (default: 30)")
     parser.add_argument("--all", action="store_true", help="prune: every object and O= tree")
     parser.add_argument("--dry-run", action="store_true", help="prune: only list what would go")
@@ -33,15 +33,23 @@ def add_arguments(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_cache(args: argparse.Namespace, reporter: Reporter) -> int:
-    store = Store(args.cache_dir or default_cache_dir())
+    from .cli import cache_dir
+
+    store = Store(cache_dir(args))
     entries = store.entries()
+    debris = store.debris()
     if args.action == "list":
         sizes = {e.path: e.size() for e in entries}
         _show(reporter, f"stage cache {store.root}", entries, sizes)
-        reporter.info(f"cache: {len(entries)} entries, {_mib(sum(sizes.values()))}")
+        for path in debris:
+            reporter.info(f"cache: {path.name} in tmp/ is left over from a killed build or prune; "
+                          "`cache prune` removes it")
+        reporter.info(f"cache: {len(entries)} entries, {_mib(sum(sizes.values()))}"
+                      + (f"; {len(debris)} left-overs in tmp/" if debris else ""))
         return 0
-    if args.older_than < 0:
-        raise RecipeError(f"--older-than must not be negative, not {args.older_than:g}")
+    if debris and not args.dry_run:
+        store.clean_stale_tmp()
+        reporter.info(f"cache: removed {len(debris)} left-overs of killed builds or prunes from tmp/")
     cutoff = time.time() - args.older_than * DAY
     doomed = entries if args.all else [e for e in entries if e.last_used < cutoff]
     sizes = {e.path: e.size() for e in doomed}

@@ -7,11 +7,14 @@ import signal
 import sys
 import textwrap
 from collections.abc import Callable
+from typing import NoReturn
 from pathlib import Path
 
-from . import errors, pipeline, recipe
+from . import crashlog, errors, ownership, pipeline, recipe
+from .argtypes import positive_int
 from .cache import default_cache_dir
 from .events import Reporter, make_reporter
+from .zipl import layout_arguments
 
 Handler = Callable[[argparse.Namespace, Reporter], int]
 
@@ -49,11 +52,14 @@ def _add_build(sub: argparse._SubParsersAction) -> None:
     _recipe_arg(parser)
     _common(parser)
     parser.add_argument("--out", "-o", type=Path, default=None, help="output directory")
-    parser.add_argument("--jobs", "-j", type=int, default=None, help="override build.jobs")
+    parser.add_argument("--jobs", "-j", type=positive_int, default=None, help="override build.jobs")
     parser.add_argument("--offline", action="store_true",
                         help="never download: use only what the cache already holds")
     parser.add_argument("--install", action="store_true", help="install after building")
     parser.add_argument("--destdir", type=Path, default=None, help="staging root for --install")
+    parser.add_argument("--link", choices=("symlink", "copy"), default=None,
+                        help="with --install: how zipl's names refer to the pair")
+    layout_arguments(parser)
     parser.set_defaults(handler=cmd_build)
 
 
@@ -77,22 +83,33 @@ def default_out(args: argparse.Namespace, loaded: recipe.Recipe) -> Path:
     return (args.out or Path("out") / loaded.name).resolve()
 
 
+def cache_dir(args: argparse.Namespace) -> Path:
+    """--cache-dir (or the default), refused unless it is, or may become, our cache."""
+    path = (args.cache_dir or default_cache_dir()).resolve()
+    ownership.check_cache_dir(path)
+    return path
+
+
 def context(args: argparse.Namespace, reporter: Reporter) -> pipeline.BuildContext:
-    return pipeline.BuildContext(cache_dir=(args.cache_dir or default_cache_dir()).resolve(),
-                                 reporter=reporter, offline=getattr(args, "offline", False),
-                                 jobs=getattr(args, "jobs", None))
+    return pipeline.BuildContext(cache_dir=cache_dir(args), reporter=reporter,
+                                 offline=getattr(args, "offline", False), jobs=getattr(args, "jobs", None))
 
 
 def cmd_build(args: argparse.Namespace, reporter: Reporter) -> int:
     loaded = recipe.load(recipe_name(args))
-    ctx = context(args, reporter)
-    result = pipeline.build_all(loaded, ctx)
     out_dir = default_out(args, loaded)
+    ownership.check_output_dir(out_dir, cache_dir(args))  # before any work, and again at publish
+    ctx = context(args, reporter)
+    ownership.tag_cache_dir(ctx.cache_dir)
+    result = pipeline.build_all(loaded, ctx)
+    ownership.check_output_dir(out_dir, ctx.cache_dir)
     pipeline.finish(result, out_dir, ctx)
     if args.install:
         from . import install
 
-        install.install_from_build(result, out_dir, loaded, args.destdir, reporter)
+        install.install_artifacts(out_dir, loaded, reporter, install.Options(
+            args.install_dir, args.destdir.resolve() if args.destdir else None, args.layout,
+            args.link, args.zipl))
     return 0
 
 
@@ -102,8 +119,22 @@ EXTENSIONS = {"plan": "plan", "install": "install", "dumpdisk": "dumpdisk", "qem
               "cache": "cachecli"}
 
 
+class UsageError(Exception):
+    """A bad command line, raised instead of argparse's exit so --json still ends with a result."""
+
+    def __init__(self, message: str, usage: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.usage = usage
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message}", self.format_usage())
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="zfcpdump-build",
         description="Build the IBM Z zfcpdump stand-alone dump tool from declarative recipes.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -122,13 +153,30 @@ def _add_extension(sub: argparse._SubParsersAction, name: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "handler", None):
-        parser.print_help()
-        return 2
-    reporter = make_reporter(getattr(args, "json", False), getattr(args, "verbose", False))
-    code = run(args, reporter)
+    """Parse, run, and always end with a result (the JSON contract), whatever went wrong."""
+    argv = sys.argv[1:] if argv is None else argv
+    reporter: Reporter = make_reporter("--json" in argv, False)
+    try:
+        signal.signal(signal.SIGTERM, _terminate)
+        parser = build_parser()
+        try:
+            args = parser.parse_args(argv)
+        except UsageError as exc:
+            print(exc.usage, end="", file=sys.stderr)
+            reporter.error("usage", 2, exc.message, "see --help")
+            reporter.result(2)
+            return 2
+        except SystemExit as exc:  # --help and --version
+            code = exc.code if isinstance(exc.code, int) else 2
+            reporter.result(code)
+            return code
+        if not getattr(args, "handler", None):
+            parser.print_help()
+            return 2
+        reporter = make_reporter(getattr(args, "json", False), getattr(args, "verbose", False))
+        code = run(args, reporter)
+    except KeyboardInterrupt:
+        code = _interrupted(reporter)
     reporter.result(code)
     return code
 
@@ -137,17 +185,33 @@ def _terminate(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # SIGTERM (CI cancelling a job) cleans up like Ctrl-C
 
 
+def _interrupted(reporter: Reporter) -> int:
+    reporter.error("interrupted", errors.INTERRUPTED_EXIT,
+                   "interrupted; no partial stage was kept, the next run resumes")
+    return errors.INTERRUPTED_EXIT
+
+
 def run(args: argparse.Namespace, reporter: Reporter) -> int:
-    signal.signal(signal.SIGTERM, _terminate)
+    """The one error boundary: typed errors keep their exit code, OS errors become host
+    errors (exit 4), and anything else is a bug (exit 1) whose traceback goes to a log."""
     try:
         return int(args.handler(args, reporter))
-    except errors.BuildError as exc:
-        reporter.error(exc.kind, exc.exit_code, exc.message, exc.hint, exc.log)
-        return exc.exit_code
     except KeyboardInterrupt:
-        reporter.error("interrupted", errors.INTERRUPTED_EXIT,
-                       "interrupted; no partial stage was kept, the next run resumes")
-        return errors.INTERRUPTED_EXIT
+        return _interrupted(reporter)
+    except errors.BuildError as exc:
+        return _report(reporter, exc)
+    except OSError as exc:
+        return _report(reporter, errors.from_os_error(exc))
+    except Exception as exc:  # noqa: BLE001 - the boundary: a bug must still end cleanly
+        log = crashlog.write(exc, getattr(args, "cache_dir", None))
+        reporter.error("internal", 1, f"internal error: {type(exc).__name__}: {exc}",
+                       "this is a bug in zfcpdump-build: please report it with the log", log)
+        return 1
+
+
+def _report(reporter: Reporter, exc: errors.BuildError) -> int:
+    reporter.error(exc.kind, exc.exit_code, exc.message, exc.hint, exc.log)
+    return exc.exit_code
 
 
 if __name__ == "__main__":

@@ -100,17 +100,23 @@ def _find_downloaded(name: str, arch: str, dest: Path) -> Path | None:
 
 
 def fetch_packages(
-    names: list[str], arch: str, cache_dir: Path, reporter: object | None = None
+    names: list[str], arch: str, cache_dir: Path, reporter: object | None = None,
+    offline: bool = False,
 ) -> list[Path]:
     """Download the named packages for *arch* into *cache_dir*/debs; return their paths.
 
-    Already-downloaded packages are reused, so offline re-runs work once the cache is warm.
+    Already-downloaded packages are reused, so offline re-runs work once the cache is warm;
+    with *offline*, a package missing from the cache is an error, and apt is never run.
     """
     state_dir = cache_dir / f"apt-{arch}"
     dest = cache_dir / "debs" / arch
     dest.mkdir(parents=True, exist_ok=True)
     with file_lock(cache_dir / f"apt-{arch}.lock"):
         missing = [n for n in names if _find_downloaded(n, arch, dest) is None]
+        if missing and offline:
+            raise SourceError(f"offline build, but {len(missing)} {arch} package(s) are not in the "
+                              f"cache ({dest}): {', '.join(missing)}",
+                              hint="run the build once online with the same --cache-dir")
         if missing:
             _say(reporter, f"[fetch] downloading {', '.join(missing)} ({arch})")
             update_lists(arch, state_dir)
@@ -173,15 +179,22 @@ def unpack_archive(archive: Path, dest: Path, advance: Callable[[], None] | None
 
 def extract_entries(entries: Iterator[libarchive.ArchiveEntry], dest: Path, what: str,
                     advance: Callable[[], None] | None = None) -> list[str]:
-    """Write *entries* under *dest* with plain file I/O, so a full disk raises instead of
-    being logged as a warning (libarchive's own extractor only warns on failed writes)."""
+    """Write *entries* under *dest*, refusing any member that could land outside it.
+
+    This is the one extractor for every archive (kernel tarballs, .deb and .rpm payloads):
+    an absolute path, a `..` component, a path through a symlink (a member `a -> /etc`
+    then `a/passwd`) and a hard link to anything but a regular file already extracted are
+    all refused, the checks libarchive's SECURE_NOABSOLUTEPATHS, SECURE_NODOTDOT and
+    SECURE_SYMLINKS flags make. Files are written with plain I/O so that a full disk raises
+    instead of being logged as a warning (libarchive's own extractor only warns)."""
     dest.mkdir(parents=True, exist_ok=True)
+    extractor = _SafeExtractor(dest.resolve(), what)
     names: list[str] = []
     try:
         for entry in entries:
-            rel = _safe_relpath(entry.pathname)
+            rel = extractor.relpath(entry.pathname)
             if rel:
-                _extract_entry(entry, dest, rel)
+                extractor.write(entry, rel)
                 names.append(rel)
             if advance is not None:
                 advance()
@@ -196,28 +209,78 @@ def extract_entries(entries: Iterator[libarchive.ArchiveEntry], dest: Path, what
     return names
 
 
-def _safe_relpath(name: str) -> str:
-    parts = [p for p in name.split("/") if p not in ("", ".")]
-    if ".." in parts:
-        raise SourceError(f"refusing package member with '..' in its path: {name}")
-    return "/".join(parts)
+class _SafeExtractor:
+    """Member paths checked against *root*; directories it made itself are known safe."""
 
+    def __init__(self, root: Path, what: str) -> None:
+        self.root = root
+        self.what = what
+        self.real_dirs: set[str] = {""}
 
-def _extract_entry(entry: libarchive.ArchiveEntry, dest: Path, rel: str) -> None:
-    target = dest / rel
-    if entry.isdir:
-        target.mkdir(parents=True, exist_ok=True)
-        return
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if target.is_symlink() or target.exists():
-        target.unlink()
-    if entry.issym:
-        os.symlink(entry.linkpath, target)
-    elif entry.islnk:
-        # A hard link names another member of the same payload; copy its bytes.
-        shutil.copy2(dest / _safe_relpath(entry.linkpath), target)
-    elif entry.isreg:
-        with open(target, "wb") as out:
-            for block in entry.get_blocks():
-                out.write(block)
-        os.chmod(target, entry.mode & 0o7777)
+    def refuse(self, name: str, why: str) -> SourceError:
+        return SourceError(f"{self.what}: refusing member {name[:200]!r}: {why}",
+                           hint="the archive is unsafe or corrupt; nothing outside the cache was "
+                                "written, and the partial tree is removed")
+
+    def relpath(self, name: str) -> str:
+        if name.startswith("/"):
+            raise self.refuse(name, "it has an absolute path")
+        parts = [p for p in name.split("/") if p not in ("", ".")]
+        if ".." in parts:
+            raise self.refuse(name, "its path has a '..' component")
+        return "/".join(parts)
+
+    def parent_dir(self, name: str, rel: str) -> Path:
+        """Make the member's parent directories, refusing a path through a symlink."""
+        parent = rel.rpartition("/")[0]
+        if parent in self.real_dirs:
+            return self.root / parent
+        done = ""
+        for part in parent.split("/"):
+            done = f"{done}/{part}" if done else part
+            if done in self.real_dirs:
+                continue
+            path = self.root / done
+            if path.is_symlink():
+                raise self.refuse(name, f"its path goes through the symlink {done} -> "
+                                        f"{os.readlink(path)}")
+            if os.path.lexists(path) and not path.is_dir():
+                raise self.refuse(name, f"its path goes through the non-directory {done}")
+            path.mkdir(exist_ok=True)
+            self.real_dirs.add(done)
+        return self.root / parent
+
+    def write(self, entry: libarchive.ArchiveEntry, rel: str) -> None:
+        name = entry.pathname
+        self.parent_dir(name, rel)
+        target = self.root / rel
+        if entry.isdir:
+            if target.is_symlink() or (os.path.lexists(target) and not target.is_dir()):
+                raise self.refuse(name, "a directory member replaces a link or file")
+            target.mkdir(exist_ok=True)
+            self.real_dirs.add(rel)
+            return
+        if os.path.lexists(target):
+            if target.is_dir() and not target.is_symlink():
+                raise self.refuse(name, "it replaces a directory")
+            target.unlink()
+        if entry.issym:
+            os.symlink(entry.linkpath, target)
+        elif entry.islnk:
+            self._hard_link(entry, target)
+        elif entry.isreg:
+            with open(target, "xb") as out:
+                for block in entry.get_blocks():
+                    out.write(block)
+            os.chmod(target, entry.mode & 0o7777)
+
+    def _hard_link(self, entry: libarchive.ArchiveEntry, target: Path) -> None:
+        # A hard link names another member of the same payload; copy that file's bytes.
+        linked = self.relpath(entry.linkpath)
+        source = self.root / linked
+        parent = linked.rpartition("/")[0]
+        if parent not in self.real_dirs or source.is_symlink() or not source.is_file():
+            raise self.refuse(entry.pathname, f"it hard-links {entry.linkpath[:200]!r}, which is not a "
+                                              "regular file extracted before it")
+        shutil.copyfile(source, target, follow_symlinks=False)
+        os.chmod(target, source.stat(follow_symlinks=False).st_mode & 0o7777)

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import stat
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +35,62 @@ def inspect(path: str | Path) -> dict[str, Any]:
     return diskinfo.inspect(str(path))
 
 
-def extract(path: str | Path, out: str | Path) -> int:
-    """Write the complete dump on *path* to *out* as an ELF core; returns its size."""
+def _backing_files(source: Path) -> list[Path]:
+    """The files behind a loop device (or a partition of one): writing them rewrites *source*."""
     try:
-        return diskinfo.extract(str(path), str(out))
+        st = os.stat(source)
+    except OSError:
+        return []
+    if not stat.S_ISBLK(st.st_mode):
+        return []
+    sysdir = Path(os.path.realpath(f"/sys/dev/block/{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"))
+    found = []
+    for folder in (sysdir, sysdir.parent):
+        with suppress(OSError):
+            found.append(Path((folder / "loop" / "backing_file").read_text().strip()))
+    return found
+
+
+def check_extract_target(source: Path, out: Path, force: bool = False) -> None:
+    """Refuse an OUT that is the dump itself, a file or device that would overwrite it, or
+    (without *force*) any existing file."""
+    hint = "name a new regular file for OUT, on another disk than the dump"
+    if not os.path.lexists(out):
+        return
+    if os.path.exists(out) and os.path.samefile(source, out):
+        raise DumpDiskError(f"OUT {out} is the dump disk {source} itself: refusing to overwrite it",
+                            hint=hint)
+    if out.is_symlink() or not out.is_file():
+        raise DumpDiskError(f"OUT {out} exists and is not a regular file: refusing to write to it",
+                            hint=hint)
+    for backing in _backing_files(source):
+        if os.path.exists(backing) and os.path.samefile(backing, out):
+            raise DumpDiskError(f"OUT {out} is the file behind the dump device {source}: "
+                                "refusing to overwrite it", hint=hint)
+    if not force:
+        raise DumpDiskError(f"OUT {out} already exists: refusing to overwrite it",
+                            hint="pass --force to replace it, or name a new file")
+
+
+def extract(path: str | Path, out: str | Path, force: bool = False) -> int:
+    """Write the complete dump on *path* to *out* as an ELF core; returns its size.
+
+    The core is written beside OUT under a temporary name and renamed over OUT only when
+    complete, so a failed extract never truncates OUT, and OUT can never be the source."""
+    source, target = Path(path), Path(os.path.abspath(out))
+    if not source.exists():
+        raise DumpDiskError(f"{source} does not exist", hint="name the dump disk or its image")
+    check_extract_target(source, target, force)
+    partial = target.with_name(f".{target.name}.extract-{os.getpid()}")
+    try:
+        size = diskinfo.extract(str(source), str(partial))
+        os.replace(partial, target)
     except DumpError as exc:
         raise DumpDiskError(str(exc), hint="run `dumpdisk inspect` to see the disk's state") from exc
+    finally:
+        with suppress(FileNotFoundError):
+            partial.unlink()
+    return size
 
 
 def rows(info: dict[str, Any]) -> list[list[str]]:
@@ -92,7 +145,7 @@ def inspect_cmd(args: argparse.Namespace, reporter: Any | None = None) -> int:
 
 
 def extract_cmd(args: argparse.Namespace, reporter: Any | None = None) -> int:
-    size = extract(args.device, args.out)
+    size = extract(args.device, args.out, getattr(args, "force", False))
     message = f"extracted {size / MB:.1f} MB dump to {args.out}"
     if reporter is not None:
         reporter.info(message)
@@ -112,8 +165,11 @@ def add_arguments(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPa
     ins.set_defaults(handler=inspect_cmd)
     ext = sub.add_parser("extract", help="copy the complete dump out as an ELF core")
     ext.add_argument("device", metavar="DEV|IMAGE", help="dump disk (whole disk) or its image")
-    ext.add_argument("out", metavar="OUT", type=Path, help="output ELF core file")
-    ext.set_defaults(handler=extract_cmd, json=False, verbose=False)
+    ext.add_argument("out", metavar="OUT", type=Path, help="output ELF core file (a new file)")
+    ext.add_argument("--force", action="store_true", help="replace OUT if it is an existing regular file")
+    ext.add_argument("--json", action="store_true", help="emit JSON-lines events on stdout")
+    ext.add_argument("-v", "--verbose", action="store_true", help=argparse.SUPPRESS)
+    ext.set_defaults(handler=extract_cmd)
     _add_prepare(sub)
     return parser
 

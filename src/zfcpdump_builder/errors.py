@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 
 class BuildError(Exception):
     """Base class: an expected failure with a user-facing message."""
@@ -64,6 +66,13 @@ class InstallError(BuildError):
     kind = "install"
 
 
+class OwnershipError(BuildError):
+    """A path the command would write, replace or delete is not one this tool made."""
+
+    exit_code = 7
+    kind = "ownership"
+
+
 class TestBootError(BuildError):
     """A QEMU boot test did not reach its expected console markers."""
 
@@ -81,7 +90,27 @@ EXIT_CODES: dict[str, int] = {
     "host tool or resource missing": HostError.exit_code,
     "compile or packaging failure": CompileError.exit_code,
     "budget exceeded": BudgetError.exit_code,
-    "install or dump-disk failure": InstallError.exit_code,
+    "install, dump-disk or ownership refusal": InstallError.exit_code,
     "boot test failed": TestBootError.exit_code,
     "interrupted (Ctrl-C)": INTERRUPTED_EXIT,
 }
+
+
+HOST_ERRNO_HINTS: dict[int, str] = {
+    errno.ENOSPC: "free some space there, or choose a path on a larger filesystem",
+    errno.EDQUOT: "the disk quota is exhausted: free some space, or choose another path",
+    errno.EROFS: "that filesystem is mounted read-only: choose a writable path",
+    errno.EACCES: "permission denied: run as a user who may write there, or choose another path",
+    errno.EPERM: "operation not permitted: run as a user who may write there, or choose another path",
+    errno.ENOTDIR: "a part of that path is a file, not a directory: choose another path",
+    errno.EISDIR: "that path is a directory where a file was expected: choose another path",
+}
+
+
+def from_os_error(exc: OSError) -> HostError:
+    """An OSError that escaped the stages, as a host error naming the path (exit 4)."""
+    where = " -> ".join(str(name) for name in (exc.filename, exc.filename2) if name is not None)
+    what = exc.strerror or type(exc).__name__
+    message = f"{what}: {where}" if where else f"{what} ({exc})"
+    hint = HOST_ERRNO_HINTS.get(exc.errno or 0, "check the path and its filesystem, then rerun")
+    return HostError(message, hint=hint)

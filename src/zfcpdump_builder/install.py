@@ -40,6 +40,7 @@ from typing import Any
 from . import zipl
 from .errors import InstallError
 from .events import Reporter
+from .ownership import read_manifest
 from .recipe import Recipe
 from .zipl import BASE_IMAGE, BASE_RD
 
@@ -315,14 +316,39 @@ class Options:
 
 
 def artifacts(out_dir: Path) -> tuple[Path, Path]:
-    """OUT/zfcpdump.image and OUT/zfcpdump.rd; both or an error (zipl drops a lone image's rd)."""
+    """OUT/zfcpdump.image and OUT/zfcpdump.rd, each exactly as OUT's manifest.json records it.
+
+    Both or an error (zipl drops a lone image's rd), and never a file that differs from what
+    the build published: an empty or truncated rd would make a dump disk without user space."""
     image, rd = out_dir / BASE_IMAGE, out_dir / BASE_RD
     missing = [p.name for p in (image, rd) if not p.is_file()]
     if missing:
         raise InstallError(f"{out_dir} lacks {' and '.join(missing)}: nothing was installed "
                            "(the image and the ramdisk are installed together or not at all)",
                            hint="build first: ./build.py build [RECIPE], or name the output with --from")
+    manifest = read_manifest(out_dir)
+    if manifest is None:
+        raise InstallError(f"{out_dir} has no build manifest.json of ours: nothing was installed "
+                           "(install checks every file against the build's manifest)",
+                           hint="install the output of ./build.py build, which writes manifest.json")
+    for path in (image, rd):
+        verify_artifact(path, manifest["outputs"].get(path.name))
     return image, rd
+
+
+def verify_artifact(path: Path, record: Any) -> None:
+    """*path* has the size and sha256 its manifest record names, or InstallError."""
+    if not isinstance(record, dict):
+        raise InstallError(f"{path.name} is not listed in {path.parent / 'manifest.json'}: nothing "
+                           "was installed", hint="rebuild: ./build.py build [RECIPE]")
+    size = path.stat().st_size
+    if size != record.get("size"):
+        raise InstallError(f"{path} is {size} bytes, but the build's manifest says {record.get('size')}: "
+                           "it changed after the build; nothing was installed",
+                           hint="rebuild: ./build.py build [RECIPE]")
+    if zipl.sha256(path) != record.get("sha256"):
+        raise InstallError(f"{path} does not match the sha256 in the build's manifest: it changed "
+                           "after the build; nothing was installed", hint="rebuild: ./build.py build [RECIPE]")
 
 
 def choice(loaded: Recipe, opts: Options) -> zipl.Choice:

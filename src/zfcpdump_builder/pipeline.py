@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from . import budget, initramfs, kconfig, kernel, manifest, runtime, source, toolchain
+from . import publish as publish_step
 from .cache import StageOutput, Store
 from .events import Reporter
 from .recipe import Recipe, parse_size
@@ -106,10 +107,10 @@ def artifact_files(result: BuildResult) -> dict[str, Path]:
 
 def publish(result: BuildResult, out_dir: Path, manifest_extra: dict[str, Any],
             reporter: Reporter) -> None:
-    """Replace *out_dir* with the artifacts and manifest in one rename: never half-written."""
+    """Replace *out_dir* with the artifacts and manifest in one step: never half-written."""
     files = artifact_files(result)
-    staging = out_dir.with_name(f".{out_dir.name}.new-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
+    publish_step.clean_debris(out_dir)
+    staging = publish_step.staging_dir(out_dir)
     staging.mkdir(parents=True)
     try:
         for name, path in files.items():
@@ -118,7 +119,7 @@ def publish(result: BuildResult, out_dir: Path, manifest_extra: dict[str, Any],
         staged = {name: staging / name for name in files}
         record = manifest.build_manifest(result, staged, source_date_epoch(result.recipe), manifest_extra)
         manifest.write(record, staging / "manifest.json")
-        _swap_dirs(staging, out_dir)
+        publish_step.swap_in(staging, out_dir, reporter.warning)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -126,14 +127,6 @@ def publish(result: BuildResult, out_dir: Path, manifest_extra: dict[str, Any],
     for name, facts in outputs.items():
         result.artifacts[name] = out_dir / name
         reporter.artifact(name, str(out_dir / name), facts["sha256"], facts["size"])
-
-
-def _swap_dirs(new: Path, target: Path) -> None:
-    old = target.with_name(f".{target.name}.old-{os.getpid()}")
-    if target.exists():
-        os.rename(target, old)
-    os.rename(new, target)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 WRITER_PACKAGE = Path(__file__).resolve().parents[1] / "zfcpdump_writer"
@@ -162,7 +155,8 @@ def initramfs_spec(recipe: Recipe) -> initramfs.InitramfsSpec:
 
 def build_rd(recipe: Recipe, ctx: BuildContext, result: BuildResult) -> None:
     result.stages["runtime"] = run_stage(ctx, "runtime", runtime.build_runtime, runtime_spec(recipe),
-                                         WRITER_PACKAGE, ctx.store, ctx.reporter, ctx.cache_dir)
+                                         WRITER_PACKAGE, ctx.store, ctx.reporter, ctx.cache_dir,
+                                         ctx.offline)
     final_config = kconfig.parse_config_text((result.stages["kernel"].path / "config").read_text())
     result.stages["initramfs"] = run_stage(ctx, "initramfs", initramfs.build_initramfs,
                                            initramfs_spec(recipe), result.stages["runtime"],

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from .argtypes import finite_float, positive_int
 from .errors import BuildError, HostError, TestBootError
 from .events import Reporter, RichReporter, make_reporter
 
@@ -311,8 +312,8 @@ def add_arguments(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPa
     parser.add_argument("--disk", type=Path, help="raw disk image, attached as virtio-scsi /dev/sda")
     parser.add_argument("--disk-write-bps", type=int, metavar="BYTES",
                         help="throttle the guest's disk writes (slow dumps for progress/kill tests)")
-    parser.add_argument("-m", "--memory", type=int, default=32, help="guest memory in MiB (32)")
-    parser.add_argument("--timeout", type=float, default=120.0, help="hard timeout in s (120)")
+    parser.add_argument("-m", "--memory", type=positive_int, default=32, help="guest memory in MiB (32)")
+    parser.add_argument("--timeout", type=finite_float(0.0, inclusive=False), default=120.0, help="hard timeout in s (120)")
     parser.add_argument("--append", default="", help=f"kernel arguments after '{BASE_APPEND}'")
     parser.add_argument("--expect", action="append", default=[], metavar="TEXT",
                         help="console text that must appear (repeatable)")

@@ -20,6 +20,7 @@ import yaml
 from . import paths
 from .cache import canonical_json
 from .errors import RecipeError
+from .ownership import safe_name
 from .schema import SCHEMA, Key, Section
 
 SYMBOL_RE = re.compile(r"^[A-Z0-9_]+$")
@@ -67,22 +68,44 @@ def _portable(value: Any) -> Any:
     return value
 
 
+MAX_RECIPE_BYTES = 256 << 10
+RECIPE_SUFFIXES = (".yaml", ".yml")
+
+
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate keys."""
+    """SafeLoader that rejects duplicate keys and aliases.
+
+    Aliases are refused outright: a few hundred bytes of nested aliases (a "billion laughs")
+    expand to a tree that takes forever to walk. Recipes share settings with `extends:`.
+    """
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, "YAML aliases (*name) are not allowed in recipes; use extends: "
+                "to share settings", event.start_mark)
+        return super().compose_node(parent, index)  # type: ignore[no-any-return, misc]
 
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
     seen: set[Any] = set()
     for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
+        key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
         if key in seen:
             raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark)
+                None, None, f"duplicate key {_short(key)}", key_node.start_mark)
         seen.add(key)
     return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
 
 
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """repr(value), cut to *limit* characters: error messages never echo a whole file."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _key_lines(node: yaml.Node, prefix: tuple[str, ...], out: Positions) -> None:
@@ -93,25 +116,46 @@ def _key_lines(node: yaml.Node, prefix: tuple[str, ...], out: Positions) -> None
             _key_lines(value_node, path, out)
 
 
-def read_yaml(path: Path) -> tuple[dict[str, Any], Positions, str]:
-    """Parse one recipe file: its mapping, the line of every key, and its text's sha256."""
+def _read_text(path: Path) -> str:
     try:
-        text = path.read_text()
+        if path.stat().st_size > MAX_RECIPE_BYTES:
+            raise RecipeError(f"{path}: {path.stat().st_size} bytes is too large for a recipe "
+                              f"(at most {MAX_RECIPE_BYTES >> 10} KiB)")
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise RecipeError(f"recipe {path} does not exist") from None
     except OSError as exc:
         raise RecipeError(f"cannot read recipe {path}: {exc.strerror}") from None
     try:
-        node = yaml.compose(text, Loader=_Loader)
-        data = yaml.load(text, Loader=_Loader)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RecipeError(f"{path}: not UTF-8 text (invalid byte at offset {exc.start}); a recipe is "
+                          f"a UTF-8 YAML file") from None
+    if "\0" in text:
+        raise RecipeError(f"{path}: holds NUL bytes ({len(raw)} bytes): not a YAML text file")
+    return text
+
+
+def read_yaml(path: Path) -> tuple[dict[str, Any], Positions, str]:
+    """Parse one recipe file: its mapping, the line of every key, and its text's sha256."""
+    text = _read_text(path)
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
         raise RecipeError(f"{where}: malformed YAML: {exc.problem or exc.context}") from None
+    except yaml.YAMLError as exc:
+        raise RecipeError(f"{path}: malformed YAML ({type(exc).__name__})") from None
+    finally:
+        loader.dispose()
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise RecipeError(f"{path}: a recipe must be a mapping of keys, got {type(data).__name__}")
+        raise RecipeError(f"{path}: a recipe must be a mapping of keys; this file ({len(text)} "
+                          f"characters) holds a YAML {type(data).__name__} at the top level")
     lines: Positions = {}
     if node is not None:
         _key_lines(node, (), lines)
@@ -129,6 +173,11 @@ def find_recipe(name: str | Path, relative_to: Path | None = None) -> Path:
     candidates.append(paths.data_dir("recipes") / stem)
     for candidate in candidates:
         if candidate.is_file():
+            if candidate.suffix not in RECIPE_SUFFIXES:
+                raise RecipeError(f"{candidate} is not a recipe: recipes are .yaml or .yml files "
+                                  f"(this is a {candidate.stat().st_size}-byte file named "
+                                  f"{candidate.suffix or 'without a suffix'})",
+                                  hint="name a recipe in recipes/ or a path to a .yaml file")
             return candidate.resolve()
     available = sorted(p.stem for p in paths.data_dir("recipes").glob("*.yaml"))
     raise RecipeError(f"recipe {name} not found (looked in: "
@@ -154,7 +203,7 @@ def validate(data: dict[str, Any], path: Path, lines: Positions,
         dotted = ".".join(key)
         spec = schema.get(str(name))
         if spec is None:
-            raise RecipeError(f"{_where(path, lines, key)}: unknown key '{dotted}'"
+            raise RecipeError(f"{_where(path, lines, key)}: unknown key {_short(dotted)}"
                               + _suggest(str(name), list(schema)))
         if isinstance(spec, Key):
             _check_value(value, spec, f"{_where(path, lines, key)}: {dotted}")
@@ -166,7 +215,7 @@ def validate(data: dict[str, Any], path: Path, lines: Positions,
 
 
 def _type_name(value: Any) -> str:
-    return "nothing" if value is None else f"{type(value).__name__} {value!r}"
+    return "nothing" if value is None else f"{type(value).__name__} {_short(value)}"
 
 
 def _check_value(value: Any, spec: Key, where: str) -> None:
@@ -178,7 +227,7 @@ def _check_value(value: Any, spec: Key, where: str) -> None:
         raise RecipeError(f"{where}: expected {problem}, got {_type_name(value)}")
     if spec.choices and value not in spec.choices:
         raise RecipeError(f"{where}: expected one of {', '.join(map(str, spec.choices))}, "
-                          f"got {value!r}" + _suggest(str(value), [str(c) for c in spec.choices]))
+                          f"got {_short(value)}" + _suggest(str(value), [str(c) for c in spec.choices]))
 
 
 def _is_str(v: Any) -> str | None:
@@ -341,7 +390,8 @@ def load(name: str | Path) -> Recipe:
     defaults["kernel"]["config"]["base"] = str(paths.find_config(defaults["kernel"]["config"]["base"], path.parent))
     resolved = _fill(defaults, data)
     _check_cross_field(resolved, path)
-    return Recipe(name=path.stem, path=path, chain=chain, data=resolved, raw_sha256=digest)
+    name = safe_name(path.stem, f"recipe file {path.name}: the name")
+    return Recipe(name=name, path=path, chain=chain, data=resolved, raw_sha256=digest)
 
 
 def _fill(defaults: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:

@@ -177,14 +177,14 @@ class Staged:
         return self.origin.get(path, "sysroot" if not self.packages else "unknown")
 
 
-def acquire(spec: RuntimeSpec, cache_dir: Path, reporter: Reporter) -> list[Path]:
-    """The package files the runtime is made of (downloaded for kind 'debian')."""
+def acquire(spec: RuntimeSpec, cache_dir: Path, reporter: Reporter, offline: bool = False) -> list[Path]:
+    """The package files the runtime is made of (downloaded for kind 'debian', unless *offline*)."""
     if spec.kind == "sysroot":
         return []
     if spec.kind == "debian":
         names = list(spec.packages) + (list(dev_packages(spec)) if spec.interpreter == "custom" else [])
         reporter.detail(f"runtime: fetching {' '.join(names)} ({spec.arch})")
-        return debpkg.fetch_packages(names, spec.arch, cache_dir, reporter)
+        return debpkg.fetch_packages(names, spec.arch, cache_dir, reporter, offline)
     return _packages_in_dir(Path(spec.path or "."), spec)
 
 
@@ -868,11 +868,11 @@ def runtime_inputs(spec: RuntimeSpec, packages: list[list[str]], writer: WriterP
 
 
 def build_runtime(spec: RuntimeSpec, writer_package_dir: Path, store: Store, reporter: Reporter,
-                  cache_dir: Path) -> StageOutput:
+                  cache_dir: Path, offline: bool = False) -> StageOutput:
     """The 'runtime' stage: output dir holds root/ (the file tree) and files.json."""
     spec.validate()
     writer = WriterPackage.load(writer_package_dir)
-    pkgs = acquire(spec, cache_dir, reporter)
+    pkgs = acquire(spec, cache_dir, reporter, offline)
     packages = package_digests(pkgs)
 
     def producer(out: Path) -> dict[str, Any]:

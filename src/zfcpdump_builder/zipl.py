@@ -642,6 +642,26 @@ def _artifact_stage(folder: Path, target: Target, loaded: Recipe, out: Path | No
     return checks + (out_checks(folder, target, out) if out is not None else [])
 
 
+def directory_check(binary: Path | None, target: Target, force: bool) -> Check | None:
+    """zipl reads its compiled-in directory, whatever --dir says: a mismatch is refused."""
+    if binary is None:
+        return None
+    try:
+        compiled = detect(binary).directory
+    except InstallError:
+        return None
+    if compiled is None or _norm(compiled) == _norm(target.directory):
+        return None
+    detail = (f"{binary} reads the pair from its compiled-in {compiled}, not from {target.directory}: "
+              "the dump disk would get whatever is in the other directory")
+    if force:
+        return Check("zipl directory", "warn", detail + " (--force: going ahead, as asked; make sure "
+                     f"{compiled} holds the pair you mean)")
+    return fail("zipl directory", detail,
+                hint=f"drop --dir (zipl reads {compiled}), install there first, or pass --force "
+                     "if that directory is the same one by another path (a bind mount, say)")
+
+
 def preflight(args: argparse.Namespace, loaded: Recipe,
               reporter: Reporter) -> tuple[Target, list[Check], Path | None]:
     """Every check `dumpdisk prepare` makes before it runs zipl."""
@@ -651,7 +671,13 @@ def preflight(args: argparse.Namespace, loaded: Recipe,
                             recipe_dir=loaded.get("install.dir")))
     checks = [_zipl_check(binary, args.dry_run),
               ok("layout", f"{target.layout.name} in {target.directory} ({target.reason})")]
-    checks += [Check("layout", "warn", note) for note in target.notes]
+    checks += [Check("layout", "warn", note) for note in target.notes
+               if not note.startswith("--dir ")]  # the directory check below says it better
+    mismatch = directory_check(binary, target, args.force)
+    if mismatch is not None:
+        checks.append(mismatch)
+        if mismatch.failed:
+            return target, checks, binary
     out = args.from_dir.resolve() if args.from_dir else None
     checks += _artifact_stage(Path(target.directory), target, loaded, out, reporter)
     checks += device_checks(args.device)
@@ -700,6 +726,8 @@ def add_prepare_arguments(sub: argparse._SubParsersAction) -> argparse.ArgumentP
                         help="also require the installed pair to be the build in OUT")
     layout_arguments(parser)
     parser.add_argument("--dry-run", action="store_true", help="print the checks and the zipl command only")
+    parser.add_argument("--force", action="store_true",
+                        help="go ahead although --dir differs from the directory compiled into zipl")
     parser.add_argument("--yes", "-y", action="store_true",
                         help="pass -n to zipl (answer its 'all data will be lost' question with yes)")
     parser.set_defaults(handler=prepare_cmd)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -48,10 +49,19 @@ class TextReporter(Reporter):
 def make_out(folder: Path, tag: str = "v1", image_size: int = 3 * MIB // 2, rd_size: int = MIB) -> Path:
     """A fake build output: OUT/zfcpdump.image and OUT/zfcpdump.rd with recognisable bytes."""
     folder.mkdir(parents=True, exist_ok=True)
+    outputs = {}
     for name, size in (("zfcpdump.image", image_size), ("zfcpdump.rd", rd_size)):
         unit = f"<{tag}:{name}>".encode()
         (folder / name).write_bytes((unit * (size // len(unit) + 1))[:size])
+        outputs[name] = {"sha256": zipl.sha256(folder / name), "size": size}
+    write_build_manifest(folder, outputs)
     return folder
+
+
+def write_build_manifest(folder: Path, outputs: dict, **extra: object) -> None:
+    """The parts of a build's manifest.json that install and prepare read."""
+    record = {"manifest_version": 1, "outputs": outputs, **extra}
+    (folder / "manifest.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
 
 
 def snapshot(folder: Path) -> dict[str, tuple[str, str]]:

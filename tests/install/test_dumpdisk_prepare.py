@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import pytest
-from install_helpers import MIB, LoopDisk, TextReporter, fake_zipl_script
+from install_helpers import MIB, LoopDisk, TextReporter, fake_zipl_script, write_build_manifest
 
 from support.buildcli import CliRun, run_cli
 from zfcpdump_builder import install, recipe, zipl
@@ -112,7 +111,7 @@ def test_over_budget_is_a_budget_error(tmp_path: Path, zdir: Path, loopdisk: Loo
 def write_manifest(out: Path, memory_budget: dict[str, int]) -> None:
     outputs = {name: {"sha256": zipl.sha256(out / name), "size": (out / name).stat().st_size}
                for name in ("zfcpdump.image", "zfcpdump.rd")}
-    (out / "manifest.json").write_text(json.dumps({"outputs": outputs, "memory_budget": memory_budget}))
+    write_build_manifest(out, outputs, memory_budget=memory_budget)
 
 
 FIGURES = {"kernel image (vmlinux PT_LOAD)": 6 * MIB, "kernel boot allocations": 3 * MIB + 512 * 1024,

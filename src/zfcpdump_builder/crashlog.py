@@ -1,0 +1,29 @@
+"""Where an unexpected exception's traceback goes: a log file, not the terminal."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+from .cache import default_cache_dir
+
+
+def write(exc: BaseException, cache_dir: Path | None) -> str | None:
+    """Write *exc*'s traceback to <cache>/logs/internal-error-*.log (else the temp dir)."""
+    text = "".join(traceback.format_exception(exc))
+    name = f"internal-error-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.log"
+    cache = cache_dir or default_cache_dir()
+    ours = (cache / "CACHEDIR.TAG").is_file()  # never write into a directory that is not ours
+    folders = [cache / "logs"] if ours else []
+    for folder in [*folders, Path(tempfile.gettempdir())]:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / name
+            path.write_text(text)
+            return str(path)
+        except OSError:
+            continue
+    return None

@@ -1,0 +1,95 @@
+"""Publish a build's artifacts: the output directory is swapped in one step, with no gap.
+
+The new directory is staged beside the target as `.NAME.new-PID`. An existing target (which
+`ownership.check_output_dir` has shown to be ours) is swapped with it by one
+`renameat2(RENAME_EXCHANGE)`, so at every instant the target path holds either the whole old
+build or the whole new one. The old build then sits in the staging name and is deleted. A
+filesystem without RENAME_EXCHANGE (some network filesystems) falls back to two renames,
+with a warning. Leftovers of a killed publish (`.NAME.new-PID`, `.NAME.old-PID` whose PID is
+gone) are removed by the next publish, and only when they hold nothing but our artifacts.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import re
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from .ownership import foreign_entries
+
+AT_FDCWD = -100
+RENAME_NOREPLACE = 1
+RENAME_EXCHANGE = 2
+_LIBC = ctypes.CDLL(None, use_errno=True)
+
+
+def _renameat2(old: Path, new: Path, flags: int) -> None:
+    result = _LIBC.renameat2(AT_FDCWD, os.fsencode(old), AT_FDCWD, os.fsencode(new), flags)
+    if result != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code), str(old), None, str(new))
+
+
+def staging_dir(target: Path) -> Path:
+    return target.with_name(f".{target.name}.new-{os.getpid()}")
+
+
+def _debris(target: Path) -> list[Path]:
+    pattern = re.compile(rf"\.{re.escape(target.name)}\.(?:new|old)-(\d+)")
+    found = []
+    for entry in target.parent.iterdir() if target.parent.is_dir() else []:
+        match = pattern.fullmatch(entry.name)
+        if match and not _pid_alive(int(match.group(1))) and entry.is_dir() and not entry.is_symlink():
+            found.append(entry)
+    return found
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_debris(target: Path) -> None:
+    """Remove what a killed publish of *target* left, when it holds only our artifacts."""
+    for leftover in _debris(target):
+        if foreign_entries(leftover) == [] or _only_artifact_names(leftover):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _only_artifact_names(folder: Path) -> bool:
+    # A staging dir killed before its manifest was written: artifact names only.
+    allowed = {"zfcpdump.image", "zfcpdump.rd", "System.map", "kernel.config", "manifest.json"}
+    return set(os.listdir(folder)) <= allowed
+
+
+def swap_in(staging: Path, target: Path, warn: Callable[[str], None]) -> None:
+    """Make *staging* the *target* directory in one step; delete the old one after."""
+    if not os.path.lexists(target):
+        try:
+            _renameat2(staging, target, RENAME_NOREPLACE)
+        except OSError as exc:
+            if exc.errno not in (errno.EINVAL, errno.ENOSYS):
+                raise
+            os.rename(staging, target)
+        return
+    try:
+        _renameat2(staging, target, RENAME_EXCHANGE)
+        old = staging
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOSYS):
+            raise
+        warn(f"{target.parent} does not support an atomic directory exchange: "
+             "publishing with two renames")
+        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        os.rename(target, old)
+        os.rename(staging, target)
+    shutil.rmtree(old, ignore_errors=True)
