@@ -713,7 +713,13 @@ def run(smoke: bool, work: Path, warm: Path | None = None) -> dict[str, Any]:
     return {"smoke": smoke, "cold_stages": expected_cold, "valid": not problems, "problems": problems,
             "builds": [b.summary() for b in builds], "files": files,
             "all_identical": all(f["identical"] for f in files),
-            "seeded_from": str(warm), "ccache": "a fresh CCACHE_DIR per build"}
+            "seeded_from": _home_relative(warm), "ccache": "a fresh CCACHE_DIR per build"}
+
+
+def _home_relative(path: Path) -> str:
+    """*path* with the home directory written as ~, so the report names no machine's paths."""
+    home = Path.home()
+    return "~/" + str(path.relative_to(home)) if path.is_relative_to(home) else path.name
 
 
 def main(argv: list[str] | None = None) -> int:

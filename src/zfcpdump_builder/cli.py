@@ -7,8 +7,8 @@ import signal
 import sys
 import textwrap
 from collections.abc import Callable
-from typing import NoReturn
 from pathlib import Path
+from typing import NoReturn
 
 from . import crashlog, errors, ownership, pipeline, recipe
 from .argtypes import positive_int

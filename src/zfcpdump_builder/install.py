@@ -381,7 +381,8 @@ def prepare_folder(folder: Path, destdir: Path | None) -> None:
         folder.mkdir(mode=0o755, parents=True, exist_ok=True)
     except OSError as exc:
         raise InstallError(f"cannot create the zfcpdump directory {folder}: {exc.strerror}",
-                           hint=_hint(exc, folder)) from None
+                           hint=_hint(exc, folder) or "choose a DESTDIR that is a directory you may "
+                                                      "write, or none to install on this host") from None
     if not os.access(folder, os.W_OK):
         raise InstallError(f"the zfcpdump directory {folder} is not writable: nothing was changed",
                            hint=f"run as root, make {folder} writable, or stage with --destdir")

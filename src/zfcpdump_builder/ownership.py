@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -128,9 +129,18 @@ def check_cache_dir(cache_dir: Path) -> None:
 
 
 def tag_cache_dir(cache_dir: Path) -> None:
-    """Create the cache directory (if needed) and its CACHEDIR.TAG."""
+    """Create the cache directory (if needed) and its CACHEDIR.TAG; on failure, undo both."""
     tag = cache_dir / CACHE_TAG
     if tag.is_file():
         return
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tag.write_text(CACHE_TAG_TEXT)
+    missing = [p for p in (cache_dir, *cache_dir.parents) if not os.path.lexists(p)]
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        tag.write_text(CACHE_TAG_TEXT)
+    except OSError:
+        with suppress(OSError):
+            tag.unlink(missing_ok=True)
+        for made in missing:  # innermost first: only the directories made just now
+            with suppress(OSError):
+                made.rmdir()
+        raise

@@ -69,6 +69,7 @@ def _portable(value: Any) -> Any:
 
 
 MAX_RECIPE_BYTES = 256 << 10
+KEY_LIKE = re.compile(r"[A-Za-z0-9_-]{1,40}")
 RECIPE_SUFFIXES = (".yaml", ".yml")
 
 
@@ -203,6 +204,9 @@ def validate(data: dict[str, Any], path: Path, lines: Positions,
         dotted = ".".join(key)
         spec = schema.get(str(name))
         if spec is None:
+            if not KEY_LIKE.fullmatch(str(name)):  # not a key at all: describe, never quote it
+                raise RecipeError(f"{_where(path, lines, key)}: a {len(str(name))}-character key that is "
+                                  f"not a recipe key; valid keys here: {', '.join(schema)}")
             raise RecipeError(f"{_where(path, lines, key)}: unknown key {_short(dotted)}"
                               + _suggest(str(name), list(schema)))
         if isinstance(spec, Key):

@@ -100,10 +100,11 @@ def compile_fake_zipl(dest: Path, directory: str, image: str, rd: str, *,
     return dest
 
 
-def fake_zipl_script(dest: Path, log: Path, exit_code: int = 0) -> Path:
-    """A stand-in zipl that records its arguments; its text names the >= 2.7 paths."""
+def fake_zipl_script(dest: Path, log: Path, exit_code: int = 0,
+                     directory: str = "/lib/s390-tools/zfcpdump") -> Path:
+    """A stand-in zipl that records its arguments; its text names the >= 2.7 paths in *directory*."""
     dest.write_text("#!/bin/sh\n"
-                    "# /lib/s390-tools/zfcpdump/zfcpdump-image /lib/s390-tools/zfcpdump/zfcpdump-initrd\n"
+                    f"# {directory}/zfcpdump-image {directory}/zfcpdump-initrd\n"
                     f'echo "$@" > {log}\nexit {exit_code}\n')
     dest.chmod(0o755)
     return dest

@@ -48,13 +48,26 @@ def test_dry_run_prints_the_checks_and_the_zipl_command(loopdisk: LoopDisk, zdir
     assert [r for r in table["rows"] if r[0] == "partition"][0][2].endswith(f"of {loopdisk.dev}")
 
 
-def test_dry_run_with_the_real_zipl(loopdisk: LoopDisk, zdir: Path, debian_zipl: Path) -> None:
+def test_a_dir_the_real_zipl_does_not_read_is_refused(loopdisk: LoopDisk, zdir: Path, debian_zipl: Path) -> None:
+    """zipl reads its compiled-in /lib/s390-tools/zfcpdump whatever --dir says."""
     part = loopdisk.part(2)
-    run = prepare(part, zdir, "--zipl", str(debian_zipl), "--dry-run", "--yes")
+    for layout in ([], ["--layout", "2.7+"]):
+        run = prepare(part, zdir, "--zipl", str(debian_zipl), "--dry-run", "--yes", *layout)
+        assert run.code == InstallError.exit_code, run.stderr + str(run.events)
+        assert checks(run)["zipl directory"] == "FAIL"
+        assert "/lib/s390-tools/zfcpdump" in run.error()["message"] and "--force" in run.error()["hint"]
+        assert not any(m.startswith("zipl command") for m in messages(run))
+
+
+def test_dry_run_with_the_real_zipl_and_force(loopdisk: LoopDisk, zdir: Path, debian_zipl: Path) -> None:
+    part = loopdisk.part(2)
+    run = prepare(part, zdir, "--zipl", str(debian_zipl), "--dry-run", "--yes", "--force")
     assert run.code == 0, run.stderr + str(run.events)
     assert f"zipl command: {debian_zipl} -d {part} -n" in messages(run)
     assert checks(run)["zipl"] == "ok"
-    assert checks(run)["layout"] == "warn"  # --dir differs from the compiled-in /lib/s390-tools/zfcpdump
+    assert checks(run)["zipl directory"] == "warn"
+    table = next(e for e in run.of("table") if e["title"] == "preflight")
+    assert "--force" in [r[2] for r in table["rows"] if r[0] == "zipl directory"][0]
 
 
 def test_whole_disk_is_refused(loopdisk: LoopDisk, zdir: Path) -> None:
@@ -143,13 +156,13 @@ def test_from_out_must_be_the_installed_build(zdir: Path, out: Path, out2: Path,
 
 def test_real_run_calls_zipl_with_the_partition(tmp_path: Path, zdir: Path, loopdisk: LoopDisk) -> None:
     log = tmp_path / "zipl.log"
-    fake = fake_zipl_script(tmp_path / "zipl", log)
+    fake = fake_zipl_script(tmp_path / "zipl", log, directory=str(zdir))
     part = loopdisk.part(1)
     run = prepare(part, zdir, "--zipl", str(fake), "--yes")
     assert run.code == 0, run.stderr + str(run.events)
     assert log.read_text().split() == ["-d", part, "-n"]
     assert any(f"dumpdisk inspect {loopdisk.dev}" in m for m in messages(run))
-    failing = fake_zipl_script(tmp_path / "zipl-fails", log, exit_code=3)
+    failing = fake_zipl_script(tmp_path / "zipl-fails", log, exit_code=3, directory=str(zdir))
     run = prepare(part, zdir, "--zipl", str(failing))
     assert run.code == InstallError.exit_code
     assert "zipl failed with exit code 3" in run.error()["message"]
@@ -159,7 +172,7 @@ def test_no_zipl_is_an_error_outside_dry_run(zdir: Path, loopdisk: LoopDisk,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(zipl, "find_zipl", lambda root=None: None)
     args = type("Args", (), {"zipl": None, "layout": "2.7+", "install_dir": str(zdir), "from_dir": None,
-                             "device": loopdisk.part(1), "dry_run": False})()
+                             "device": loopdisk.part(1), "dry_run": False, "force": False})()
     _, found, _ = zipl.preflight(args, recipe.load("default"), TextReporter())
     assert [c for c in found if c.name == "zipl"][0].failed
     args.dry_run = True

@@ -182,3 +182,29 @@ def test_step_order_is_writes_journal_renames_sync_commit(out: Path, tmp_path: P
         "sync", "commit"]
     assert zipl.KNOWN_NAMES == ("zfcpdump-image", "zfcpdump-initrd", "zfcpdump_part.image",
                                 "zfcpdump_part.rd", "zfcpdump.image", "zfcpdump.rd")
+
+
+@pytest.mark.parametrize("damage", ["empty rd", "one byte changed", "no manifest", "foreign manifest"])
+def test_install_checks_every_file_against_the_manifest(tmp_path: Path, out: Path, damage: str) -> None:
+    """An empty or altered zfcpdump.rd would make a dump disk without user space: refused."""
+    if damage == "empty rd":
+        (out / "zfcpdump.rd").write_bytes(b"")
+    elif damage == "one byte changed":
+        data = bytearray((out / "zfcpdump.image").read_bytes())
+        data[1000] ^= 1
+        (out / "zfcpdump.image").write_bytes(bytes(data))
+    elif damage == "no manifest":
+        (out / "manifest.json").unlink()
+    else:
+        (out / "manifest.json").write_text('{"outputs": "nope"}')
+    dest = tmp_path / "dest"
+    run = run_cli("install", "default", "--from", str(out), "--layout", "2.7+", "--destdir", str(dest))
+    assert run.code == InstallError.exit_code, run.stderr
+    message = run.error()["message"]
+    if damage == "empty rd":
+        assert "zfcpdump.rd is 0 bytes" in message
+    elif damage == "one byte changed":
+        assert "zfcpdump.image does not match the sha256" in message
+    else:
+        assert "manifest.json" in message
+    assert not dest.exists(), "nothing may be installed"

@@ -77,3 +77,19 @@ def test_a_negative_age_is_refused(tmp_path: Path) -> None:
     run = run_cli("cache", "prune", "--older-than", "-1", cache=tmp_path / "cache")
     assert run.code == 2
     assert "--older-than" in run.error()["message"]
+
+
+def test_left_overs_of_a_killed_prune_are_listed_and_pruned(tmp_path: Path) -> None:
+    store, _made = make_store(tmp_path / "cache")
+    dead_pid = 2**22 + 12345  # above pid_max's default: never a live process
+    debris = store.tmp / f"runtime-{'0' * 32}.prune.{dead_pid}"
+    debris.mkdir(parents=True)
+    (debris / "blob").write_bytes(b"x")
+    foreign = store.tmp / "someone-elses.txt"
+    foreign.write_text("not ours")
+    listed = run_cli("cache", "list", cache=tmp_path / "cache")
+    assert any(debris.name in e["text"] for e in listed.of("message")), listed.events
+    assert debris.is_dir()
+    pruned = run_cli("cache", "prune", "--all", cache=tmp_path / "cache")
+    assert pruned.code == 0, pruned.stderr
+    assert not debris.exists() and foreign.read_text() == "not ours"

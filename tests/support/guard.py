@@ -54,18 +54,11 @@ def tmpfs(where: Path, size: str = "1m", *, read_only: bool = False, full: bool 
 
 
 def _fill(path: Path) -> None:
-    with open(path, "wb") as out:
-        try:
-            while True:
-                out.write(b"\0" * 65536)
-                out.flush()
-        except OSError:
-            pass
-    # The page-sized tail may still take a small write: take that too.
-    with open(path, "ab") as out:
-        try:
-            while True:
-                out.write(b"\0")
-                out.flush()
-        except OSError:
-            pass
+    """Write until the filesystem is full, down to the last byte (unbuffered, so close is safe)."""
+    with open(path, "wb", buffering=0) as out:
+        for size in (1 << 16, 4096, 1):
+            try:
+                while out.write(b"\0" * size):
+                    pass
+            except OSError:
+                continue

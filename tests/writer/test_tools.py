@@ -118,3 +118,65 @@ def test_bench_smoke(tmp_path) -> None:  # noqa: ANN001
     for method, r in res["results"].items():
         assert r["mb_s"] > 0 and len(r["seconds"]) == 1, method
     assert 0 < res["results"]["writer_direct"]["peak_private_kib"] < 64 << 10
+
+
+def _digest(path) -> str:  # noqa: ANN001
+    import hashlib
+
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+def test_extract_never_overwrites_its_own_source(env, tmp_path) -> None:  # noqa: ANN001
+    """`dumpdisk extract IMG IMG` (or via a symlink or a hard link) is refused; IMG is untouched."""
+    import os
+
+    from support.buildcli import run_cli
+
+    assert env.run()[0] == 0
+    before = _digest(env.sda)
+    os.symlink(env.sda, tmp_path / "alias")
+    os.link(env.sda, tmp_path / "hard")
+    for out in (env.sda, tmp_path / "alias", tmp_path / "hard"):
+        run = run_cli("dumpdisk", "extract", str(env.sda), str(out), "--force")
+        assert run.code == 7, run.stderr
+        assert "refusing" in run.error()["message"] and run.events[-1]["event"] == "result"
+    assert _digest(env.sda) == before and diskinfo.inspect(str(env.sda))["state"] == "complete"
+
+
+def test_extract_onto_the_file_behind_a_loop_device_is_refused(env) -> None:  # noqa: ANN001
+    from support.loopdev import LoopDevice
+
+    assert env.run()[0] == 0
+    before = _digest(env.sda)
+    loop = LoopDevice(env.sda)
+    try:
+        dumpdisk.extract(loop.dev, env.sda, force=True)
+    except dumpdisk.DumpDiskError as exc:
+        assert "file behind the dump device" in str(exc)
+    else:
+        raise AssertionError("extracting onto the loop device's backing file must fail")
+    finally:
+        loop.close()
+    assert _digest(env.sda) == before
+
+
+def test_a_failed_extract_leaves_an_existing_out_alone(env, tmp_path) -> None:  # noqa: ANN001
+    (tmp_path / "x").mkdir()
+    out = tmp_path / "x" / "old.elf"
+    out.write_bytes(b"an earlier extract")
+    try:
+        dumpdisk.extract(env.sda, out, force=True)  # the disk holds no dump yet
+    except dumpdisk.DumpDiskError:
+        pass
+    else:
+        raise AssertionError("an empty dump disk has nothing to extract")
+    assert out.read_bytes() == b"an earlier extract"
+    assert sorted(p.name for p in out.parent.iterdir()) == ["old.elf"]
+    assert env.run()[0] == 0
+    try:
+        dumpdisk.extract(env.sda, out)
+    except dumpdisk.DumpDiskError as exc:
+        assert "--force" in (exc.hint or "")
+    else:
+        raise AssertionError("an existing OUT needs --force")
+    assert dumpdisk.extract(env.sda, out, force=True) == env.core.size
