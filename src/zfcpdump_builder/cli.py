@@ -175,7 +175,9 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         reporter = make_reporter(getattr(args, "json", False), getattr(args, "verbose", False))
         code = run(args, reporter)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # done: a late Ctrl-C must not lose the result
     except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         code = _interrupted(reporter)
     reporter.result(code)
     return code
