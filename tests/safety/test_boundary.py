@@ -22,7 +22,12 @@ def test_a_bug_exits_1_with_its_traceback_in_a_log(tmp_path: Path, monkeypatch: 
 
     monkeypatch.setattr(plan, "cmd_plan", broken)
     monkeypatch.setenv("TMPDIR", str(tmp_path))
-    assert cli.main(["plan", "--json", "--cache-dir", str(tmp_path / "cache")]) == 1
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        assert cli.main(["plan", "--json", "--cache-dir", str(tmp_path / "cache")]) == 1
+    finally:  # main sets them for a process of its own; the children of pytest must not inherit that
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
     captured = capsys.readouterr()
     events = [json.loads(line) for line in captured.out.splitlines()]
     assert [e["event"] for e in events] == ["error", "result"]
