@@ -253,7 +253,7 @@ class Store:
         found = []
         for entry in self.tmp.iterdir():
             match = TMP_NAME.fullmatch(entry.name)
-            if match and not _pid_alive(int(match.group(1))):
+            if match and not pid_alive(int(match.group(1))):
                 found.append(entry)
         return sorted(found)
 
@@ -268,7 +268,8 @@ class Store:
         return removed
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """True when a process *pid* exists (owned by anyone)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

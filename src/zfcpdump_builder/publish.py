@@ -19,6 +19,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+from .cache import pid_alive
 from .ownership import foreign_entries
 
 AT_FDCWD = -100
@@ -43,19 +44,9 @@ def _debris(target: Path) -> list[Path]:
     found = []
     for entry in target.parent.iterdir() if target.parent.is_dir() else []:
         match = pattern.fullmatch(entry.name)
-        if match and not _pid_alive(int(match.group(1))) and entry.is_dir() and not entry.is_symlink():
+        if match and not pid_alive(int(match.group(1))) and entry.is_dir() and not entry.is_symlink():
             found.append(entry)
     return found
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def clean_debris(target: Path) -> None:
