@@ -167,18 +167,21 @@ def unpack_package(pkg: Path, dest: Path) -> list[str]:
     return extract_entries(_payload_entries(pkg), dest, pkg.name)
 
 
-def unpack_archive(archive: Path, dest: Path, advance: Callable[[], None] | None = None) -> list[str]:
-    """Extract any archive libarchive reads (tar.xz, tar.gz, cpio …) under *dest*."""
+def unpack_archive(archive: Path, dest: Path, advance: Callable[[], None] | None = None,
+                   devices: bool = False) -> list[str]:
+    """Extract any archive libarchive reads (tar.xz, tar.gz, cpio …) under *dest*.
+
+    *devices*: also make its character/block device and FIFO nodes (an initramfs, as root)."""
 
     def entries() -> Iterator[libarchive.ArchiveEntry]:
         with libarchive.file_reader(str(archive)) as reader:
             yield from reader
 
-    return extract_entries(entries(), dest, archive.name, advance)
+    return extract_entries(entries(), dest, archive.name, advance, devices)
 
 
 def extract_entries(entries: Iterator[libarchive.ArchiveEntry], dest: Path, what: str,
-                    advance: Callable[[], None] | None = None) -> list[str]:
+                    advance: Callable[[], None] | None = None, devices: bool = False) -> list[str]:
     """Write *entries* under *dest*, refusing any member that could land outside it.
 
     This is the one extractor for every archive (kernel tarballs, .deb and .rpm payloads):
@@ -188,7 +191,7 @@ def extract_entries(entries: Iterator[libarchive.ArchiveEntry], dest: Path, what
     SECURE_SYMLINKS flags make. Files are written with plain I/O so that a full disk raises
     instead of being logged as a warning (libarchive's own extractor only warns)."""
     dest.mkdir(parents=True, exist_ok=True)
-    extractor = _SafeExtractor(dest.resolve(), what)
+    extractor = _SafeExtractor(dest.resolve(), what, devices)
     names: list[str] = []
     try:
         for entry in entries:
@@ -212,9 +215,10 @@ def extract_entries(entries: Iterator[libarchive.ArchiveEntry], dest: Path, what
 class _SafeExtractor:
     """Member paths checked against *root*; directories it made itself are known safe."""
 
-    def __init__(self, root: Path, what: str) -> None:
+    def __init__(self, root: Path, what: str, devices: bool = False) -> None:
         self.root = root
         self.what = what
+        self.devices = devices
         self.real_dirs: set[str] = {""}
 
     def refuse(self, name: str, why: str) -> SourceError:
@@ -273,6 +277,8 @@ class _SafeExtractor:
                 for block in entry.get_blocks():
                     out.write(block)
             os.chmod(target, entry.mode & 0o7777)
+        elif self.devices and (entry.ischr or entry.isblk or entry.isfifo):
+            os.mknod(target, entry.mode, os.makedev(entry.rdevmajor, entry.rdevminor))
 
     def _hard_link(self, entry: libarchive.ArchiveEntry, target: Path) -> None:
         # A hard link names another member of the same payload; copy that file's bytes.

@@ -93,3 +93,19 @@ def test_left_overs_of_a_killed_prune_are_listed_and_pruned(tmp_path: Path) -> N
     pruned = run_cli("cache", "prune", "--all", cache=tmp_path / "cache")
     assert pruned.code == 0, pruned.stderr
     assert not debris.exists() and foreign.read_text() == "not ours"
+
+
+def test_prune_on_a_read_only_cache_is_a_host_error(tmp_path: Path) -> None:
+    import subprocess
+
+    from support.guard import tmpfs, tree_state
+
+    with tmpfs(tmp_path / "mnt", "16m") as mount:
+        make_store(mount / "cache")
+        subprocess.run(["mount", "-o", "remount,ro", str(mount)], check=True)
+        before = tree_state(mount)
+        run = run_cli("cache", "prune", "--all", cache=mount / "cache")
+        assert run.code == 4, run.stderr
+        assert "Read-only file system" in run.error()["message"] and str(mount) in run.error()["message"]
+        assert run.events[-1]["event"] == "result" and "Traceback" not in run.stderr
+        assert tree_state(mount) == before

@@ -115,10 +115,16 @@ def decompress(data: bytes) -> bytes:
 
 
 def unpack_rd(rd: Path, dest: Path) -> Path:
-    """Unpack an initramfs with GNU cpio as root (device nodes included), like the kernel."""
-    dest.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["cpio", "-idm", "--quiet", "--no-absolute-filenames"], cwd=dest,
-                   input=decompress(rd.read_bytes()), check=True, capture_output=True)
+    """Unpack an initramfs as root, device nodes included, with the builder's one safe extractor
+    (the compression is undone by the standard tools, which also read the kernel's lz4 legacy)."""
+    from zfcpdump_builder.debpkg import unpack_archive
+
+    cpio = dest.parent / f"{dest.name}.cpio"
+    cpio.write_bytes(decompress(rd.read_bytes()))
+    try:
+        unpack_archive(cpio, dest, devices=True)
+    finally:
+        cpio.unlink()
     return dest
 
 
