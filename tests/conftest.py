@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,16 @@ from support.buildcli import BuiltRecipe, run_cli, shared_cache_dir  # noqa: E40
 from zfcpdump_builder.cache import StageOutput, Store  # noqa: E402
 from zfcpdump_builder.events import Reporter  # noqa: E402
 from zfcpdump_builder.runtime import RuntimeSpec, build_runtime  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _signal_handlers() -> Iterator[None]:
+    """cli.main sets SIGINT/SIGTERM for a process of its own; an in-process call must not leave
+    them to the rest of the session (its children would inherit an ignored SIGINT)."""
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for sig, handler in saved.items():
+        signal.signal(sig, handler)
 
 
 @pytest.fixture(scope="session")

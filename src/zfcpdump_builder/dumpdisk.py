@@ -7,8 +7,6 @@ A thin host-side adaptor over `zfcpdump_writer.diskinfo` (the same parsers the w
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import stat
 from contextlib import suppress
@@ -116,66 +114,3 @@ def rows(info: dict[str, Any]) -> list[list[str]]:
     return out
 
 
-def _table(info: dict[str, Any], reporter: Any | None) -> None:
-    if reporter is not None:
-        reporter.table(f"dump disk {info['path']}", ["field", "value"], rows(info))
-        return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"dump disk {info['path']}")
-    table.add_column("field")
-    table.add_column("value")
-    for field, value in rows(info):
-        table.add_row(field, value)
-    Console().print(table)
-
-
-def inspect_cmd(args: argparse.Namespace, reporter: Any | None = None) -> int:
-    """0 when the disk is a valid zipl dump disk (whatever its dump state), else 7."""
-    info = inspect(args.device)
-    if getattr(args, "json", False):
-        if reporter is not None and hasattr(reporter, "emit"):
-            reporter.emit("dumpdisk", **info)
-        else:
-            print(json.dumps(info, indent=2))
-    else:
-        _table(info, reporter)
-    return DumpDiskError.exit_code if info["error"] else 0
-
-
-def extract_cmd(args: argparse.Namespace, reporter: Any | None = None) -> int:
-    size = extract(args.device, args.out, getattr(args, "force", False))
-    message = f"extracted {size / MB:.1f} MB dump to {args.out}"
-    if reporter is not None:
-        reporter.info(message)
-    else:
-        print(message)
-    return 0
-
-
-def add_arguments(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
-    """Register `dumpdisk inspect`, `dumpdisk extract` and `dumpdisk prepare` (zipl.py)."""
-    parser = subparsers.add_parser("dumpdisk", help="inspect, extract or prepare a zipl SCSI dump disk")
-    sub = parser.add_subparsers(dest="dumpdisk_command", metavar="ACTION", required=True)
-    ins = sub.add_parser("inspect", help="show the dump disk layout and dump state")
-    ins.add_argument("device", metavar="DEV|IMAGE", help="dump disk (whole disk) or its image")
-    ins.add_argument("--json", action="store_true", help="print the result as JSON")
-    ins.add_argument("-v", "--verbose", action="store_true", help=argparse.SUPPRESS)
-    ins.set_defaults(handler=inspect_cmd)
-    ext = sub.add_parser("extract", help="copy the complete dump out as an ELF core")
-    ext.add_argument("device", metavar="DEV|IMAGE", help="dump disk (whole disk) or its image")
-    ext.add_argument("out", metavar="OUT", type=Path, help="output ELF core file (a new file)")
-    ext.add_argument("--force", action="store_true", help="replace OUT if it is an existing regular file")
-    ext.add_argument("--json", action="store_true", help="emit JSON-lines events on stdout")
-    ext.add_argument("-v", "--verbose", action="store_true", help=argparse.SUPPRESS)
-    ext.set_defaults(handler=extract_cmd)
-    _add_prepare(sub)
-    return parser
-
-
-def _add_prepare(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """`dumpdisk prepare DEV`: preflight checks, then `zipl -d DEV` (lives in zipl.py)."""
-    from . import zipl
-
-    zipl.add_prepare_arguments(sub)

@@ -23,14 +23,12 @@ optionally ZFCPDUMP_INSTALL_FAULT_MODE=crash (exit at once, without any cleanup)
 
 from __future__ import annotations
 
-import argparse
 import errno
 import fcntl
 import json
 import os
 import platform
 import shutil
-import textwrap
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -38,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from . import zipl
+from .cache import file_sha256
 from .errors import InstallError
 from .events import Reporter
 from .ownership import read_manifest
@@ -346,7 +345,7 @@ def verify_artifact(path: Path, record: Any) -> None:
         raise InstallError(f"{path} is {size} bytes, but the build's manifest says {record.get('size')}: "
                            "it changed after the build; nothing was installed",
                            hint="rebuild: ./build.py build [RECIPE]")
-    if zipl.sha256(path) != record.get("sha256"):
+    if file_sha256(path) != record.get("sha256"):
         raise InstallError(f"{path} does not match the sha256 in the build's manifest: it changed "
                            "after the build; nothing was installed", hint="rebuild: ./build.py build [RECIPE]")
 
@@ -434,7 +433,7 @@ def report_done(plan: Plan, reporter: Reporter, destdir: Path | None) -> None:
     for entry in plan.entries:
         path = plan.folder / entry.name
         if entry.source is not None and entry.name in (BASE_IMAGE, BASE_RD):
-            reporter.artifact(entry.name, str(path), zipl.sha256(path), path.stat().st_size)
+            reporter.artifact(entry.name, str(path), file_sha256(path), path.stat().st_size)
     aliases = [e.name for e in plan.entries if e.name not in (BASE_IMAGE, BASE_RD)]
     how = f" and {', '.join(aliases)} ({plan.link})" if aliases else ""
     reporter.info(f"installed {BASE_IMAGE}, {BASE_RD}{how} in {plan.folder}")
@@ -444,45 +443,4 @@ def report_done(plan: Plan, reporter: Reporter, destdir: Path | None) -> None:
 
 # --- command line ----------------------------------------------------------------------
 
-DESCRIPTION = textwrap.dedent("""\
-    Install OUT_DIR/zfcpdump.image and OUT_DIR/zfcpdump.rd (default OUT_DIR: out/<recipe>/)
-    into the zfcpdump directory, under those names and under the names the target's zipl
-    reads: zfcpdump-image/zfcpdump-initrd (s390-tools >= 2.7), zfcpdump_part.image/.rd
-    (2.0-2.6), or the base names alone (< 2.0). The layout is detected from the zipl binary
-    (this host's on s390x, DESTDIR's with --destdir, or --zipl PATH) unless --layout or the
-    recipe's install.zipl_layout names it. Both files or neither: an interrupted install
-    keeps the previous pair.""")
 
-
-def add_arguments(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
-    """Register `install`; its handler is `args.handler(args, reporter) -> int`."""
-    from .cli import EPILOG, _common, _recipe_arg
-
-    parser = subparsers.add_parser("install", help="install zfcpdump.image + zfcpdump.rd for zipl",
-                                   description=DESCRIPTION, epilog=EPILOG,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-    _recipe_arg(parser)
-    _common(parser)
-    parser.add_argument("--from", dest="from_dir", type=Path, metavar="OUT_DIR",
-                        help="the build output to install (default: out/<recipe>/)")
-    zipl.layout_arguments(parser)
-    parser.add_argument("--destdir", type=Path, default=None,
-                        help="staging root: install into DESTDIR/<dir>; the build host's zipl is "
-                             "never consulted")
-    parser.add_argument("--link", choices=("symlink", "copy"), default=None,
-                        help="how zipl's names refer to the pair (default: the recipe's install.link)")
-    parser.add_argument("--dry-run", action="store_true", help="show what would be installed")
-    parser.set_defaults(handler=cmd_install)
-    return parser
-
-
-def cmd_install(args: argparse.Namespace, reporter: Reporter) -> int:
-    from . import recipe
-    from .cli import recipe_name
-
-    loaded = recipe.load(recipe_name(args))
-    out_dir = (args.from_dir or Path("out") / loaded.name).resolve()
-    destdir = args.destdir.resolve() if args.destdir else None
-    install_artifacts(out_dir, loaded, reporter,
-                      Options(args.install_dir, destdir, args.layout, args.link, args.zipl, args.dry_run))
-    return 0

@@ -2,29 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
-
-import yaml
 
 from . import kconfig, kernel, pipeline, recipe, source
 from .cache import file_sha256, hash_inputs
 from .errors import HostError
-from .events import Reporter
-
-
-def add_arguments(sub: argparse._SubParsersAction) -> None:
-    from .cli import _common, _recipe_arg
-
-    parser = sub.add_parser("plan", help="show what a build would do, without building",
-                            description="Print the resolved recipe (after extends), the rendered "
-                            "defconfig's diff against the kernel's stock zfcpdump_defconfig, the "
-                            "source, toolchain and runtime, which stages are cached and which "
-                            "would run, and the output and install paths. Builds nothing.")
-    _recipe_arg(parser)
-    _common(parser)
-    parser.add_argument("--out", "-o", type=Path, default=None, help="output directory")
-    parser.set_defaults(handler=cmd_plan)
 
 
 def stock_defconfig(tree: source.SourceTree | None, loaded: recipe.Recipe) -> tuple[str, str]:
@@ -75,30 +57,6 @@ def stage_states(loaded: recipe.Recipe, ctx: pipeline.BuildContext, tree: source
     cached = ctx.store.lookup("kernel", build_key) is not None
     rows.append(("kernel", "cached" if cached else "will run (incremental O= tree)", build_key[:16]))
     return rows
-
-
-def cmd_plan(args: argparse.Namespace, reporter: Reporter) -> int:
-    from .cli import context, default_out, recipe_name
-
-    loaded = recipe.load(recipe_name(args))
-    ctx = context(args, reporter)
-    spec = source.KernelSource.from_recipe(loaded.get("kernel.source"))
-    tree = source.peek(spec, ctx.store, ctx.cache_dir)
-    reporter.info(f"recipe {loaded.name}: {' <- '.join(str(p) for p in loaded.chain)}")
-    reporter.info("resolved recipe:\n" + yaml.safe_dump(loaded.data, sort_keys=False).rstrip())
-    rendered = kconfig.render_defconfig(loaded)
-    stock, label = stock_defconfig(tree, loaded)
-    diff = defconfig_diff(stock, rendered)
-    reporter.info(f"defconfig changes against {label}:\n"
-                  + ("\n".join(diff) if diff else "  (none)"))
-    reporter.table("inputs", ["what", "value"], describe_inputs(loaded, spec))
-    reporter.table("stages", ["stage", "state", "key"], stage_states(loaded, ctx, tree, rendered))
-    reporter.table("paths", ["what", "path"], [
-        ("output", str(default_out(args, loaded))),
-        ("install dir", loaded.get("install.dir")),
-        ("cache", str(ctx.cache_dir)),
-    ])
-    return 0
 
 
 def describe_inputs(loaded: recipe.Recipe, spec: source.KernelSource) -> list[tuple[str, str]]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from zfcpdump_builder import errors, qemu
+from zfcpdump_builder import cli, errors, qemu
 
 FAKE = """#!{python}
 import sys, time
@@ -95,5 +95,5 @@ def test_cli_exit_code_comes_from_the_verdict(tmp_path: Path) -> None:
     spec = _spec(tmp_path, ["hello"])
     base = ["qemu", "--image", str(spec.image), "--rd", str(spec.initrd), "--timeout", "20",
             "--quiet-console", "--qemu", spec.qemu]
-    assert qemu.main([*base, "--expect", "hello"]) == 0
-    assert qemu.main([*base, "--expect", "bye"]) == errors.TestBootError.exit_code
+    assert cli.main([*base, "--expect", "hello"]) == 0
+    assert cli.main([*base, "--expect", "bye"]) == errors.TestBootError.exit_code

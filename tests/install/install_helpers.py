@@ -14,6 +14,7 @@ import pytest
 
 from support.loopdev import LoopDevice
 from zfcpdump_builder import install, zipl
+from zfcpdump_builder.cache import file_sha256
 from zfcpdump_builder.events import Reporter
 
 MIB = 1 << 20
@@ -53,7 +54,7 @@ def make_out(folder: Path, tag: str = "v1", image_size: int = 3 * MIB // 2, rd_s
     for name, size in (("zfcpdump.image", image_size), ("zfcpdump.rd", rd_size)):
         unit = f"<{tag}:{name}>".encode()
         (folder / name).write_bytes((unit * (size // len(unit) + 1))[:size])
-        outputs[name] = {"sha256": zipl.sha256(folder / name), "size": size}
+        outputs[name] = {"sha256": file_sha256(folder / name), "size": size}
     write_build_manifest(folder, outputs)
     return folder
 
@@ -72,7 +73,7 @@ def snapshot(folder: Path) -> dict[str, tuple[str, str]]:
             state[entry.name] = ("link", os.readlink(entry))
         else:
             mode = entry.stat().st_mode & 0o7777
-            state[entry.name] = ("file", f"{zipl.sha256(entry)} {mode:o}")
+            state[entry.name] = ("file", f"{file_sha256(entry)} {mode:o}")
     return state
 
 

@@ -9,7 +9,8 @@ import pytest
 from install_helpers import MIB, LoopDisk, TextReporter, fake_zipl_script, write_build_manifest
 
 from support.buildcli import CliRun, run_cli
-from zfcpdump_builder import install, recipe, zipl
+from zfcpdump_builder import install, prepare, recipe
+from zfcpdump_builder.cache import file_sha256
 from zfcpdump_builder.errors import BudgetError, InstallError
 
 
@@ -22,7 +23,7 @@ def zdir(tmp_path: Path, out: Path, default_recipe: recipe.Recipe) -> Path:
     return folder
 
 
-def prepare(device: str, zdir: Path, *extra: str, recipe_name: str = "default") -> CliRun:
+def run_prepare(device: str, zdir: Path, *extra: str, recipe_name: str = "default") -> CliRun:
     return run_cli("dumpdisk", "prepare", device, recipe_name, "--dir", str(zdir), *extra)
 
 
@@ -37,7 +38,7 @@ def checks(run: CliRun) -> dict[str, str]:
 
 def test_dry_run_prints_the_checks_and_the_zipl_command(loopdisk: LoopDisk, zdir: Path) -> None:
     part = loopdisk.part(1)
-    run = prepare(part, zdir, "--layout", "2.7+", "--dry-run")
+    run = run_prepare(part, zdir, "--layout", "2.7+", "--dry-run")
     assert run.code == 0, run.stderr + str(run.events)
     assert f"zipl command: zipl -d {part}" in messages(run)
     assert "dry run: zipl was not run, nothing was changed" in messages(run)
@@ -52,7 +53,7 @@ def test_a_dir_the_real_zipl_does_not_read_is_refused(loopdisk: LoopDisk, zdir: 
     """zipl reads its compiled-in /lib/s390-tools/zfcpdump whatever --dir says."""
     part = loopdisk.part(2)
     for layout in ([], ["--layout", "2.7+"]):
-        run = prepare(part, zdir, "--zipl", str(debian_zipl), "--dry-run", "--yes", *layout)
+        run = run_prepare(part, zdir, "--zipl", str(debian_zipl), "--dry-run", "--yes", *layout)
         assert run.code == InstallError.exit_code, run.stderr + str(run.events)
         assert checks(run)["zipl directory"] == "FAIL"
         assert "/lib/s390-tools/zfcpdump" in run.error()["message"] and "--force" in run.error()["hint"]
@@ -61,7 +62,7 @@ def test_a_dir_the_real_zipl_does_not_read_is_refused(loopdisk: LoopDisk, zdir: 
 
 def test_dry_run_with_the_real_zipl_and_force(loopdisk: LoopDisk, zdir: Path, debian_zipl: Path) -> None:
     part = loopdisk.part(2)
-    run = prepare(part, zdir, "--zipl", str(debian_zipl), "--dry-run", "--yes", "--force")
+    run = run_prepare(part, zdir, "--zipl", str(debian_zipl), "--dry-run", "--yes", "--force")
     assert run.code == 0, run.stderr + str(run.events)
     assert f"zipl command: {debian_zipl} -d {part} -n" in messages(run)
     assert checks(run)["zipl"] == "ok"
@@ -71,7 +72,7 @@ def test_dry_run_with_the_real_zipl_and_force(loopdisk: LoopDisk, zdir: Path, de
 
 
 def test_whole_disk_is_refused(loopdisk: LoopDisk, zdir: Path) -> None:
-    run = prepare(loopdisk.dev, zdir, "--layout", "2.7+", "--dry-run")
+    run = run_prepare(loopdisk.dev, zdir, "--layout", "2.7+", "--dry-run")
     assert run.code == InstallError.exit_code
     assert "is a whole disk, not a partition" in run.error()["message"]
     assert not any(m.startswith("zipl command") for m in messages(run))
@@ -79,21 +80,21 @@ def test_whole_disk_is_refused(loopdisk: LoopDisk, zdir: Path) -> None:
 
 def test_mounted_partition_is_refused(loopdisk: LoopDisk, zdir: Path, tmp_path: Path) -> None:
     loopdisk.mount_ext4(2, tmp_path / "mnt")
-    run = prepare(loopdisk.part(2), zdir, "--layout", "2.7+", "--dry-run")
+    run = run_prepare(loopdisk.part(2), zdir, "--layout", "2.7+", "--dry-run")
     assert run.code == InstallError.exit_code
     assert f"is mounted on {tmp_path / 'mnt'}" in run.error()["message"]
     assert "umount" in run.error()["hint"]
 
 
 def test_not_a_block_device_is_refused(tmp_path: Path, zdir: Path) -> None:
-    run = prepare(str(zdir / "zfcpdump.image"), zdir, "--layout", "2.7+", "--dry-run")
+    run = run_prepare(str(zdir / "zfcpdump.image"), zdir, "--layout", "2.7+", "--dry-run")
     assert run.code == InstallError.exit_code
     assert "is not a block device" in run.error()["message"]
 
 
 def test_a_missing_ramdisk_is_refused(loopdisk: LoopDisk, zdir: Path) -> None:
     (zdir / "zfcpdump.rd").unlink()  # zfcpdump-initrd now dangles
-    run = prepare(loopdisk.part(1), zdir, "--layout", "2.7+", "--dry-run")
+    run = run_prepare(loopdisk.part(1), zdir, "--layout", "2.7+", "--dry-run")
     assert run.code == InstallError.exit_code
     assert "SILENTLY drop" in run.error()["message"]
 
@@ -101,14 +102,14 @@ def test_a_missing_ramdisk_is_refused(loopdisk: LoopDisk, zdir: Path) -> None:
 def test_a_half_updated_pair_is_refused(tmp_path: Path, zdir: Path, loopdisk: LoopDisk) -> None:
     (zdir / "zfcpdump-initrd").unlink()
     (zdir / "zfcpdump-initrd").write_bytes(b"some other ramdisk")
-    run = prepare(loopdisk.part(1), zdir, "--layout", "2.7+", "--dry-run")
+    run = run_prepare(loopdisk.part(1), zdir, "--layout", "2.7+", "--dry-run")
     assert run.code == InstallError.exit_code
     assert "zfcpdump-initrd differs from zfcpdump.rd" in run.error()["message"]
 
 
 def test_an_interrupted_install_is_refused(zdir: Path, loopdisk: LoopDisk) -> None:
     (zdir / install.JOURNAL).write_text('{"names": {}}\n')
-    run = prepare(loopdisk.part(1), zdir, "--layout", "2.7+", "--dry-run")
+    run = run_prepare(loopdisk.part(1), zdir, "--layout", "2.7+", "--dry-run")
     assert run.code == InstallError.exit_code
     assert "interrupted install" in run.error()["message"]
 
@@ -116,13 +117,13 @@ def test_an_interrupted_install_is_refused(zdir: Path, loopdisk: LoopDisk) -> No
 def test_over_budget_is_a_budget_error(tmp_path: Path, zdir: Path, loopdisk: LoopDisk) -> None:
     small = tmp_path / "small.yaml"
     small.write_text("extends: default\nbudget:\n  memory: 2MiB\n")
-    run = prepare(loopdisk.part(1), zdir, "--layout", "2.7+", "--dry-run", recipe_name=str(small))
+    run = run_prepare(loopdisk.part(1), zdir, "--layout", "2.7+", "--dry-run", recipe_name=str(small))
     assert run.code == BudgetError.exit_code
     assert "of budget.memory 2 MiB" in run.error()["message"]
 
 
 def write_manifest(out: Path, memory_budget: dict[str, int]) -> None:
-    outputs = {name: {"sha256": zipl.sha256(out / name), "size": (out / name).stat().st_size}
+    outputs = {name: {"sha256": file_sha256(out / name), "size": (out / name).stat().st_size}
                for name in ("zfcpdump.image", "zfcpdump.rd")}
     write_build_manifest(out, outputs, memory_budget=memory_budget)
 
@@ -133,23 +134,23 @@ FIGURES = {"kernel image (vmlinux PT_LOAD)": 6 * MIB, "kernel boot allocations":
 
 def test_the_build_manifest_gives_the_full_memory_budget(zdir: Path, out: Path, loopdisk: LoopDisk) -> None:
     part = loopdisk.part(1)
-    run = prepare(part, zdir, "--layout", "2.7+", "--dry-run")
+    run = run_prepare(part, zdir, "--layout", "2.7+", "--dry-run")
     assert checks(run)["memory budget"] == "warn"  # no manifest: only image + rd were checked
     write_manifest(out, FIGURES | {"total": 27 * MIB + 512 * 1024, "memory": 32 * MIB})
-    run = prepare(part, zdir, "--layout", "2.7+", "--from", str(out), "--dry-run")
+    run = run_prepare(part, zdir, "--layout", "2.7+", "--from", str(out), "--dry-run")
     assert run.code == 0, run.stderr + str(run.events)
     assert checks(run)["memory budget"] == "ok"
     assert any(e["title"] == "dump memory budget" for e in run.of("table"))
     write_manifest(out, FIGURES | {"initramfs, unpacked": 14 * MIB})
-    run = prepare(part, zdir, "--layout", "2.7+", "--from", str(out), "--dry-run")
+    run = run_prepare(part, zdir, "--layout", "2.7+", "--from", str(out), "--dry-run")
     assert run.code == BudgetError.exit_code
     assert "MiB over" in run.error()["message"]
 
 
 def test_from_out_must_be_the_installed_build(zdir: Path, out: Path, out2: Path, loopdisk: LoopDisk) -> None:
     part = loopdisk.part(1)
-    assert prepare(part, zdir, "--layout", "2.7+", "--from", str(out), "--dry-run").code == 0
-    run = prepare(part, zdir, "--layout", "2.7+", "--from", str(out2), "--dry-run")
+    assert run_prepare(part, zdir, "--layout", "2.7+", "--from", str(out), "--dry-run").code == 0
+    run = run_prepare(part, zdir, "--layout", "2.7+", "--from", str(out2), "--dry-run")
     assert run.code == InstallError.exit_code
     assert f"--from {out2}" in run.error()["hint"]
 
@@ -158,32 +159,31 @@ def test_real_run_calls_zipl_with_the_partition(tmp_path: Path, zdir: Path, loop
     log = tmp_path / "zipl.log"
     fake = fake_zipl_script(tmp_path / "zipl", log, directory=str(zdir))
     part = loopdisk.part(1)
-    run = prepare(part, zdir, "--zipl", str(fake), "--yes")
+    run = run_prepare(part, zdir, "--zipl", str(fake), "--yes")
     assert run.code == 0, run.stderr + str(run.events)
     assert log.read_text().split() == ["-d", part, "-n"]
     assert any(f"dumpdisk inspect {loopdisk.dev}" in m for m in messages(run))
     failing = fake_zipl_script(tmp_path / "zipl-fails", log, exit_code=3, directory=str(zdir))
-    run = prepare(part, zdir, "--zipl", str(failing))
+    run = run_prepare(part, zdir, "--zipl", str(failing))
     assert run.code == InstallError.exit_code
     assert "zipl failed with exit code 3" in run.error()["message"]
 
 
 def test_no_zipl_is_an_error_outside_dry_run(zdir: Path, loopdisk: LoopDisk,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(zipl, "find_zipl", lambda root=None: None)
-    args = type("Args", (), {"zipl": None, "layout": "2.7+", "install_dir": str(zdir), "from_dir": None,
-                             "device": loopdisk.part(1), "dry_run": False, "force": False})()
-    _, found, _ = zipl.preflight(args, recipe.load("default"), TextReporter())
+    monkeypatch.setattr(prepare, "find_zipl", lambda root=None: None)
+    args = prepare.Request(str(loopdisk.part(1)), layout="2.7+", install_dir=str(zdir))
+    _, found, _ = prepare.preflight(args, recipe.load("default"), TextReporter())
     assert [c for c in found if c.name == "zipl"][0].failed
-    args.dry_run = True
-    _, found, _ = zipl.preflight(args, recipe.load("default"), TextReporter())
+    args = prepare.Request(str(loopdisk.part(1)), layout="2.7+", install_dir=str(zdir), dry_run=True)
+    _, found, _ = prepare.preflight(args, recipe.load("default"), TextReporter())
     assert [c.status for c in found if c.name == "zipl"] == ["warn"]
 
 
 # --- the device checks against a fake sysfs / mount table ---------------------------------
 
 def fake_device(tmp_path: Path, uuid: str | None = None, partition: str | None = None,
-                holders: tuple[str, ...] = ()) -> zipl.Device:
+                holders: tuple[str, ...] = ()) -> prepare.Device:
     sysdir = tmp_path / "sys" / "block" / "dm-3"
     (sysdir / "holders").mkdir(parents=True)
     for holder in holders:
@@ -193,14 +193,14 @@ def fake_device(tmp_path: Path, uuid: str | None = None, partition: str | None =
         (sysdir / "dm" / "uuid").write_text(uuid + "\n")
     if partition is not None:
         (sysdir / "partition").write_text(partition + "\n")
-    return zipl.Device(Path("/dev/dm-3"), os.makedev(253, 3), sysdir)
+    return prepare.Device(Path("/dev/dm-3"), os.makedev(253, 3), sysdir)
 
 
 def test_multipath_partition_counts_as_a_partition(tmp_path: Path) -> None:
     part = fake_device(tmp_path / "a", uuid="part1-mpath-36005076303ffd4c1000000000000101c")
-    assert zipl.partition_check(part).status == "ok"
+    assert prepare.partition_check(part).status == "ok"
     disk = fake_device(tmp_path / "b", uuid="mpath-36005076303ffd4c1000000000000101c")
-    assert zipl.partition_check(disk).failed
+    assert prepare.partition_check(disk).failed
 
 
 def test_mountinfo_is_matched_by_major_minor(tmp_path: Path) -> None:
@@ -208,14 +208,14 @@ def test_mountinfo_is_matched_by_major_minor(tmp_path: Path) -> None:
     info = tmp_path / "mountinfo"
     info.write_text("22 1 253:3 / /var/crash rw,relatime shared:1 - ext4 /dev/mapper/x-part1 rw\n"
                     "23 1 0:21 / /proc rw shared:2 - proc proc rw\n")
-    assert zipl.mount_points(dev, info) == ["/var/crash"]
-    checks = zipl.use_checks(dev, zipl.Sys(mountinfo=info, swaps=tmp_path / "none"))
+    assert prepare.mount_points(dev, info) == ["/var/crash"]
+    checks = prepare.use_checks(dev, prepare.Sys(mountinfo=info, swaps=tmp_path / "none"))
     assert checks[0].failed and "/var/crash" in checks[0].detail
 
 
 def test_held_device_is_refused(tmp_path: Path) -> None:
     dev = fake_device(tmp_path, partition="1", holders=("dm-7",))
-    checks = zipl.use_checks(dev, zipl.Sys(mountinfo=tmp_path / "none", swaps=tmp_path / "none"))
+    checks = prepare.use_checks(dev, prepare.Sys(mountinfo=tmp_path / "none", swaps=tmp_path / "none"))
     assert checks[0].failed and "held by dm-7" in checks[0].detail
 
 
@@ -223,5 +223,5 @@ def test_active_swap_is_refused(loopdisk: LoopDisk, tmp_path: Path) -> None:
     part = loopdisk.part(2)
     swaps = tmp_path / "swaps"
     swaps.write_text(f"Filename Type Size Used Priority\n{part} partition 16380 0 -2\n")
-    checks = zipl.device_checks(part, zipl.Sys(swaps=swaps))
+    checks = prepare.device_checks(part, prepare.Sys(swaps=swaps))
     assert checks[-1].failed and "active swap area" in checks[-1].detail

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import json
 import subprocess
@@ -36,9 +35,8 @@ def test_inspect_busy_and_extract_refused(env) -> None:  # noqa: ANN001
     assert env.run(Fails)[0] == 1
     assert diskinfo.inspect(str(env.sda))["state"] == "busy"
     out = env.root.parent / "x.elf"
-    args = argparse.Namespace(device=str(env.sda), out=out, json=False)
     try:
-        dumpdisk.extract_cmd(args)
+        dumpdisk.extract(env.sda, out)
     except dumpdisk.DumpDiskError as exc:
         assert "state: busy" in str(exc)
     else:
@@ -61,20 +59,13 @@ def test_inspect_not_a_dump_disk(tmp_path) -> None:  # noqa: ANN001
 
 
 def test_dumpdisk_cli(env, capsys) -> None:  # noqa: ANN001
-    assert env.run()[0] == 0
-    parser = argparse.ArgumentParser()
-    dumpdisk.add_arguments(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["dumpdisk", "inspect", str(env.sda), "--json"])
-    assert args.handler(args) == 0
-    data = json.loads(capsys.readouterr().out)
-    assert data["state"] == "complete"
-    args = parser.parse_args(["dumpdisk", "inspect", str(env.sda)])
-    assert args.handler(args) == 0
-    assert "complete" in capsys.readouterr().out
-    out = env.root.parent / "y.elf"
-    args = parser.parse_args(["dumpdisk", "extract", str(env.sda), str(out)])
-    assert args.handler(args) == 0 and out.read_bytes() == env.vmcore_bytes()
+    from zfcpdump_builder import cli
 
+    assert env.run()[0] == 0
+    assert cli.main(["dumpdisk", "inspect", str(env.sda), "--json"]) == 0
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert events[0]["event"] == "dumpdisk" and events[0]["state"] == "complete"
+    assert events[-1]["event"] == "result"
 
 def test_parse_args() -> None:
     assert parse_args(["--root", "/r", "--config=/c"]) == {"root": "/r", "config": "/c", "system": False}

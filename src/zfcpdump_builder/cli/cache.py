@@ -1,4 +1,4 @@
-"""`build.py cache list|prune`: see what the stage cache holds, and free what is not used."""
+"""`cache list|prune`: see what the stage cache holds, and free what is not used."""
 
 from __future__ import annotations
 
@@ -6,15 +6,15 @@ import argparse
 import time
 from pathlib import Path
 
+from ..cache import CacheEntry, Store
+from ..events import Reporter
 from .argtypes import finite_float
-from .cache import CacheEntry, Store
-from .events import Reporter
+from .common import cache_dir, common_options
 
 DAY = 86400.0
 
 
-def add_arguments(sub: argparse._SubParsersAction) -> None:
-    from .cli import _common
+def add_arguments(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
     parser = sub.add_parser("cache", help="list or prune the stage cache",
                             description="Stage objects and kernel O= trees pile up as recipes, "
@@ -24,7 +24,7 @@ def add_arguments(sub: argparse._SubParsersAction) -> None:
                             "is skipped, but a build may still read an object it has finished "
                             "with, so prune between builds.")
     parser.add_argument("action", choices=("list", "prune"))
-    _common(parser)
+    common_options(parser)
     parser.add_argument("--older-than", type=finite_float(0.0, inclusive=True), default=30.0, metavar="DAYS",
                         help="prune: entries last used more than DAYS ago (default: 30)")
     parser.add_argument("--all", action="store_true", help="prune: every object and O= tree")
@@ -33,7 +33,6 @@ def add_arguments(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_cache(args: argparse.Namespace, reporter: Reporter) -> int:
-    from .cli import cache_dir
 
     store = Store(cache_dir(args))
     entries = store.entries()

@@ -1,0 +1,49 @@
+"""`plan [RECIPE]`: what a build would use and do, without building anything."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import yaml
+
+from .. import kconfig, recipe, source
+from ..events import Reporter
+from ..plan import defconfig_diff, describe_inputs, stage_states, stock_defconfig
+from .common import common_options, context, default_out, recipe_argument, recipe_name
+
+
+def add_arguments(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+
+    parser = sub.add_parser("plan", help="show what a build would do, without building",
+                            description="Print the resolved recipe (after extends), the rendered "
+                            "defconfig's diff against the kernel's stock zfcpdump_defconfig, the "
+                            "source, toolchain and runtime, which stages are cached and which "
+                            "would run, and the output and install paths. Builds nothing.")
+    recipe_argument(parser)
+    common_options(parser)
+    parser.add_argument("--out", "-o", type=Path, default=None, help="output directory")
+    parser.set_defaults(handler=cmd_plan)
+
+
+def cmd_plan(args: argparse.Namespace, reporter: Reporter) -> int:
+
+    loaded = recipe.load(recipe_name(args))
+    ctx = context(args, reporter)
+    spec = source.KernelSource.from_recipe(loaded.get("kernel.source"))
+    tree = source.peek(spec, ctx.store, ctx.cache_dir)
+    reporter.info(f"recipe {loaded.name}: {' <- '.join(str(p) for p in loaded.chain)}")
+    reporter.info("resolved recipe:\n" + yaml.safe_dump(loaded.data, sort_keys=False).rstrip())
+    rendered = kconfig.render_defconfig(loaded)
+    stock, label = stock_defconfig(tree, loaded)
+    diff = defconfig_diff(stock, rendered)
+    reporter.info(f"defconfig changes against {label}:\n"
+                  + ("\n".join(diff) if diff else "  (none)"))
+    reporter.table("inputs", ["what", "value"], describe_inputs(loaded, spec))
+    reporter.table("stages", ["stage", "state", "key"], stage_states(loaded, ctx, tree, rendered))
+    reporter.table("paths", ["what", "path"], [
+        ("output", str(default_out(args, loaded))),
+        ("install dir", loaded.get("install.dir")),
+        ("cache", str(ctx.cache_dir)),
+    ])
+    return 0
