@@ -34,7 +34,7 @@ except ImportError:
 sys.path.insert(0, str(ROOT / "src"))
 
 try:
-    from zfcpdump_builder.cli import main  # noqa: E402
+    from zfcpdump_builder.cli import main
 except KeyboardInterrupt:
     interrupted()
 

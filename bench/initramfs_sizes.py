@@ -21,15 +21,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from zfcpdump_builder.cache import Store, default_cache_dir  # noqa: E402
-from zfcpdump_builder.events import Reporter, make_reporter  # noqa: E402
-from zfcpdump_builder.initramfs import (  # noqa: E402
-    COMPRESSIONS,
-    CONTENTS_JSON,
-    InitramfsSpec,
-    build_initramfs,
-)
-from zfcpdump_builder.runtime import RuntimeSpec, build_runtime  # noqa: E402
+from zfcpdump_builder.core.events import Reporter, make_reporter  # noqa: E402
+from zfcpdump_builder.core.store import Store, default_cache_dir  # noqa: E402
+from zfcpdump_builder.stages.initramfs import COMPRESSIONS, CONTENTS_JSON, InitramfsSpec, build_initramfs  # noqa: E402
+from zfcpdump_builder.stages.runtime import RuntimeSpec, build_runtime  # noqa: E402
 
 WRITER = ROOT / "src" / "zfcpdump_writer"
 KERNEL_CONFIG = {s: "y" for s in ("BLK_DEV_INITRD", "BINFMT_SCRIPT", "RD_GZIP", "RD_XZ",

@@ -60,7 +60,7 @@ def warm_cache_dir() -> Path:
     env = os.environ.get("ZFCPDUMP_TEST_CACHE")
     if env:
         return Path(env)
-    from zfcpdump_builder.cache import default_cache_dir
+    from zfcpdump_builder.core.store import default_cache_dir
 
     return default_cache_dir()
 

@@ -15,9 +15,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from support import chroot  # noqa: E402
 from support.buildcli import BuiltRecipe, run_cli, shared_cache_dir  # noqa: E402
-from zfcpdump_builder.cache import StageOutput, Store  # noqa: E402
-from zfcpdump_builder.events import Reporter  # noqa: E402
-from zfcpdump_builder.runtime import RuntimeSpec, build_runtime  # noqa: E402
+from zfcpdump_builder.core.events import Reporter  # noqa: E402
+from zfcpdump_builder.core.store import StageOutput, Store  # noqa: E402
+from zfcpdump_builder.stages.runtime import RuntimeSpec, build_runtime  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

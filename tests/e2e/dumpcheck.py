@@ -19,7 +19,7 @@ from pathlib import Path
 from elftools.elf.elffile import ELFFile
 
 from support import elfmem
-from zfcpdump_builder.cache import file_sha256
+from zfcpdump_builder.core.store import file_sha256
 
 SB_MAGIC = 0x5A46435044554D50
 SB_STRUCT = struct.Struct(">9Q")

@@ -25,7 +25,7 @@ for _path in (ROOT, ROOT / "src"):
 
 from tests.support import crashside  # noqa: E402
 
-from zfcpdump_builder.qemu import DEFAULT_FAILURES, BootResult, BootSpec, boot  # noqa: E402
+from zfcpdump_builder.deploy.qemu import DEFAULT_FAILURES, BootResult, BootSpec, boot  # noqa: E402
 
 QEMU_TEST_RECIPE = ROOT / "recipes" / "qemu-test.yaml"
 CRASH_MIB = 32                 # crashkernel=32M: all the capture side gets

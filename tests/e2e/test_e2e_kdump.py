@@ -16,7 +16,7 @@ import pytest
 import scenario as sc
 from tests.support import zgetdump, zipldisk
 
-from zfcpdump_builder.qemu import BootResult
+from zfcpdump_builder.deploy.qemu import BootResult
 
 pytestmark = [pytest.mark.qemu, pytest.mark.kernel, pytest.mark.slow]
 DUMP_AREA = (sc.DUMPED_MIB + 8) * zipldisk.MIB   # the vmcore is DUMPED_MIB + 12 KiB

@@ -12,7 +12,7 @@ import pytest
 import scenario as sc
 from tests.support import zipldisk
 
-from zfcpdump_builder.qemu import DEFAULT_FAILURES
+from zfcpdump_builder.deploy.qemu import DEFAULT_FAILURES
 
 pytestmark = [pytest.mark.qemu, pytest.mark.kernel, pytest.mark.slow]
 

@@ -14,7 +14,7 @@ import pytest
 import scenario as sc
 from tests.support import zgetdump, zipldisk
 
-from zfcpdump_builder.qemu import DEFAULT_FAILURES, BootResult
+from zfcpdump_builder.deploy.qemu import DEFAULT_FAILURES, BootResult
 
 pytestmark = [pytest.mark.qemu, pytest.mark.kernel, pytest.mark.slow]
 BUSY = b"zfcpdump busy\0"

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from zfcpdump_builder import cli, errors, qemu
+from zfcpdump_builder import cli
+from zfcpdump_builder.core import errors
+from zfcpdump_builder.deploy import qemu
 
 FAKE = """#!{python}
 import sys, time

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from rdhelpers import ALL_RD, rd_spec
 
-from zfcpdump_builder.cache import StageOutput, Store
-from zfcpdump_builder.events import Reporter
-from zfcpdump_builder.initramfs import build_initramfs
+from zfcpdump_builder.core.events import Reporter
+from zfcpdump_builder.core.store import StageOutput, Store
+from zfcpdump_builder.stages.initramfs import build_initramfs
 
 
 @pytest.fixture(scope="session")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from zfcpdump_builder.events import Reporter
-from zfcpdump_builder.initramfs import InitramfsSpec
+from zfcpdump_builder.core.events import Reporter
+from zfcpdump_builder.stages.initramfs import InitramfsSpec
 
 WRITER = Path(__file__).resolve().parents[2] / "src" / "zfcpdump_writer"
 EPOCH = 1_700_000_000

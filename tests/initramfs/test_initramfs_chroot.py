@@ -10,10 +10,10 @@ import pytest
 from rdhelpers import ALL_RD, WRITER, rd_spec
 
 from support import chroot, elfmem, vmcore, zgetdump, zipldisk
-from zfcpdump_builder.cache import StageOutput, Store
-from zfcpdump_builder.events import Reporter
-from zfcpdump_builder.initramfs import RD_NAME, build_initramfs
-from zfcpdump_builder.runtime import RuntimeSpec, build_runtime
+from zfcpdump_builder.core.events import Reporter
+from zfcpdump_builder.core.store import StageOutput, Store
+from zfcpdump_builder.stages.initramfs import RD_NAME, build_initramfs
+from zfcpdump_builder.stages.runtime import RuntimeSpec, build_runtime
 
 pytestmark = pytest.mark.slow
 MIB = 1 << 20

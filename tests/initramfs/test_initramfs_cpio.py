@@ -13,8 +13,8 @@ import libarchive
 import pytest
 
 from support import chroot
-from zfcpdump_builder import initramfs
-from zfcpdump_builder.initramfs import Entry, write_cpio
+from zfcpdump_builder.stages import initramfs
+from zfcpdump_builder.stages.initramfs import Entry, write_cpio
 
 EPOCH = 1_650_000_000
 

@@ -12,11 +12,11 @@ import pytest
 from rdhelpers import ALL_RD, EPOCH, WRITER, WRITER_CONFIG, RecordingReporter, rd_spec
 
 from support import chroot
-from zfcpdump_builder.cache import StageOutput, Store
-from zfcpdump_builder.errors import BudgetError, RecipeError
-from zfcpdump_builder.events import Reporter
-from zfcpdump_builder.initramfs import CONTENTS_JSON, RD_NAME, build_initramfs
-from zfcpdump_builder.runtime import RuntimeSpec, build_runtime
+from zfcpdump_builder.core.errors import BudgetError, RecipeError
+from zfcpdump_builder.core.events import Reporter
+from zfcpdump_builder.core.store import StageOutput, Store
+from zfcpdump_builder.stages.initramfs import CONTENTS_JSON, RD_NAME, build_initramfs
+from zfcpdump_builder.stages.runtime import RuntimeSpec, build_runtime
 from zfcpdump_writer import config as writer_config
 
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from support.loopdev import LoopDevice
-from zfcpdump_builder import install, zipl
-from zfcpdump_builder.cache import file_sha256
-from zfcpdump_builder.events import Reporter
+from zfcpdump_builder.core.events import Reporter
+from zfcpdump_builder.core.store import file_sha256
+from zfcpdump_builder.deploy import install, zipl
 
 MIB = 1 << 20
 C_SOURCE = textwrap.dedent("""\
@@ -121,7 +121,7 @@ def real_zipl() -> Path:
             return root / "sbin" / "zipl"
     except zgetdump.ZgetdumpUnavailable:
         pass
-    from zfcpdump_builder.debpkg import fetch_packages, unpack_package
+    from zfcpdump_builder.core.debpkg import fetch_packages, unpack_package
 
     base = zgetdump.cache_base()
     dest = base / "test-s390-tools-zipl"

@@ -9,9 +9,10 @@ import pytest
 from install_helpers import MIB, LoopDisk, TextReporter, fake_zipl_script, write_build_manifest
 
 from support.buildcli import CliRun, run_cli
-from zfcpdump_builder import install, prepare, recipe
-from zfcpdump_builder.cache import file_sha256
-from zfcpdump_builder.errors import BudgetError, InstallError
+from zfcpdump_builder import recipe
+from zfcpdump_builder.core.errors import BudgetError, InstallError
+from zfcpdump_builder.core.store import file_sha256
+from zfcpdump_builder.deploy import install, prepare
 
 
 @pytest.fixture

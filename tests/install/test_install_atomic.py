@@ -11,8 +11,9 @@ import pytest
 from install_helpers import TextReporter, mount, need_root, plan_for, snapshot, umount
 
 from support.buildcli import run_cli
-from zfcpdump_builder import install, recipe
-from zfcpdump_builder.errors import InstallError
+from zfcpdump_builder import recipe
+from zfcpdump_builder.core.errors import InstallError
+from zfcpdump_builder.deploy import install
 
 ZDIR = Path("lib/s390-tools/zfcpdump")
 COMBOS = [("2.7+", "symlink"), ("2.7+", "copy"), ("2.0-2.6", "symlink"), ("pre-2.0", "copy")]

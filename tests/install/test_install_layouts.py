@@ -11,8 +11,9 @@ import pytest
 from install_helpers import TextReporter, compile_fake_zipl, plan_for, snapshot
 
 from support.buildcli import run_cli
-from zfcpdump_builder import install, recipe, zipl
-from zfcpdump_builder.errors import InstallError
+from zfcpdump_builder import recipe
+from zfcpdump_builder.core.errors import InstallError
+from zfcpdump_builder.deploy import install, zipl
 
 ZDIR = Path("lib/s390-tools/zfcpdump")
 ALIASES = {"2.7+": ("zfcpdump-image", "zfcpdump-initrd"),

@@ -9,8 +9,8 @@ import pytest
 from elftools.elf.elffile import ELFFile
 from install_helpers import compile_fake_zipl
 
-from zfcpdump_builder import zipl
-from zfcpdump_builder.errors import InstallError
+from zfcpdump_builder.core.errors import InstallError
+from zfcpdump_builder.deploy import zipl
 
 
 def test_real_debian_zipl_reads_the_2_7_names(debian_zipl: Path) -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from support import chroot
-from zfcpdump_builder.cache import StageOutput
-from zfcpdump_builder.runtime import ROOT_DIR
+from zfcpdump_builder.core.store import StageOutput
+from zfcpdump_builder.stages.runtime import ROOT_DIR
 
 REPO = Path(__file__).resolve().parents[2]
 WRITER = REPO / "src" / "zfcpdump_writer"

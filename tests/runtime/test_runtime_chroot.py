@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from support import chroot
-from zfcpdump_builder.cache import StageOutput, Store
-from zfcpdump_builder.events import Reporter
-from zfcpdump_builder.runtime import FILES_JSON, ROOT_DIR, RuntimeSpec, build_runtime, writer_modules
+from zfcpdump_builder.core.events import Reporter
+from zfcpdump_builder.core.store import StageOutput, Store
+from zfcpdump_builder.stages.runtime import FILES_JSON, ROOT_DIR, RuntimeSpec, build_runtime, writer_modules
 
 WRITER = Path(__file__).resolve().parents[2] / "src" / "zfcpdump_writer"
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from zfcpdump_builder.errors import SourceError
-from zfcpdump_builder.runtime import TargetPython, module_closure, writer_modules
+from zfcpdump_builder.core.errors import SourceError
+from zfcpdump_builder.stages.runtime import TargetPython, module_closure, writer_modules
 
 STDLIB = {
     "topdep.py": "X = 1\n",

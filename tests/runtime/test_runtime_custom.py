@@ -13,9 +13,9 @@ from elftools.elf.dynamic import DynamicSection
 from elftools.elf.elffile import ELFFile
 
 from support import chroot
-from zfcpdump_builder.cache import StageOutput, Store
-from zfcpdump_builder.events import Reporter
-from zfcpdump_builder.runtime import FILES_JSON, ROOT_DIR, RuntimeSpec, build_runtime, writer_modules
+from zfcpdump_builder.core.events import Reporter
+from zfcpdump_builder.core.store import StageOutput, Store
+from zfcpdump_builder.stages.runtime import FILES_JSON, ROOT_DIR, RuntimeSpec, build_runtime, writer_modules
 
 pytestmark = pytest.mark.slow
 WRITER = Path(__file__).resolve().parents[2] / "src" / "zfcpdump_writer"

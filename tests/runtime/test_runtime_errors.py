@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from zfcpdump_builder import debpkg, pycompile
-from zfcpdump_builder.cache import Store
-from zfcpdump_builder.errors import CompileError, RecipeError, SourceError
-from zfcpdump_builder.events import Reporter
-from zfcpdump_builder.runtime import DEFAULT_PACKAGES, ROOT_DIR, RuntimeSpec, build_runtime
+from zfcpdump_builder.core import debpkg
+from zfcpdump_builder.core.errors import CompileError, RecipeError, SourceError
+from zfcpdump_builder.core.events import Reporter
+from zfcpdump_builder.core.store import Store
+from zfcpdump_builder.stages import pycompile
+from zfcpdump_builder.stages.runtime import DEFAULT_PACKAGES, ROOT_DIR, RuntimeSpec, build_runtime
 
 WRITER = Path(__file__).resolve().parents[2] / "src" / "zfcpdump_writer"
 
@@ -104,7 +105,7 @@ def test_a_target_with_other_bytecode_is_refused(tmp_path: Path, cache_dir: Path
 
 
 def test_a_sysroot_gives_the_same_tree_as_packages(tmp_path: Path, cache_dir: Path, sysroot: Path) -> None:
-    from zfcpdump_builder.cache import tree_sha256
+    from zfcpdump_builder.core.store import tree_sha256
 
     from_root = build(RuntimeSpec(kind="sysroot", path=sysroot), tmp_path / "a", cache_dir)
     from_debs = build(RuntimeSpec(), tmp_path / "b", cache_dir)
@@ -112,7 +113,7 @@ def test_a_sysroot_gives_the_same_tree_as_packages(tmp_path: Path, cache_dir: Pa
 
 
 def test_static_tables_give_the_same_tree_as_the_probe(tmp_path: Path, cache_dir: Path) -> None:
-    from zfcpdump_builder.cache import tree_sha256
+    from zfcpdump_builder.core.store import tree_sha256
 
     static = build(RuntimeSpec(probe=False), tmp_path / "a", cache_dir)
     probed = build(RuntimeSpec(), tmp_path / "b", cache_dir)

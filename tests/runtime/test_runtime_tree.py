@@ -12,9 +12,9 @@ from pathlib import Path
 from elftools.elf.dynamic import DynamicSection
 from elftools.elf.elffile import ELFFile
 
-from zfcpdump_builder.cache import StageOutput, Store, tree_sha256
-from zfcpdump_builder.events import Reporter
-from zfcpdump_builder.runtime import DEFAULT_PACKAGES, FILES_JSON, ROOT_DIR, RuntimeSpec, build_runtime
+from zfcpdump_builder.core.events import Reporter
+from zfcpdump_builder.core.store import StageOutput, Store, tree_sha256
+from zfcpdump_builder.stages.runtime import DEFAULT_PACKAGES, FILES_JSON, ROOT_DIR, RuntimeSpec, build_runtime
 
 WRITER = Path(__file__).resolve().parents[2] / "src" / "zfcpdump_writer"
 

@@ -11,8 +11,8 @@ import pytest
 
 from support.buildcli import run_cli
 from support.guard import tree_state
-from zfcpdump_builder import debpkg
-from zfcpdump_builder.errors import SourceError
+from zfcpdump_builder.core import debpkg
+from zfcpdump_builder.core.errors import SourceError
 
 
 def _member(tar: tarfile.TarFile, name: str, *, data: bytes = b"", kind: bytes = tarfile.REGTYPE,

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from support.buildcli import ROOT, shared_cache_dir
-from zfcpdump_builder import debpkg
-from zfcpdump_builder.errors import SourceError
+from zfcpdump_builder.core import debpkg
+from zfcpdump_builder.core.errors import SourceError
 
 
 def offline_build(out: Path, cache: Path) -> tuple[subprocess.CompletedProcess[str], float]:

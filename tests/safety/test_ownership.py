@@ -11,7 +11,7 @@ import pytest
 
 from support.buildcli import ROOT, run_cli, shared_cache_dir
 from support.guard import top_level_state, tree_state
-from zfcpdump_builder import ownership
+from zfcpdump_builder.core import ownership
 
 OWNERSHIP_EXIT = 7
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from support.buildcli import ROOT
-from zfcpdump_builder import publish
+from zfcpdump_builder.stages import publish
 
 # Publishes one generation: a staging dir with a manifest naming it, swapped in over OUT.
 PUBLISHER = """

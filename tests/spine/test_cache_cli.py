@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from support.buildcli import run_cli
-from zfcpdump_builder.cache import Store, file_lock
+from zfcpdump_builder.core.store import Store, file_lock
 
 DAY = 86400
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from support.buildcli import ROOT
-from zfcpdump_builder.schema import markdown_table
+from zfcpdump_builder.recipe.schema import markdown_table
 
 
 def test_readme_recipe_keys_match_the_schema() -> None:

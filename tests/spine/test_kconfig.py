@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from zfcpdump_builder import kconfig, recipe
-from zfcpdump_builder.errors import ConfigError
+from zfcpdump_builder import recipe
+from zfcpdump_builder.core.errors import ConfigError
+from zfcpdump_builder.stages import kconfig
 
 STOCK = Path(__file__).resolve().parents[2] / "configs" / "zfcpdump_defconfig-6.1"
 

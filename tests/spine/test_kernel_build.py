@@ -24,7 +24,7 @@ pytestmark = pytest.mark.kernel
 
 
 def config_symbols(path: Path) -> dict[str, str]:
-    from zfcpdump_builder.kconfig import parse_config_text
+    from zfcpdump_builder.stages.kconfig import parse_config_text
 
     return parse_config_text(path.read_text())
 

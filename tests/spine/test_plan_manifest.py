@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from support.buildcli import ROOT, BuiltRecipe, CliRun, run_cli
-from zfcpdump_builder.events import EVENT_SCHEMA, SCHEMA_VERSION
+from zfcpdump_builder.core.events import EVENT_SCHEMA, SCHEMA_VERSION
 
 pytestmark = pytest.mark.kernel
 

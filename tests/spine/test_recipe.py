@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from zfcpdump_builder import recipe
-from zfcpdump_builder.errors import RecipeError
+from zfcpdump_builder.core.errors import RecipeError
 
 
 def write(path: Path, text: str) -> Path:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import libarchive
 
-from zfcpdump_builder import debpkg
+from zfcpdump_builder.core import debpkg
 
 QEMU_MEMBER = "usr/bin/qemu-s390x-static"
 QEMU_IN_ROOT = "qemu-s390x-static"
@@ -117,7 +117,7 @@ def decompress(data: bytes) -> bytes:
 def unpack_rd(rd: Path, dest: Path) -> Path:
     """Unpack an initramfs as root, device nodes included, with the builder's one safe extractor
     (the compression is undone by the standard tools, which also read the kernel's lz4 legacy)."""
-    from zfcpdump_builder.debpkg import unpack_archive
+    from zfcpdump_builder.core.debpkg import unpack_archive
 
     cpio = dest.parent / f"{dest.name}.cpio"
     cpio.write_bytes(decompress(rd.read_bytes()))

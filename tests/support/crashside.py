@@ -28,8 +28,9 @@ import libarchive
 from elftools.elf.dynamic import DynamicSection
 from elftools.elf.elffile import ELFFile
 
-from zfcpdump_builder import debpkg, initramfs
-from zfcpdump_builder.cache import default_cache_dir
+from zfcpdump_builder.core import debpkg
+from zfcpdump_builder.core.store import default_cache_dir
+from zfcpdump_builder.stages import initramfs
 
 ARCH = "s390x"
 BASE_PACKAGES = ("busybox-static", "kexec-tools", "libc6")

@@ -51,7 +51,7 @@ def _fix_absolute_symlinks(root: Path) -> None:
 
 
 def _unpack_all(debs: list[Path], dest: Path) -> None:
-    from zfcpdump_builder.debpkg import unpack_package
+    from zfcpdump_builder.core.debpkg import unpack_package
 
     for deb in debs:
         unpack_package(deb, dest)
@@ -62,7 +62,7 @@ def _build_root(packages: list[str], root: Path, check: str) -> Path:
     if shutil.which("qemu-s390x") is None:
         raise ZgetdumpUnavailable("qemu-s390x is not installed")
     try:
-        from zfcpdump_builder.debpkg import fetch_packages
+        from zfcpdump_builder.core.debpkg import fetch_packages
     except ImportError as exc:  # pragma: no cover - depends on the tree state
         raise ZgetdumpUnavailable(f"zfcpdump_builder.debpkg is missing: {exc}") from exc
     base = root.parent

@@ -9,7 +9,7 @@ import sys
 
 from writer_helpers import REPO, RecordingSystem
 
-from zfcpdump_builder import dumpdisk
+from zfcpdump_builder.deploy import dumpdisk
 from zfcpdump_writer import diskinfo
 from zfcpdump_writer.main import main, parse_args
 

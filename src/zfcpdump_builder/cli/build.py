@@ -6,8 +6,11 @@ import argparse
 import textwrap
 from pathlib import Path
 
-from .. import install, ownership, pipeline, recipe
-from ..events import Reporter
+from .. import recipe
+from ..core import ownership
+from ..core.events import Reporter
+from ..deploy import install
+from ..stages import pipeline
 from .argtypes import positive_int
 from .common import (
     EPILOG,

@@ -6,8 +6,8 @@ import argparse
 import time
 from pathlib import Path
 
-from ..cache import CacheEntry, Store
-from ..events import Reporter
+from ..core.events import Reporter
+from ..core.store import CacheEntry, Store
 from .argtypes import finite_float
 from .common import cache_dir, common_options
 

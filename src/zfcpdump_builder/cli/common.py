@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .. import errors, ownership, pipeline, recipe
-from ..cache import default_cache_dir
-from ..events import Reporter
-from ..zipl import LAYOUT_CHOICES
+from .. import recipe
+from ..core import errors, ownership
+from ..core.events import Reporter
+from ..core.store import default_cache_dir
+from ..deploy.zipl import LAYOUT_CHOICES
+from ..stages import pipeline
 
 EPILOG = "exit codes:\n" + "\n".join(f"  {code:>3}  {what}" for what, code in errors.EXIT_CODES.items())
 

@@ -6,8 +6,9 @@ import argparse
 import shlex
 from pathlib import Path
 
-from .. import dumpdisk, prepare, recipe, zipl
-from ..events import JsonReporter, Reporter
+from .. import recipe
+from ..core.events import JsonReporter, Reporter
+from ..deploy import dumpdisk, prepare, zipl
 from .common import common_options, layout_arguments, recipe_argument, recipe_name
 
 

@@ -7,8 +7,8 @@ import textwrap
 from pathlib import Path
 
 from .. import recipe
-from ..events import Reporter
-from ..install import Options, install_artifacts
+from ..core.events import Reporter
+from ..deploy.install import Options, install_artifacts
 from .common import EPILOG, common_options, layout_arguments, recipe_argument, recipe_name
 
 DESCRIPTION = textwrap.dedent("""\

@@ -7,8 +7,8 @@ import signal
 import sys
 from typing import NoReturn
 
-from .. import crashlog, errors
-from ..events import Reporter, make_reporter
+from ..core import crashlog, errors
+from ..core.events import Reporter, make_reporter
 from . import build, cache, dumpdisk, install, plan, qemu, recipe_keys
 from .common import EPILOG
 

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import yaml
 
-from .. import kconfig, recipe, source
-from ..events import Reporter
-from ..plan import defconfig_diff, describe_inputs, stage_states, stock_defconfig
+from .. import recipe
+from ..core.events import Reporter
+from ..stages import kconfig, source
+from ..stages.plan import defconfig_diff, describe_inputs, stage_states, stock_defconfig
 from .common import common_options, context, default_out, recipe_argument, recipe_name
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..events import Reporter
-from ..qemu import BASE_APPEND, DEFAULT_FAILURES, QEMU, BootResult, BootSpec, boot
+from ..core.events import Reporter
+from ..deploy.qemu import BASE_APPEND, DEFAULT_FAILURES, QEMU, BootResult, BootSpec, boot
 from .argtypes import finite_float, positive_int
 
 

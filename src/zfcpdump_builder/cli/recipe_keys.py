@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..events import Reporter
-from ..schema import markdown_table, rows
+from ..core.events import Reporter
+from ..recipe.schema import markdown_table, rows
 
 
 def add_arguments(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

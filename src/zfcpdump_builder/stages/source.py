@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import debpkg
-from .cache import StageOutput, Store, cached_file_sha256, file_sha256, hash_inputs
-from .errors import SourceError
-from .events import Reporter
+from ..core import debpkg
+from ..core.errors import SourceError
+from ..core.events import Reporter
+from ..core.store import StageOutput, Store, cached_file_sha256, file_sha256, hash_inputs
 
 
 @dataclass(frozen=True)

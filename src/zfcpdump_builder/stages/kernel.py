@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..core.errors import CompileError
+from ..core.events import ProgressHandle, Reporter
+from ..core.store import StageOutput, Store, canonical_json, file_sha256
+from ..core.toolchain import Toolchain
 from . import kconfig
-from .cache import StageOutput, Store, canonical_json, file_sha256
-from .errors import CompileError
-from .events import ProgressHandle, Reporter
 from .source import SourceTree
-from .toolchain import Toolchain
 
 LOG_TAIL_LINES = 25
 PROGRESS_LINE = re.compile(r"^\s+(CC|AS|LD|AR|OBJCOPY|CPP|HOSTCC|GEN|UPD|SYNC)\b")

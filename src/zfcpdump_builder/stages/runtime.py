@@ -39,10 +39,11 @@ from typing import Any
 
 import libarchive
 
-from . import debpkg, elfdeps, pycompile
-from .cache import StageOutput, Store, code_digest, file_sha256
-from .errors import CompileError, HostError, RecipeError, SourceError
-from .events import Reporter
+from ..core import debpkg, elfdeps
+from ..core.errors import CompileError, HostError, RecipeError, SourceError
+from ..core.events import Reporter
+from ..core.store import StageOutput, Store, code_digest, file_sha256
+from . import pycompile
 
 DEFAULT_PACKAGES = ("python3.11-minimal", "libpython3.11-minimal", "libpython3.11-stdlib",
                     "libc6", "zlib1g", "libexpat1", "libffi8")

@@ -38,10 +38,10 @@ import libarchive
 from libarchive import ffi
 from libarchive.entry import ArchiveEntry, FileType
 
+from ..core.errors import BudgetError, HostError, RecipeError
+from ..core.events import Reporter
+from ..core.store import StageOutput, Store, code_digest
 from . import runtime as runtime_mod
-from .cache import StageOutput, Store, code_digest
-from .errors import BudgetError, HostError, RecipeError
-from .events import Reporter
 
 RD_NAME = "zfcpdump.rd"
 CONTENTS_JSON = "contents.json"

@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from .errors import HostError, TestBootError
-from .events import Reporter, RichReporter
+from ..core.errors import HostError, TestBootError
+from ..core.events import Reporter, RichReporter
 
 QEMU = "qemu-system-s390x"
 BASE_APPEND = "console=ttysclp0 scsi_mod.scan=async"

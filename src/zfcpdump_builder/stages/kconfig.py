@@ -14,9 +14,9 @@ from pathlib import Path
 
 import jinja2
 
-from . import paths
-from .errors import ConfigError, RecipeError
-from .recipe import Recipe, normalise_symbol_value
+from ..core import paths
+from ..core.errors import ConfigError, RecipeError
+from ..recipe.loader import Recipe, normalise_symbol_value
 
 LINE_SET = re.compile(r"^CONFIG_([A-Za-z0-9_]+)=(.*)$")
 LINE_UNSET = re.compile(r"^# CONFIG_([A-Za-z0-9_]+) is not set$")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import kconfig, kernel, pipeline, recipe, source
-from .cache import file_sha256, hash_inputs
-from .errors import HostError
+from .. import recipe
+from ..core.errors import HostError
+from ..core.store import file_sha256, hash_inputs
+from . import kconfig, kernel, pipeline, source
 
 
 def stock_defconfig(tree: source.SourceTree | None, loaded: recipe.Recipe) -> tuple[str, str]:

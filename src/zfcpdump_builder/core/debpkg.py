@@ -15,8 +15,8 @@ from pathlib import Path
 
 import libarchive
 
-from .cache import file_lock
 from .errors import HostError, SourceError
+from .store import file_lock
 
 SOURCES_LIST = "/etc/apt/sources.list"
 SOURCES_PARTS = "/etc/apt/sources.list.d"

@@ -15,7 +15,7 @@ DATA_DIRS = ("recipes", "templates", "configs", "overlay")
 
 
 def project_root() -> Path:
-    checkout = Path(__file__).resolve().parents[2]
+    checkout = Path(__file__).resolve().parents[3]
     if (checkout / "templates").is_dir() and (checkout / "recipes").is_dir():
         return checkout
     return Path(sys.prefix) / "share" / "zfcpdump-build"

@@ -16,7 +16,7 @@ from typing import Any
 from zfcpdump_writer import diskinfo
 from zfcpdump_writer.errors import DumpError
 
-from .errors import BuildError, InstallError
+from ..core.errors import BuildError, InstallError
 
 MB = 1 << 20
 

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .cache import StageOutput, file_sha256
+from ..core.store import StageOutput, file_sha256
 
 MANIFEST_VERSION = 1
 

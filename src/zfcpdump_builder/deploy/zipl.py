@@ -27,7 +27,7 @@ from elftools.elf.constants import SH_FLAGS
 from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import Section
 
-from .errors import InstallError
+from ..core.errors import InstallError
 
 BASE_IMAGE = "zfcpdump.image"
 BASE_RD = "zfcpdump.rd"

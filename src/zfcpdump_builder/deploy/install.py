@@ -35,12 +35,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..core.errors import InstallError
+from ..core.events import Reporter
+from ..core.ownership import read_manifest
+from ..core.store import file_sha256
+from ..recipe.loader import Recipe
 from . import zipl
-from .cache import file_sha256
-from .errors import InstallError
-from .events import Reporter
-from .ownership import read_manifest
-from .recipe import Recipe
 from .zipl import BASE_IMAGE, BASE_RD
 
 TMP_TAG = ".install-tmp."

@@ -15,8 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import BudgetError
-from .events import Reporter
+from ..core.errors import BudgetError
+from ..core.events import Reporter
 
 PAGE = 4096
 STRUCT_PAGE = 64

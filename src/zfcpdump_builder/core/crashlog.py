@@ -8,7 +8,7 @@ import time
 import traceback
 from pathlib import Path
 
-from .cache import default_cache_dir
+from .store import default_cache_dir
 
 
 def write(exc: BaseException, cache_dir: Path | None) -> str | None:

@@ -19,8 +19,8 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from .cache import pid_alive
-from .ownership import foreign_entries
+from ..core.ownership import foreign_entries
+from ..core.store import pid_alive
 
 AT_FDCWD = -100
 RENAME_NOREPLACE = 1

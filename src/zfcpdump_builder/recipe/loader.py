@@ -17,10 +17,10 @@ from typing import Any
 
 import yaml
 
-from . import paths
-from .cache import canonical_json
-from .errors import RecipeError
-from .ownership import safe_name
+from ..core import paths
+from ..core.errors import RecipeError
+from ..core.ownership import safe_name
+from ..core.store import canonical_json
 from .schema import SCHEMA, Key, Section
 
 SYMBOL_RE = re.compile(r"^[A-Z0-9_]+$")

@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import budget, initramfs, kconfig, kernel, manifest, runtime, source, toolchain
+from ..core import toolchain
+from ..core.events import Reporter
+from ..core.store import StageOutput, Store
+from ..recipe.loader import Recipe, parse_size
+from . import budget, initramfs, kconfig, kernel, manifest, runtime, source
 from . import publish as publish_step
-from .cache import StageOutput, Store
-from .events import Reporter
-from .recipe import Recipe, parse_size
 
 
 @dataclass
@@ -129,7 +130,7 @@ def publish(result: BuildResult, out_dir: Path, manifest_extra: dict[str, Any],
         reporter.artifact(name, str(out_dir / name), facts["sha256"], facts["size"])
 
 
-WRITER_PACKAGE = Path(__file__).resolve().parents[1] / "zfcpdump_writer"
+WRITER_PACKAGE = Path(__file__).resolve().parents[2] / "zfcpdump_writer"
 WRITER_CONFIG_KEYS = ("device", "disk_timeout", "after", "debug", "progress_interval", "source",
                       "io", "verify", "chunk_kib")
 

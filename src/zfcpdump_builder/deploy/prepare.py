@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import budget
-from .cache import file_sha256
-from .errors import BudgetError, BuildError, InstallError
-from .events import Reporter
+from ..core.errors import BudgetError, BuildError, InstallError
+from ..core.events import Reporter
+from ..core.store import file_sha256
+from ..recipe.loader import Recipe, parse_size
+from ..stages import budget
 from .install import JOURNAL, pending
-from .recipe import Recipe, parse_size
 from .zipl import BASE_IMAGE, BASE_RD, Choice, Target, detect, find_zipl, norm_path, resolve
 
 
