@@ -14,20 +14,20 @@ import pytest
 
 from support import chroot
 from zfcpdump_builder.stages import initramfs
-from zfcpdump_builder.stages.initramfs import Entry, write_cpio
+from zfcpdump_builder.stages.initramfs import RdEntry, write_cpio
 
 EPOCH = 1_650_000_000
 
 
-def sample_entries() -> list[Entry]:
+def sample_entries() -> list[RdEntry]:
     return [
-        Entry("init", "file", 0o755, b"#!/bin/sh\necho hi\n"),
-        Entry("dev/console", "chr", 0o600, rdev=(5, 1)),
-        Entry("dev/null", "chr", 0o666, rdev=(1, 3)),
-        Entry("usr/lib/libx.so.1", "file", 0o644, b"\x7fELF" + bytes(range(256)) * 40),
-        Entry("usr/lib/libx.so", "symlink", 0o777, target="libx.so.1"),
-        Entry("proc", "dir", 0o555),
-        Entry("etc/empty", "file", 0o600, b""),
+        RdEntry("init", "file", 0o755, b"#!/bin/sh\necho hi\n"),
+        RdEntry("dev/console", "chr", 0o600, rdev=(5, 1)),
+        RdEntry("dev/null", "chr", 0o666, rdev=(1, 3)),
+        RdEntry("usr/lib/libx.so.1", "file", 0o644, b"\x7fELF" + bytes(range(256)) * 40),
+        RdEntry("usr/lib/libx.so", "symlink", 0o777, target="libx.so.1"),
+        RdEntry("proc", "dir", 0o555),
+        RdEntry("etc/empty", "file", 0o600, b""),
     ]
 
 
@@ -116,26 +116,26 @@ def test_duck_typed_entries_like_the_crashside_ones(tmp_path: Path) -> None:
         target: str = ""
         rdev: tuple[int, int] = (0, 0)
 
-    mine = write_cpio([Entry("bin/sh", "symlink", 0o777, target="busybox")], tmp_path / "1", "none")
+    mine = write_cpio([RdEntry("bin/sh", "symlink", 0o777, target="busybox")], tmp_path / "1", "none")
     theirs = write_cpio([Other("bin/sh", "symlink", 0o777, target="busybox")], tmp_path / "2", "none")
     assert mine.sha256 == theirs.sha256
 
 
 @pytest.mark.parametrize("entries, message", [
-    ([Entry("a", "file"), Entry("a", "file")], "duplicate"),
-    ([Entry("a", "file"), Entry("a/b", "file")], "inside it"),
-    ([Entry("../etc/x", "file")], "bad archive path"),
-    ([Entry("x", "fifo")], "entry kind"),
+    ([RdEntry("a", "file"), RdEntry("a", "file")], "duplicate"),
+    ([RdEntry("a", "file"), RdEntry("a/b", "file")], "inside it"),
+    ([RdEntry("../etc/x", "file")], "bad archive path"),
+    ([RdEntry("x", "fifo")], "entry kind"),
 ])
-def test_bad_entries_are_refused(tmp_path: Path, entries: list[Entry], message: str) -> None:
+def test_bad_entries_are_refused(tmp_path: Path, entries: list[RdEntry], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         write_cpio(entries, tmp_path / "x", "none")
 
 
-def big_entries() -> list[Entry]:
+def big_entries() -> list[RdEntry]:
     rng = random.Random(3)
     blob = bytes(rng.getrandbits(8) for _ in range(300_000)) * 2  # repeats at 300 KB distance
-    return [*sample_entries(), Entry("blob", "file", 0o644, blob)]
+    return [*sample_entries(), RdEntry("blob", "file", 0o644, blob)]
 
 
 @pytest.mark.parametrize("method", ["gzip", "xz", "zstd", "lz4", "none"])

@@ -77,7 +77,7 @@ def snapshot(folder: Path) -> dict[str, tuple[str, str]]:
     return state
 
 
-def plan_for(out: Path, folder: Path, layout: str, link: str) -> install.Plan:
+def plan_for(out: Path, folder: Path, layout: str, link: str) -> install.InstallPlan:
     target = zipl.Target(zipl.LAYOUTS[layout], "/lib/s390-tools/zfcpdump", "test")
     image, rd = install.artifacts(out)
     return install.make_plan(image, rd, folder, target, link)

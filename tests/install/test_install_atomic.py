@@ -20,7 +20,7 @@ COMBOS = [("2.7+", "symlink"), ("2.7+", "copy"), ("2.0-2.6", "symlink"), ("pre-2
 
 
 def do_install(out: Path, dest: Path, loaded: recipe.Recipe, layout: str, link: str,
-               fault: install.Fault | None = None) -> install.Plan:
+               fault: install.Fault | None = None) -> install.InstallPlan:
     opts = install.Options(destdir=dest, layout=layout, link=link, fault=fault)
     return install.install_artifacts(out, loaded, TextReporter(), opts)
 

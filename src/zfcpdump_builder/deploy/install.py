@@ -60,7 +60,7 @@ class InjectedFault(Exception):
 
 
 @dataclass(frozen=True)
-class Entry:
+class InstallEntry:
     """One name in the zfcpdump directory: a copy of *source*, or a symlink to *link*."""
 
     name: str
@@ -72,24 +72,24 @@ class Entry:
 
 
 @dataclass(frozen=True)
-class Plan:
+class InstallPlan:
     folder: Path          # the directory on this host (DESTDIR + the target's directory)
     target: zipl.Target   # layout and directory as the target's zipl sees them
     link: str
-    entries: tuple[Entry, ...]
+    entries: tuple[InstallEntry, ...]
 
 
-def make_plan(image: Path, rd: Path, folder: Path, target: zipl.Target, link: str) -> Plan:
+def make_plan(image: Path, rd: Path, folder: Path, target: zipl.Target, link: str) -> InstallPlan:
     """The base pair first, then the names zipl reads (when they differ)."""
-    entries = [Entry(BASE_IMAGE, source=image), Entry(BASE_RD, source=rd)]
+    entries = [InstallEntry(BASE_IMAGE, source=image), InstallEntry(BASE_RD, source=rd)]
     layout = target.layout
     if layout.image != BASE_IMAGE:
         for alias, base, source in ((layout.image, BASE_IMAGE, image), (layout.rd, BASE_RD, rd)):
-            entries.append(Entry(alias, link=base) if link == "symlink" else Entry(alias, source=source))
-    return Plan(folder, target, link, tuple(entries))
+            entries.append(InstallEntry(alias, link=base) if link == "symlink" else InstallEntry(alias, source=source))
+    return InstallPlan(folder, target, link, tuple(entries))
 
 
-def step_names(plan: Plan) -> list[str]:
+def step_names(plan: InstallPlan) -> list[str]:
     """The ordered steps of an install of *plan* (numbered from 1 for fault injection)."""
     return ([f"write/{e.name}" for e in plan.entries] + ["journal"]
             + [f"rename/{e.name}" for e in plan.entries] + ["sync", "commit"])
@@ -198,7 +198,7 @@ def _locked(folder: Path) -> Iterator[None]:
 class Transaction:
     """One install of *plan*: the steps of the module docstring, rolled back on any failure."""
 
-    def __init__(self, plan: Plan) -> None:
+    def __init__(self, plan: InstallPlan) -> None:
         self.plan = plan
         self.pid = os.getpid()
 
@@ -214,7 +214,7 @@ class Transaction:
                 + [lambda e=e: os.replace(self.tmp(e.name), self.final(e.name)) for e in entries]
                 + [lambda: _fsync_dir(self.plan.folder), self._commit])
 
-    def _write(self, entry: Entry) -> None:
+    def _write(self, entry: InstallEntry) -> None:
         if entry.link is not None:
             os.symlink(entry.link, self.tmp(entry.name))
         else:
@@ -390,7 +390,7 @@ def prepare_folder(folder: Path, destdir: Path | None) -> None:
             raise InstallError(f"{folder / name} is a directory: refusing to replace it")
 
 
-def install_artifacts(out_dir: Path, loaded: Recipe, reporter: Reporter, opts: Options) -> Plan:
+def install_artifacts(out_dir: Path, loaded: Recipe, reporter: Reporter, opts: Options) -> InstallPlan:
     """Install OUT's pair as the recipe and *opts* say; return what was (or would be) done."""
     image, rd = artifacts(out_dir)
     target = zipl.resolve(choice(loaded, opts))
@@ -412,13 +412,13 @@ def install_artifacts(out_dir: Path, loaded: Recipe, reporter: Reporter, opts: O
 
 
 def install_from_build(result: Any, out_dir: Path, recipe: Recipe, destdir: Path | None,
-                       reporter: Reporter) -> Plan:
+                       reporter: Reporter) -> InstallPlan:
     """`build --install`: install what `build` just published in *out_dir*."""
     return install_artifacts(out_dir, recipe, reporter,
                              Options(destdir=destdir.resolve() if destdir else None))
 
 
-def report_plan(plan: Plan, reporter: Reporter) -> None:
+def report_plan(plan: InstallPlan, reporter: Reporter) -> None:
     target = plan.target
     detected = target.detected
     if detected is not None:
@@ -429,7 +429,7 @@ def report_plan(plan: Plan, reporter: Reporter) -> None:
                    [[e.name, e.describe()] for e in plan.entries])
 
 
-def report_done(plan: Plan, reporter: Reporter, destdir: Path | None) -> None:
+def report_done(plan: InstallPlan, reporter: Reporter, destdir: Path | None) -> None:
     for entry in plan.entries:
         path = plan.folder / entry.name
         if entry.source is not None and entry.name in (BASE_IMAGE, BASE_RD):

@@ -43,7 +43,7 @@ LAYOUT_HINT = ("choose the layout of the TARGET's s390-tools: --layout 2.7+ (s39
 
 
 @dataclass(frozen=True)
-class Layout:
+class ZiplLayout:
     """The file names one generation of zipl reads in the zfcpdump directory."""
 
     name: str
@@ -52,10 +52,10 @@ class Layout:
     versions: str
 
 
-LAYOUTS: dict[str, Layout] = {  # newest first: detection prefers the most specific names
-    "2.7+": Layout("2.7+", "zfcpdump-image", "zfcpdump-initrd", "s390-tools 2.7 and later"),
-    "2.0-2.6": Layout("2.0-2.6", "zfcpdump_part.image", "zfcpdump_part.rd", "s390-tools 2.0 to 2.6"),
-    "pre-2.0": Layout("pre-2.0", BASE_IMAGE, BASE_RD, "s390-tools before 2.0"),
+LAYOUTS: dict[str, ZiplLayout] = {  # newest first: detection prefers the most specific names
+    "2.7+": ZiplLayout("2.7+", "zfcpdump-image", "zfcpdump-initrd", "s390-tools 2.7 and later"),
+    "2.0-2.6": ZiplLayout("2.0-2.6", "zfcpdump_part.image", "zfcpdump_part.rd", "s390-tools 2.0 to 2.6"),
+    "pre-2.0": ZiplLayout("pre-2.0", BASE_IMAGE, BASE_RD, "s390-tools before 2.0"),
 }
 LAYOUT_CHOICES = ("auto", *LAYOUTS)
 KNOWN_NAMES = tuple(dict.fromkeys(n for lay in LAYOUTS.values() for n in (lay.image, lay.rd)))
@@ -66,7 +66,7 @@ class Detected:
     """What one zipl binary says about itself."""
 
     binary: Path
-    layout: Layout
+    layout: ZiplLayout
     image_path: str
     rd_path: str | None
     directory: str | None
@@ -188,7 +188,7 @@ def find_zipl(root: Path | None = None) -> Path | None:
 class Target:
     """Where to install and which names the target's zipl reads, and why we think so."""
 
-    layout: Layout
+    layout: ZiplLayout
     directory: str
     reason: str
     detected: Detected | None = None
@@ -215,7 +215,7 @@ class Choice:
     why_no_host: str = ""
 
 
-def _explicit_layout(choice: Choice) -> tuple[Layout, str] | None:
+def _explicit_layout(choice: Choice) -> tuple[ZiplLayout, str] | None:
     if choice.layout and choice.layout != "auto":
         return LAYOUTS[choice.layout], f"--layout {choice.layout}"
     if choice.recipe_layout != "auto":
@@ -262,7 +262,7 @@ def norm_path(path: str) -> str:
     return os.path.normpath(path)
 
 
-def _disagreement(choice: Choice, layout: Layout) -> tuple[str, ...]:
+def _disagreement(choice: Choice, layout: ZiplLayout) -> tuple[str, ...]:
     """A note when an explicitly chosen layout is not what the given zipl binary reads."""
     if choice.zipl is None:
         return ()

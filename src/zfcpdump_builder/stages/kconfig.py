@@ -29,7 +29,7 @@ TOOLCHAIN_PREFIXES = ("CC_", "LD_", "AS_", "PAHOLE_", "RUSTC_", "BINDGEN_", "TOO
 
 
 @dataclass(frozen=True)
-class Entry:
+class KconfigEntry:
     symbol: str
     value: str  # .config spelling: y, n, m, number, 0x..., or "quoted"
     origin: str
@@ -50,25 +50,25 @@ def parse_config_text(text: str) -> dict[str, str]:
     return values
 
 
-def _read_entries(path: Path, origin: str) -> list[Entry]:
+def _read_entries(path: Path, origin: str) -> list[KconfigEntry]:
     try:
         text = path.read_text()
     except OSError as exc:
         raise RecipeError(f"cannot read kernel config file {path}: {exc.strerror}") from None
-    return [Entry(s, v, origin) for s, v in parse_config_text(text).items()]
+    return [KconfigEntry(s, v, origin) for s, v in parse_config_text(text).items()]
 
 
-def requested_entries(recipe: Recipe) -> tuple[list[Entry], list[tuple[str, list[Entry]]]]:
+def requested_entries(recipe: Recipe) -> tuple[list[KconfigEntry], list[tuple[str, list[KconfigEntry]]]]:
     """The base entries (with overrides applied in place) and the additions by origin."""
     config = recipe.get("kernel.config")
     base = _read_entries(Path(config["base"]), "base")
     layers = [(f"fragment {Path(f).name}", _read_entries(Path(f), f"fragment {Path(f).name}"))
               for f in config["fragments"]]
-    overrides = [Entry(s, normalise_symbol_value(v) or "", f"recipe {recipe.name}")
+    overrides = [KconfigEntry(s, normalise_symbol_value(v) or "", f"recipe {recipe.name}")
                  for s, v in config["set"].items()]
     layers.append((f"recipe {recipe.name}", overrides))
     positions = {e.symbol: i for i, e in enumerate(base)}
-    additions: dict[str, list[Entry]] = {}
+    additions: dict[str, list[KconfigEntry]] = {}
     placed: dict[str, tuple[str, int]] = {}
     for origin, entries in layers:
         for entry in entries:
@@ -83,7 +83,7 @@ def requested_entries(recipe: Recipe) -> tuple[list[Entry], list[tuple[str, list
     return base, list(additions.items())
 
 
-def requests(recipe: Recipe) -> dict[str, Entry]:
+def requests(recipe: Recipe) -> dict[str, KconfigEntry]:
     base, additions = requested_entries(recipe)
     merged = {e.symbol: e for e in base}
     for _, entries in additions:
@@ -91,7 +91,7 @@ def requests(recipe: Recipe) -> dict[str, Entry]:
     return merged
 
 
-def _kconfig_line(entry: Entry) -> str:
+def _kconfig_line(entry: KconfigEntry) -> str:
     if entry.value == "n":
         return f"# CONFIG_{entry.symbol} is not set"
     return f"CONFIG_{entry.symbol}={entry.value}"
@@ -151,7 +151,7 @@ def _scan_file(path: Path, symbols: set[str], depends: dict[str, list[str]],
             selected_by.setdefault(select.group(1), []).append(current)
 
 
-def check_symbols_exist(wanted: dict[str, Entry], index: KconfigIndex, kernel: str) -> None:
+def check_symbols_exist(wanted: dict[str, KconfigEntry], index: KconfigIndex, kernel: str) -> None:
     unknown = sorted(s for s in wanted if s not in index.symbols)
     if not unknown:
         return
@@ -175,13 +175,13 @@ def _same(requested: str, actual: str | None) -> bool:
         return False
 
 
-def dropped_symbols(wanted: dict[str, Entry], final: dict[str, str]) -> list[tuple[Entry, str | None]]:
+def dropped_symbols(wanted: dict[str, KconfigEntry], final: dict[str, str]) -> list[tuple[KconfigEntry, str | None]]:
     """Requested symbols whose final value differs (toolchain-dependent ones excepted)."""
     return [(entry, final.get(symbol)) for symbol, entry in sorted(wanted.items())
             if not symbol.startswith(TOOLCHAIN_PREFIXES) and not _same(entry.value, final.get(symbol))]
 
 
-def explain_drops(drops: list[tuple[Entry, str | None]], index: KconfigIndex,
+def explain_drops(drops: list[tuple[KconfigEntry, str | None]], index: KconfigIndex,
                   final: dict[str, str]) -> str:
     lines = []
     for entry, actual in drops:
@@ -201,7 +201,7 @@ def _dep_symbols(expression: str) -> list[str]:
     return [n for n in dict.fromkeys(names) if n not in ("if",)]
 
 
-def verify(wanted: dict[str, Entry], final_text: str, index: KconfigIndex) -> None:
+def verify(wanted: dict[str, KconfigEntry], final_text: str, index: KconfigIndex) -> None:
     final = parse_config_text(final_text)
     drops = dropped_symbols(wanted, final)
     if drops:

@@ -115,7 +115,7 @@ def build_inputs(source_identity: dict[str, Any], config_sha256: str, toolchain:
             "toolchain": toolchain.identity(), "build": settings.identity(toolchain)}
 
 
-def configure(source: SourceTree, defconfig: str, wanted: dict[str, kconfig.Entry],
+def configure(source: SourceTree, defconfig: str, wanted: dict[str, kconfig.KconfigEntry],
               toolchain: Toolchain, store: Store, logs: Path, reporter: Reporter) -> StageOutput:
     inputs = config_inputs(source.identity, defconfig, toolchain)
 

@@ -1,0 +1,168 @@
+"""The initramfs (zfcpdump.rd): a deterministic cpio "newc" archive, kernel-safe compression.
+
+The entry model and cpio writer are in cpio.py, the compressors in compress.py, what goes
+in in contents.py.
+
+`build_initramfs` is the 'initramfs' stage: the runtime tree, /init, /etc/zfcpdump.conf,
+device nodes and mount points, and the overlays, checked against the size budget.
+The budget's "unpacked" figure is the RAM the unpacked rootfs takes: every file and symlink
+rounded up to whole 4 KiB pages (rootfs keeps them in the page cache).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from ...core.errors import BudgetError, HostError
+from ...core.events import Reporter
+from ...core.store import StageOutput, Store, code_digest
+from .. import runtime as runtime_mod
+from .compress import COMPRESSIONS, compressor_versions, pick_smallest, write_cpio
+from .contents import (
+    MIB,
+    InitramfsSpec,
+    all_entries,
+    choose_methods,
+    contents_records,
+    mount_points,
+    overlay_entries,
+    ram_bytes,
+    render_writer_config,
+)
+from .cpio import RdEntry, cpio_bytes, norm_path
+
+RD_NAME = "zfcpdump.rd"
+CONTENTS_JSON = "contents.json"
+__all__ = ["COMPRESSIONS", "CONTENTS_JSON", "RD_NAME", "InitramfsSpec", "RdEntry", "build_initramfs",
+           "cpio_bytes", "write_cpio"]
+
+
+# ----------------------------------------------------------------------------- cpio writing
+
+
+# ----------------------------------------------------------------------------- the spec
+
+
+# ----------------------------------------------------------------------------- the stage
+
+
+def _tree_digest(root: Path) -> str:
+    digest = hashlib.sha256()
+    for entry in overlay_entries(root):
+        digest.update(f"{entry.kind} {entry.path} {entry.mode:o} {entry.target}\n".encode())
+        if entry.kind == "file":
+            digest.update(hashlib.sha256(entry.content()).digest())
+    return digest.hexdigest()
+
+
+def stage_inputs(spec: InitramfsSpec, runtime_output: StageOutput, methods: list[str],
+                 config_text: str) -> dict[str, Any]:
+    return {
+        "runtime": runtime_output.key,
+        "methods": methods,
+        "overlays": [[Path(o).name, _tree_digest(Path(o))] for o in spec.overlays],
+        "allow_shadow": spec.allow_shadow,
+        "source_date_epoch": spec.source_date_epoch,
+        "config": config_text,
+        "devices": [list(d) for d in spec.devices],
+        "mounts": list(mount_points()),
+        "builder": code_digest(*sorted(Path(__file__).parent.glob("*.py"))),  # every module of this stage
+        "tools": compressor_versions(),
+    }
+
+
+def build_initramfs(spec: InitramfsSpec, runtime_output: StageOutput, kernel_config: dict[str, str],
+                    store: Store, reporter: Reporter) -> StageOutput:
+    """The 'initramfs' stage: output dir holds zfcpdump.rd and contents.json."""
+    spec.validate()
+    methods = choose_methods(spec, kernel_config)
+    if not methods:
+        raise HostError("none of the compressors the kernel can unpack is available")
+    config_text = render_writer_config(spec.writer_config)
+
+    def producer(out: Path) -> dict[str, Any]:
+        return produce_initramfs(spec, runtime_output.path, methods, config_text, out, reporter)
+
+    output = store.produce("initramfs", stage_inputs(spec, runtime_output, methods, config_text),
+                           producer)
+    check_budget(spec, json.loads((output.path / CONTENTS_JSON).read_text()), reporter)
+    return output
+
+
+def produce_initramfs(spec: InitramfsSpec, runtime_dir: Path, methods: list[str], config_text: str,
+                      out: Path, reporter: Reporter) -> dict[str, Any]:
+    entries = all_entries(spec, runtime_dir, config_text, reporter)
+    raw = cpio_bytes(entries, spec.source_date_epoch)
+    with reporter.progress("initramfs", "compressing", len(methods), "methods") as bar:
+        method, data, sizes = pick_smallest(raw, methods, bar.advance)
+    (out / RD_NAME).write_bytes(data)
+    records = contents_records(entries)
+    summary = {"compression": method, "compressed": len(data), "cpio": len(raw),
+               "unpacked": ram_bytes(records), "file_bytes": sum(r["size"] for r in records),
+               "sha256": hashlib.sha256(data).hexdigest(), "candidates": sizes,
+               "source_date_epoch": spec.source_date_epoch,
+               "composition": composition(records, runtime_mod.load_manifest(runtime_dir))}
+    contents = {"rd": RD_NAME, "summary": summary, "entries": records}
+    (out / CONTENTS_JSON).write_text(json.dumps(contents, indent=1, sort_keys=True) + "\n")
+    if len(sizes) > 1:
+        reporter.table("initramfs compression candidates", ["method", "bytes"],
+                       [[m, s] for m, s in sorted(sizes.items(), key=lambda kv: kv[1])])
+    return {k: summary[k] for k in ("compression", "compressed", "cpio", "unpacked", "sha256")}
+
+
+def composition(records: list[dict[str, Any]], manifest: dict[str, Any]) -> dict[str, int]:
+    """Bytes per category: interpreter, loader, library, extension, bytecode, writer, other."""
+    categories = {"/" + norm_path(f["path"]): f.get("category", "") for f in manifest["files"]}
+    zip_path = manifest["python"].get("zip")
+    totals: dict[str, int] = {}
+    for record in records:
+        if record["type"] != "file":
+            continue
+        category = categories.get(record["path"]) or "other"
+        if record["path"] == zip_path:
+            continue
+        totals[category] = totals.get(category, 0) + record["size"]
+    if zip_path:
+        for module in manifest["modules"]:
+            if "size" in module:
+                totals[module["category"]] = totals.get(module["category"], 0) + module["size"]
+        members = sum(m.get("size", 0) for m in manifest["modules"])
+        zipped = next((r["size"] for r in records if r["path"] == zip_path), members)
+        totals["zip overhead"] = zipped - members
+    return dict(sorted(totals.items()))
+
+
+# ----------------------------------------------------------------------------- the budget
+
+
+def check_budget(spec: InitramfsSpec, contents: dict[str, Any], reporter: Reporter) -> None:
+    summary = contents["summary"]
+    over = []
+    if spec.max_compressed is not None and summary["compressed"] > spec.max_compressed:
+        over.append(f"compressed ({summary['compression']}) {_mb(summary['compressed'])} > "
+                    f"max_compressed {_mb(spec.max_compressed)}")
+    if spec.max_unpacked is not None and summary["unpacked"] > spec.max_unpacked:
+        over.append(f"unpacked {_mb(summary['unpacked'])} > max_unpacked {_mb(spec.max_unpacked)}")
+    if not over:
+        return
+    ranked = ranked_files(contents["entries"])
+    reporter.table("initramfs: largest files (budget exceeded)",
+                   ["rank", "path", "bytes", "share", "origin"], ranked[:25])
+    top = ", ".join(f"{row[1]} {_mb(row[2])}" for row in ranked[:3])
+    raise BudgetError(f"{RD_NAME} is over budget: {'; '.join(over)}. Largest: {top}",
+                      hint="drop overlay files, use a smaller compression or runtime, or raise "
+                      "initramfs.max_compressed / max_unpacked")
+
+
+def ranked_files(records: list[dict[str, Any]]) -> list[list[Any]]:
+    files = sorted((r for r in records if r["type"] == "file"), key=lambda r: (-r["size"], r["path"]))
+    total = sum(r["size"] for r in files) or 1
+    return [[i, r["path"], r["size"], f"{100 * r['size'] / total:.1f}%", r["origin"]]
+            for i, r in enumerate(files, start=1)]
+
+
+def _mb(size: int) -> str:
+    return f"{size / MIB:.2f} MiB"

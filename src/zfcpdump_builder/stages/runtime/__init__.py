@@ -1,0 +1,261 @@
+"""The target CPython for the initramfs: acquisition, import closure and ELF closure.
+
+`build_runtime` turns Debian packages (or a directory of .deb/.rpm files, or an unpacked
+sysroot) plus the writer package into a minimal file tree:
+
+    root/usr/bin/python3.11                 the interpreter (started with -I -S -B)
+    root/lib/ld64.so.1                      PT_INTERP, a real file (the deb has a symlink)
+    root/lib/s390x-linux-gnu/...            the DT_NEEDED closure, as real files
+    root/usr/lib/python311.zip              bytecode, ZIP_STORED (bytecode='zip'), or
+    root/usr/lib/python3.11/*.pyc           sourceless bytecode files (bytecode='files')
+    root/usr/lib/python3.11/lib-dynload/    extension modules (also the exec_prefix landmark)
+    files.json                              every file with size, sha256, origin and why
+
+The module closure is computed, not listed: the writer's modules and the interpreter's
+start-up modules are scanned with `modulefinder` against the *target's* stdlib. Imports
+anywhere in the writer count (it imports ctypes lazily); in the stdlib only imports that run
+at import time count (so `os.popen`'s lazy `import subprocess` does not drag in half the
+stdlib). Imports under `if TYPE_CHECKING:` never count.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from ...core import elfdeps
+from ...core.errors import SourceError
+from ...core.events import Reporter
+from ...core.store import StageOutput, Store, code_digest
+from .. import pycompile
+from .closure import ModuleClosure, module_closure, writer_modules
+from .interpreter import custom_interpreter, toolchain_version
+from .packages import Staged, acquire, package_digests, unpacked_packages
+from .spec import (
+    DEFAULT_PACKAGES,
+    FILES_JSON,
+    INTERPRETER_FLAGS,
+    ROOT_DIR,
+    STARTUP_MODULES,
+    RootLayout,
+    RuntimeSpec,
+)
+from .target import TargetPython, check_magic, describe_target, find_python, qemu_command
+from .tree import (
+    Bytecode,
+    TreeWriter,
+    _emit_bytecode,
+    _emit_native,
+    _import_reasons,
+    _in_root,
+    bytecode_jobs,
+    compile_bytecode,
+)
+
+# Fallback when the target cannot be run: bytecode magic per CPython minor version.
+
+
+# ----------------------------------------------------------------------------- the spec
+
+
+# ----------------------------------------------------------------------------- acquisition
+
+
+# ----------------------------------------------------------------------------- the target
+
+
+# ----------------------------------------------------------------------------- module closure
+
+
+# ----------------------------------------------------------------------------- the output tree
+
+
+# ----------------------------------------------------------------------------- custom interpreter
+
+
+# ----------------------------------------------------------------------------- the stage
+
+
+__all__ = ["DEFAULT_PACKAGES", "FILES_JSON", "ROOT_DIR", "RuntimeSpec", "TargetPython", "build_runtime",
+           "load_manifest", "module_closure", "writer_modules"]
+
+
+@dataclass(frozen=True)
+class WriterPackage:
+    path: Path
+    name: str
+    digest: str
+
+    @classmethod
+    def load(cls, path: Path) -> WriterPackage:
+        path = Path(path).resolve()
+        if not (path / "__init__.py").is_file() or not (path / "main.py").is_file():
+            raise SourceError(f"{path} is not the writer package (needs __init__.py and main.py)")
+        return cls(path, path.name, _source_digest(path))
+
+
+def _source_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    for file in sorted(path.rglob("*.py")):
+        rel = file.relative_to(path).as_posix()
+        if "__pycache__" not in rel:
+            digest.update(f"{rel}\0".encode() + file.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def builder_digest() -> str:
+    """Hash of the code that shapes this stage's output, so code changes miss the cache."""
+    package = sorted(Path(__file__).parent.glob("*.py"))  # every module of this stage
+    return code_digest(*package, Path(elfdeps.__file__ or ""), Path(pycompile.__file__ or ""))
+
+
+def _sysroot_fingerprint(root: Path, spec: RuntimeSpec) -> str:
+    layout = RootLayout(spec.python, spec.version)
+    multiarch = elfdeps.arch_info(spec.arch).multiarch
+    digest = hashlib.sha256()
+    for sub in (layout.binary, layout.stdlib, f"lib/{multiarch}", f"usr/lib/{multiarch}", "lib"):
+        for path in sorted(_walk(root / sub)):
+            stat = path.lstat()
+            digest.update(f"{path.relative_to(root)} {stat.st_size} {stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def _walk(path: Path) -> Iterator[Path]:
+    if path.is_file() or path.is_symlink():
+        yield path
+    elif path.is_dir():
+        for dirpath, _dirs, files in os.walk(path):
+            yield from (Path(dirpath) / f for f in files)
+
+
+def runtime_inputs(spec: RuntimeSpec, packages: list[list[str]], writer: WriterPackage) -> dict[str, Any]:
+    inputs: dict[str, Any] = {
+        "spec": spec.cache_inputs(),
+        "packages": packages,
+        "writer": writer.digest,
+        "builder": builder_digest(),
+        "host_magic": pycompile.host_magic(),
+        "host_python": sys.version.split()[0],
+        "qemu": qemu_command(spec.arch) is not None and spec.probe,
+    }
+    if spec.interpreter == "custom":
+        inputs["toolchain"] = toolchain_version(spec.arch)
+    if spec.kind == "sysroot":
+        inputs["spec"]["path"] = None
+        inputs["sysroot"] = _sysroot_fingerprint(Path(spec.path or "."), spec)
+    return inputs
+
+
+def build_runtime(spec: RuntimeSpec, writer_package_dir: Path, store: Store, reporter: Reporter,
+                  cache_dir: Path, offline: bool = False) -> StageOutput:
+    """The 'runtime' stage: output dir holds root/ (the file tree) and files.json."""
+    spec.validate()
+    writer = WriterPackage.load(writer_package_dir)
+    pkgs = acquire(spec, cache_dir, reporter, offline)
+    packages = package_digests(pkgs)
+
+    def producer(out: Path) -> dict[str, Any]:
+        staged = (Staged(Path(spec.path or ".").resolve()) if spec.kind == "sysroot"
+                  else unpacked_packages(pkgs, packages, spec, store))
+        return produce_runtime(spec, staged, writer, out, reporter)
+
+    return store.produce("runtime", runtime_inputs(spec, packages, writer), producer)
+
+
+def produce_runtime(spec: RuntimeSpec, staged: Staged, writer: WriterPackage, out: Path,
+                    reporter: Reporter) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="runtime-", dir=out.parent) as tmp:
+        manifest = assemble(spec, staged, writer, out, Path(tmp), reporter)
+    (out / FILES_JSON).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    totals = manifest["totals"]
+    return {"files": totals["files"], "bytes": totals["bytes"], "modules": len(manifest["modules"])}
+
+
+def assemble(spec: RuntimeSpec, staged: Staged, writer: WriterPackage, out: Path, work: Path,
+             reporter: Reporter) -> dict[str, Any]:
+    layout = RootLayout(spec.python, spec.version)
+    binary = find_python(staged, spec)
+    target = describe_target(staged, spec, binary, reporter)
+    check_magic(target, spec.python)
+    (work / "writer").mkdir()
+    shutil.copytree(writer.path, work / "writer" / writer.name,
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "tests"))
+    search = [work / "writer", staged.root / layout.stdlib, staged.root / layout.dynload]
+    roots = [*STARTUP_MODULES, *writer_modules(work / "writer" / writer.name), *spec.extra_modules]
+    closure = module_closure(target, search, roots, deep=(writer.name,))
+    _warn_missing(closure, writer.name, reporter)
+    tree = TreeWriter(out / ROOT_DIR)
+    custom = None
+    if spec.interpreter == "custom":
+        extensions = [staged.root / _in_root(staged.root, r.file) for r in closure.modules.values()
+                      if r.kind == "extension"]
+        custom = custom_interpreter(staged.root, spec, closure, extensions, work / "custom")
+        target = TargetPython(target.version, target.magic, frozenset(custom.builtins),
+                              target.frozen, target.ext_suffixes, target.source)
+    _emit_native(tree, staged, spec, layout, binary, closure, custom)
+    jobs = bytecode_jobs(closure, writer.name, staged, landmark_modules(spec))
+    pycs = compile_bytecode(jobs, layout, spec, writer.name, work / "pyc")
+    _emit_bytecode(tree, spec, layout, jobs, pycs)
+    manifest = _manifest(spec, staged, target, layout, tree, closure, jobs, pycs)
+    if custom is not None:
+        manifest["python"]["custom"] = {"builtins": sorted(custom.builtins),
+                                        "exported_symbols": len(custom.exports)}
+    return manifest
+
+
+def _warn_missing(closure: ModuleClosure, writer: str, reporter: Reporter) -> None:
+    for name, importers in sorted(closure.missing.items()):
+        if any(i.split(".")[0] == writer for i in importers):
+            reporter.warning(f"runtime: {name} (imported by {', '.join(importers)}) is not in the "
+                             "target runtime; the writer must guard that import")
+
+
+def landmark_modules(spec: RuntimeSpec) -> tuple[str, ...]:
+    """Frozen modules that must still exist as files: os.pyc marks the prefix for 'files'."""
+    return ("os",) if spec.bytecode == "files" else ()
+
+
+def _manifest(spec: RuntimeSpec, staged: Staged, target: TargetPython, layout: RootLayout,
+              tree: TreeWriter, closure: ModuleClosure, jobs: list[Bytecode],
+              pycs: dict[str, bytes]) -> dict[str, Any]:
+    files = [tree.records[p].as_json() for p in sorted(tree.records)]
+    by_member = {j.member: j for j in jobs}
+    modules = []
+    for record in closure.modules.values():
+        entry: dict[str, Any] = {"name": record.name, "kind": record.kind,
+                                 "why": _import_reasons(record)}
+        member = next((m for m, j in by_member.items() if j.module == record.name), None)
+        if member is not None:
+            job = by_member[member]
+            entry.update(member=member, size=len(pycs[member]), origin=job.origin,
+                         sha256=hashlib.sha256(pycs[member]).hexdigest(),
+                         category="writer" if job.origin == "writer" else "bytecode")
+        modules.append(entry)
+    regular = [f for f in files if f["type"] == "file"]
+    return {
+        "python": {"name": spec.python, "version": target.version, "magic": target.magic,
+                   "binary": "/" + layout.binary, "flags": list(INTERPRETER_FLAGS),
+                   "bytecode": spec.bytecode, "optimize": spec.optimize,
+                   "zip": "/" + layout.zip if spec.bytecode == "zip" else None,
+                   "tables": target.source},
+        "arch": spec.arch,
+        "kind": spec.kind,
+        "packages": [asdict(p) for p in staged.packages],
+        "files": files,
+        "modules": modules,
+        "missing_modules": {k: v for k, v in sorted(closure.missing.items())},
+        "totals": {"files": len(regular), "bytes": sum(f["size"] for f in regular)},
+    }
+
+
+def load_manifest(output: StageOutput | Path) -> dict[str, Any]:
+    path = output.path if isinstance(output, StageOutput) else Path(output)
+    return json.loads((path / FILES_JSON).read_text())
