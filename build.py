@@ -28,8 +28,7 @@ except KeyboardInterrupt:
 except ImportError:
     if VENV_PYTHON.exists() and Path(sys.executable).resolve() != VENV_PYTHON.resolve():
         os.execv(str(VENV_PYTHON), [str(VENV_PYTHON), str(Path(__file__).resolve()), *sys.argv[1:]])
-    sys.exit("zfcpdump-build: missing Python dependencies; run `./setup.sh build` first "
-             "(or `pip install .`)")
+    sys.exit("zfcpdump-build: missing Python dependencies; run `./setup.sh build` first (or `pip install .`)")
 
 sys.path.insert(0, str(ROOT / "src"))
 

@@ -20,8 +20,12 @@ class Series:
         return cls(tuple(values))
 
     def as_dict(self) -> dict[str, object]:
-        return {"median": statistics.median(self.values), "min": min(self.values),
-                "max": max(self.values), "runs": list(self.values)}
+        return {
+            "median": statistics.median(self.values),
+            "min": min(self.values),
+            "max": max(self.values),
+            "runs": list(self.values),
+        }
 
 
 @dataclass(frozen=True)
@@ -51,8 +55,13 @@ def machine() -> dict[str, object]:
                 break
     except OSError:
         pass
-    return {"cpu": model, "cores": len(os.sched_getaffinity(0)), "machine": platform.machine(),
-            "kernel": platform.release(), "python": platform.python_version()}
+    return {
+        "cpu": model,
+        "cores": len(os.sched_getaffinity(0)),
+        "machine": platform.machine(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+    }
 
 
 def python_cmd() -> list[str]:

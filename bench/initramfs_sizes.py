@@ -27,8 +27,7 @@ from zfcpdump_builder.stages.initramfs import COMPRESSIONS, CONTENTS_JSON, Initr
 from zfcpdump_builder.stages.runtime import RuntimeSpec, build_runtime  # noqa: E402
 
 WRITER = ROOT / "src" / "zfcpdump_writer"
-KERNEL_CONFIG = {s: "y" for s in ("BLK_DEV_INITRD", "BINFMT_SCRIPT", "RD_GZIP", "RD_XZ",
-                                  "RD_ZSTD", "RD_LZ4")}
+KERNEL_CONFIG = {s: "y" for s in ("BLK_DEV_INITRD", "BINFMT_SCRIPT", "RD_GZIP", "RD_XZ", "RD_ZSTD", "RD_LZ4")}
 QUIET = Reporter(open("/dev/null", "w"))  # noqa: SIM115 - lives as long as the process
 
 
@@ -44,16 +43,19 @@ def measure_layout(variant: str, cache_dir: Path, work: Path) -> dict:
     spec = RuntimeSpec(bytecode=layout, interpreter=interpreter or "packaged")
     runtime, cold = timed(build_runtime, spec, WRITER, store, QUIET, cache_dir)
     _, warm = timed(build_runtime, spec, WRITER, store, QUIET, cache_dir)
-    result = {"layout": variant, "runtime_cold_s": round(cold, 2), "runtime_warm_s": round(warm, 3),
-              "rd": {}}
+    result = {"layout": variant, "runtime_cold_s": round(cold, 2), "runtime_warm_s": round(warm, 3), "rd": {}}
     for method in COMPRESSIONS:
         rd_spec = InitramfsSpec(compression=method, source_date_epoch=1_700_000_000)
         rd, rd_cold = timed(build_initramfs, rd_spec, runtime, KERNEL_CONFIG, store, QUIET)
         _, rd_warm = timed(build_initramfs, rd_spec, runtime, KERNEL_CONFIG, store, QUIET)
         summary = json.loads((rd.path / CONTENTS_JSON).read_text())["summary"]
-        result["rd"][method] = {"compressed": summary["compressed"], "cpio": summary["cpio"],
-                                "unpacked_ram": summary["unpacked"], "cold_s": round(rd_cold, 2),
-                                "warm_s": round(rd_warm, 3)}
+        result["rd"][method] = {
+            "compressed": summary["compressed"],
+            "cpio": summary["cpio"],
+            "unpacked_ram": summary["unpacked"],
+            "cold_s": round(rd_cold, 2),
+            "warm_s": round(rd_warm, 3),
+        }
         result["composition"] = summary["composition"]
     auto_spec = InitramfsSpec(compression="auto", source_date_epoch=1_700_000_000)
     rd, auto_cold = timed(build_initramfs, auto_spec, runtime, KERNEL_CONFIG, store, QUIET)
@@ -64,17 +66,34 @@ def measure_layout(variant: str, cache_dir: Path, work: Path) -> dict:
 
 def report(results: list[dict], reporter: Reporter) -> None:
     for res in results:
-        rows = [[m, r["compressed"], f"{r['compressed'] / 1e6:.2f}", r["cpio"], r["unpacked_ram"],
-                 r["cold_s"], r["warm_s"]] for m, r in res["rd"].items()]
-        reporter.table(f"zfcpdump.rd, variant={res['layout']} (runtime stage: cold "
-                       f"{res['runtime_cold_s']} s, warm {res['runtime_warm_s']} s; auto -> "
-                       f"{res['auto']['choice']} in {res['auto']['cold_s']} s)",
-                       ["compression", "bytes", "MB", "cpio bytes", "unpacked RAM", "cold s",
-                        "warm s"], rows)
+        rows = [
+            [
+                m,
+                r["compressed"],
+                f"{r['compressed'] / 1e6:.2f}",
+                r["cpio"],
+                r["unpacked_ram"],
+                r["cold_s"],
+                r["warm_s"],
+            ]
+            for m, r in res["rd"].items()
+        ]
+        reporter.table(
+            f"zfcpdump.rd, variant={res['layout']} (runtime stage: cold "
+            f"{res['runtime_cold_s']} s, warm {res['runtime_warm_s']} s; auto -> "
+            f"{res['auto']['choice']} in {res['auto']['cold_s']} s)",
+            ["compression", "bytes", "MB", "cpio bytes", "unpacked RAM", "cold s", "warm s"],
+            rows,
+        )
         total = sum(res["composition"].values())
-        reporter.table(f"composition, variant={res['layout']}", ["category", "bytes", "share"],
-                       [[c, b, f"{100 * b / total:.1f}%"] for c, b in
-                        sorted(res["composition"].items(), key=lambda kv: -kv[1])])
+        reporter.table(
+            f"composition, variant={res['layout']}",
+            ["category", "bytes", "share"],
+            [
+                [c, b, f"{100 * b / total:.1f}%"]
+                for c, b in sorted(res["composition"].items(), key=lambda kv: -kv[1])
+            ],
+        )
 
 
 def main() -> int:
@@ -84,8 +103,7 @@ def main() -> int:
     parser.add_argument("--variants", default="zip:packaged,zip:custom,files:packaged")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="rd-bench-") as tmp:
-        results = [measure_layout(variant, args.cache_dir, Path(tmp))
-                   for variant in args.variants.split(",")]
+        results = [measure_layout(variant, args.cache_dir, Path(tmp)) for variant in args.variants.split(",")]
     if args.json:
         print(json.dumps(results, indent=1))
     else:

@@ -41,8 +41,14 @@ def build_cmd(repo: Path) -> list[str]:
 
 def _run(command: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> float:
     started = time.monotonic()
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                   env={**os.environ, **(env or {})}, cwd=cwd)
+    subprocess.run(
+        command,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+    )
     return time.monotonic() - started
 
 

@@ -34,7 +34,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "src"), str(ROOT / "tests" / "e2e")]
 import scenario as sc  # noqa: E402
 from tests.support import crashside, zgetdump, zipldisk  # noqa: E402
 
-EXTRA_RAM_MIB = 64          # RAM beyond the crash region, i.e. the dumped memory
+EXTRA_RAM_MIB = 64  # RAM beyond the crash region, i.e. the dumped memory
 DUMP_AREA = 72 * zipldisk.MIB
 LOW_MIB, HIGH_MIB = 16, 64
 PROBE_WRITE_BPS = 16 << 20  # a 4 s copy, so the sampler sees the copy's steady state
@@ -79,9 +79,17 @@ def attempt(ctx: Context, crash_mib: int, write_bps: int | None = None) -> Run:
     tag = f"{crash_mib}M{'-probe' if ctx.probe else ''}"
     disk = zipldisk.make_disk(ctx.work / f"disk-{tag}.img", DUMP_AREA)
     log = ctx.work / f"console-{tag}.log"
-    result = sc.kdump(ctx.art, _first_rd(ctx), disk.path, log, crash_mib=crash_mib,
-                      dumped_mib=EXTRA_RAM_MIB, expect=(sc.WRITER_START, sc.SUCCESS), timeout=180,
-                      write_bps=write_bps)
+    result = sc.kdump(
+        ctx.art,
+        _first_rd(ctx),
+        disk.path,
+        log,
+        crash_mib=crash_mib,
+        dumped_mib=EXTRA_RAM_MIB,
+        expect=(sc.WRITER_START, sc.SUCCESS),
+        timeout=180,
+        write_bps=write_bps,
+    )
     why = "; ".join(result.problems()) or ("" if result.exited else "guest did not power off")
     if not why:
         part = disk.partition_image(ctx.work / f"part-{tag}.img")
@@ -89,12 +97,20 @@ def attempt(ctx: Context, crash_mib: int, write_bps: int | None = None) -> Run:
         why = "" if info.returncode == 0 else "zgetdump -i: " + info.stderr.decode(errors="replace")
         part.unlink()
     disk.path.unlink()
-    return Run(crash_mib, not why, why.strip()[:300], result.duration,
-               sc.capture_memory_kib(result.console), sc.mem_available_low_kib(result.console),
-               str(log))
+    return Run(
+        crash_mib,
+        not why,
+        why.strip()[:300],
+        result.duration,
+        sc.capture_memory_kib(result.console),
+        sc.mem_available_low_kib(result.console),
+        str(log),
+    )
 
 
-def bisect(check: Callable[[int], Run], low: int = LOW_MIB, high: int = HIGH_MIB) -> tuple[int | None, list[Run]]:
+def bisect(
+    check: Callable[[int], Run], low: int = LOW_MIB, high: int = HIGH_MIB
+) -> tuple[int | None, list[Run]]:
     """Smallest size in [low, high] whose run succeeds, assuming success is monotonic."""
     runs = [check(high)]
     if not runs[-1].ok:
@@ -114,21 +130,30 @@ def mem_available_at(ctx: Context, mib: int = 32) -> dict[str, object]:
     """The MemAvailable low point at *mib* MiB: the writer's own lines, else the probe's."""
     plain = attempt(ctx, mib)
     if plain.mem_available_low_kib is not None:
-        return {"source": "writer console", "low_kib": plain.mem_available_low_kib,
-                "run": asdict(plain)}
+        return {"source": "writer console", "low_kib": plain.mem_available_low_kib, "run": asdict(plain)}
     ctx.probe = True
     probed = attempt(ctx, mib, PROBE_WRITE_BPS)
     ctx.probe = False
-    return {"source": "probe (sampler in a second cpio, every 100 ms)", "low_kib":
-            probed.mem_available_low_kib, "probe_rootfs_bytes": ctx.probe_cost,
-            "low_kib_without_probe_estimate": (probed.mem_available_low_kib + ctx.probe_cost // 1024
-                                               if probed.mem_available_low_kib is not None else None),
-            "run": asdict(probed), "plain_run": asdict(plain)}
+    return {
+        "source": "probe (sampler in a second cpio, every 100 ms)",
+        "low_kib": probed.mem_available_low_kib,
+        "probe_rootfs_bytes": ctx.probe_cost,
+        "low_kib_without_probe_estimate": (
+            probed.mem_available_low_kib + ctx.probe_cost // 1024
+            if probed.mem_available_low_kib is not None
+            else None
+        ),
+        "run": asdict(probed),
+        "plain_run": asdict(plain),
+    }
 
 
 def run_bench(ctx: Context, smoke: bool, at_mib: int = 32) -> dict[str, object]:
-    report: dict[str, object] = {"image": str(ctx.art.image), "rd": str(ctx.art.rd),
-                                 "rd_bytes": ctx.art.rd.stat().st_size}
+    report: dict[str, object] = {
+        "image": str(ctx.art.image),
+        "rd": str(ctx.art.rd),
+        "rd_bytes": ctx.art.rd.stat().st_size,
+    }
     report[f"mem_available_at_{at_mib}MiB"] = mem_available_at(ctx, at_mib)
     if smoke:
         return report
@@ -154,13 +179,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="one run at 32 MiB, no bisection")
     parser.add_argument("--work", type=Path, help="work directory (default: a temp dir)")
     parser.add_argument("--json", type=Path, help="also write the report here")
-    parser.add_argument("--at", type=int, default=32, metavar="MIB",
-                        help="crash region size for the MemAvailable reading (32)")
+    parser.add_argument(
+        "--at",
+        type=int,
+        default=32,
+        metavar="MIB",
+        help="crash region size for the MemAvailable reading (32)",
+    )
     args = parser.parse_args(argv)
     work = args.work or Path(tempfile.mkdtemp(prefix="memory-floor-"))
     work.mkdir(parents=True, exist_ok=True)
-    ctx = Context(_artifacts(args, work), work, zgetdump.ensure_root(),
-                  "BENCH-TOKEN-" + secrets.token_hex(8))
+    ctx = Context(_artifacts(args, work), work, zgetdump.ensure_root(), "BENCH-TOKEN-" + secrets.token_hex(8))
     report = run_bench(ctx, args.smoke, args.at)
     text = json.dumps(report, indent=2)
     print(text)

@@ -56,8 +56,15 @@ def figure_row(fig: dict[str, Any], mode: str) -> list[str]:
     if fig.get("not_measured"):
         return [fig["label"], f"not measured: {fig['not_measured']}", "", "", "0", goal, "not measured"]
     if "median" in fig:
-        return [fig["label"], with_unit(fig["median"], unit), fmt(fig["min"], unit), fmt(fig["max"], unit),
-                str(fig["n"]), goal, met_text(fig, mode)]
+        return [
+            fig["label"],
+            with_unit(fig["median"], unit),
+            fmt(fig["min"], unit),
+            fmt(fig["max"], unit),
+            str(fig["n"]),
+            goal,
+            met_text(fig, mode),
+        ]
     value = with_unit(fig.get("value"), unit)
     if fig.get("note"):
         value += f" ({fig['note']})"
@@ -84,12 +91,19 @@ def detail_kernel(raw: dict[str, Any]) -> list[str]:
     out: list[str] = []
     cold = raw.get("cold_vs_make")
     if cold:
-        rows = [[str(i + 1), fmt(a, "s"), fmt(b, "s"), fmt(r, "×")] for i, (a, b, r) in
-                enumerate(zip(cold["a"]["runs"], cold["b"]["runs"], cold["ratio_a_over_b"]["runs"], strict=True))]
+        rows = [
+            [str(i + 1), fmt(a, "s"), fmt(b, "s"), fmt(r, "×")]
+            for i, (a, b, r) in enumerate(
+                zip(cold["a"]["runs"], cold["b"]["runs"], cold["ratio_a_over_b"]["runs"], strict=True)
+            )
+        ]
         out += ["Cold builds, run alternately (ours, then plain make, per pair):", ""]
         out += table(["pair", "ours (s)", "plain make (s)", "ratio"], rows) + [""]
-    for key, label in (("noop", "no-op reruns"), ("one_symbol", "one-symbol rebuilds"),
-                       ("writer_only", "writer-only rebuilds")):
+    for key, label in (
+        ("noop", "no-op reruns"),
+        ("one_symbol", "one-symbol rebuilds"),
+        ("writer_only", "writer-only rebuilds"),
+    ):
         if key in raw:
             out.append(f"- {label}: {runs_text(raw[key]['runs'], 's')} s")
     return out
@@ -97,13 +111,33 @@ def detail_kernel(raw: dict[str, Any]) -> list[str]:
 
 def detail_writer(raw: dict[str, Any]) -> list[str]:
     res = raw["results"]
-    rows = [[m, fmt(r["mb_s"], "MiB/s"), runs_text(r["seconds"], "s"), fmt(r["peak_private_kib"] / 1024, "MiB"),
-             fmt(r["maxrss_kib"] / 1024, "MiB"), fmt(r["peak_dirty_writeback_kib"] / 1024, "MiB")]
-            for m, r in res.items()]
-    out = [f"Synthetic vmcore: {raw['size_bytes']} bytes; {raw['runs']} round(s), methods alternated "
-           f"within each round. Best writer mode here: {raw['best_writer_mode']}.", ""]
-    out += table(["method", "MiB/s (median)", "seconds per round", "peak private RSS (MiB)",
-                  "VmHWM (MiB)", "peak Dirty+Writeback (MiB)"], rows)
+    rows = [
+        [
+            m,
+            fmt(r["mb_s"], "MiB/s"),
+            runs_text(r["seconds"], "s"),
+            fmt(r["peak_private_kib"] / 1024, "MiB"),
+            fmt(r["maxrss_kib"] / 1024, "MiB"),
+            fmt(r["peak_dirty_writeback_kib"] / 1024, "MiB"),
+        ]
+        for m, r in res.items()
+    ]
+    out = [
+        f"Synthetic vmcore: {raw['size_bytes']} bytes; {raw['runs']} round(s), methods alternated "
+        f"within each round. Best writer mode here: {raw['best_writer_mode']}.",
+        "",
+    ]
+    out += table(
+        [
+            "method",
+            "MiB/s (median)",
+            "seconds per round",
+            "peak private RSS (MiB)",
+            "VmHWM (MiB)",
+            "peak Dirty+Writeback (MiB)",
+        ],
+        rows,
+    )
     return out
 
 
@@ -111,17 +145,30 @@ def detail_initramfs(raw: dict[str, Any]) -> list[str]:
     out: list[str] = []
     for variant, runs in raw["variants"].items():
         first = runs[0]
-        rows = [[m, fmt(r["compressed"], "bytes"), fmt(r["compressed"] / 1e6, "MB"), fmt(r["cpio"], "bytes"),
-                 fmt(r["unpacked_ram"], "bytes"), runs_text([x["rd"][m]["cold_s"] for x in runs], "s")]
-                for m, r in first["rd"].items()]
-        out += [f"**{variant}** (bytecode layout : interpreter), {len(runs)} run(s); runtime stage cold "
-                f"{runs_text([x['runtime_cold_s'] for x in runs], 's')} s, warm "
-                f"{runs_text([x['runtime_warm_s'] for x in runs], 's')} s; `auto` picks "
-                f"{first['auto']['choice']}.", ""]
+        rows = [
+            [
+                m,
+                fmt(r["compressed"], "bytes"),
+                fmt(r["compressed"] / 1e6, "MB"),
+                fmt(r["cpio"], "bytes"),
+                fmt(r["unpacked_ram"], "bytes"),
+                runs_text([x["rd"][m]["cold_s"] for x in runs], "s"),
+            ]
+            for m, r in first["rd"].items()
+        ]
+        out += [
+            f"**{variant}** (bytecode layout : interpreter), {len(runs)} run(s); runtime stage cold "
+            f"{runs_text([x['runtime_cold_s'] for x in runs], 's')} s, warm "
+            f"{runs_text([x['runtime_warm_s'] for x in runs], 's')} s; `auto` picks "
+            f"{first['auto']['choice']}.",
+            "",
+        ]
         out += table(["compression", "bytes", "MB", "cpio bytes", "unpacked RAM", "cold s"], rows) + [""]
         total = sum(first["composition"].values())
-        comp = [[c, fmt(b, "bytes"), f"{100 * b / total:.1f}%"]
-                for c, b in sorted(first["composition"].items(), key=lambda kv: -kv[1])]
+        comp = [
+            [c, fmt(b, "bytes"), f"{100 * b / total:.1f}%"]
+            for c, b in sorted(first["composition"].items(), key=lambda kv: -kv[1])
+        ]
         out += [f"Composition of the unpacked rd, {variant}:", ""]
         out += table(["category", "bytes", "share"], comp) + [""]
     return out
@@ -130,22 +177,34 @@ def detail_initramfs(raw: dict[str, Any]) -> list[str]:
 def detail_memory(raw: dict[str, Any]) -> list[str]:
     out: list[str] = []
     if raw.get("runs"):
-        rows = [[str(r["crash_mib"]), "ok" if r["ok"] else "FAIL", fmt(r["seconds"], "s"),
-                 fmt(r.get("capture_kib"), ""), r["why"] or ""] for r in raw["runs"]]
+        rows = [
+            [
+                str(r["crash_mib"]),
+                "ok" if r["ok"] else "FAIL",
+                fmt(r["seconds"], "s"),
+                fmt(r.get("capture_kib"), ""),
+                r["why"] or "",
+            ]
+            for r in raw["runs"]
+        ]
         out += ["Bisection (in run order):", ""]
         out += table(["crashkernel= (MiB)", "result", "seconds", "capture kernel memory (KiB)", "why"], rows)
         out.append("")
     readings = [raw.get("mem_available_at_32MiB"), *raw.get("mem_available_at_32MiB_repeats", [])]
     for i, r in enumerate(x for x in readings if x):
         cost = f", probe rootfs {r['probe_rootfs_bytes']} bytes" if "probe_rootfs_bytes" in r else ""
-        out.append(f"- MemAvailable reading {i + 1} at 32 MiB: low {fmt(r.get('low_kib'), '')} KiB "
-                   f"(source: {r.get('source')}{cost})")
+        out.append(
+            f"- MemAvailable reading {i + 1} at 32 MiB: low {fmt(r.get('low_kib'), '')} KiB "
+            f"(source: {r.get('source')}{cost})"
+        )
     for key, r in raw.items():
         if key.startswith("mem_available_at_floor_") and isinstance(r, dict):
             at = key.removeprefix("mem_available_at_floor_")
             ok = (r.get("run") or {}).get("ok")
-            out.append(f"- at the floor ({at}): MemAvailable low {fmt(r.get('low_kib'), '')} KiB "
-                       f"(source: {r.get('source')}; that run {'succeeded' if ok else 'failed'})")
+            out.append(
+                f"- at the floor ({at}): MemAvailable low {fmt(r.get('low_kib'), '')} KiB "
+                f"(source: {r.get('source')}; that run {'succeeded' if ok else 'failed'})"
+            )
     return out
 
 
@@ -178,29 +237,44 @@ def _image_lines(what: dict[str, Any]) -> list[str]:
     for size in what.get("section_sizes_differing", []):
         out.append(f"- section `{size['section']}` size: A {size['a']}, B {size['b']}")
     for got in what.get("got_entries_differing", []):
-        out.append(f"- `.got` entry at image offset {got['offset']}: A {got['a']} ({_symbols(got['a_symbol'])}), "
-                   f"B {got['b']} ({_symbols(got['b_symbol'])})")
+        out.append(
+            f"- `.got` entry at image offset {got['offset']}: A {got['a']} ({_symbols(got['a_symbol'])}), "
+            f"B {got['b']} ({_symbols(got['b_symbol'])})"
+        )
     payload = what.get("payload") or {}
     if payload.get("compressed_identical"):
         out.append(f"- compressed kernel in `{payload.get('section')}`: identical")
     elif payload:
-        out.append(f"- compressed kernel in `{payload.get('section')}` ({payload.get('compression', '?')}), "
-                   f"decompressed {payload.get('size_a')} / {payload.get('size_b')} bytes: "
-                   + (payload.get("note") or ("identical once the build-id notes are masked"
-                                              if payload.get("identical_without_build_ids")
-                                              else "differs beyond the build-ids")))
+        out.append(
+            f"- compressed kernel in `{payload.get('section')}` ({payload.get('compression', '?')}), "
+            f"decompressed {payload.get('size_a')} / {payload.get('size_b')} bytes: "
+            + (
+                payload.get("note")
+                or (
+                    "identical once the build-id notes are masked"
+                    if payload.get("identical_without_build_ids")
+                    else "differs beyond the build-ids"
+                )
+            )
+        )
     for name, names in (what.get("elf_sections_differing") or {}).items():
         if names is None:
             continue
         hits = (what.get("build_paths") or {}).get(name) or {}
-        count = f"; A's cache path occurs {hits['occurrences']} time(s) in A's copy" \
-            if hits.get("occurrences") is not None else ""
-        out.append(f"- `{name}` ELF sections differing: " + (", ".join(f"`{n}`" for n in names) or "none")
-                   + count)
+        count = (
+            f"; A's cache path occurs {hits['occurrences']} time(s) in A's copy"
+            if hits.get("occurrences") is not None
+            else ""
+        )
+        out.append(
+            f"- `{name}` ELF sections differing: " + (", ".join(f"`{n}`" for n in names) or "none") + count
+        )
     out.append("")
     if what.get("decompressor_regions_differing"):
         out += ["Differing byte runs of the image outside the compressed kernel:", ""]
-        out += table(["image offset", "bytes", "where", "is"], _region_rows(what["decompressor_regions_differing"]))
+        out += table(
+            ["image offset", "bytes", "where", "is"], _region_rows(what["decompressor_regions_differing"])
+        )
         out.append("")
     if payload.get("regions_differing"):
         out += ["Differing byte runs of the decompressed kernel (vmlinux.bin):", ""]
@@ -221,7 +295,9 @@ def _what_lines(what: dict[str, Any]) -> list[str]:
         off = f" at member offset {what['member_offset']}" if "member_offset" in what else ""
         out.append(f"- cpio member `{what['member']}`{off}{extra}")
         if what.get("zip"):
-            out.append(f"- inside the zip: {json.dumps({k: v for k, v in what['zip'].items() if not k.startswith('hex')})}")
+            out.append(
+                f"- inside the zip: {json.dumps({k: v for k, v in what['zip'].items() if not k.startswith('hex')})}"
+            )
     for item in what.get("keys_differing", []):
         out.append(f"- key `{item['key']}`: {item['a']} vs {item['b']}")
     resolved = what.get("resolved_recipe_differing")
@@ -236,23 +312,46 @@ def _what_lines(what: dict[str, Any]) -> list[str]:
 
 
 def detail_reproducibility(raw: dict[str, Any]) -> list[str]:
-    rows = [[b["dir"], b["cache"], fmt(b["seconds"], "s"),
-             ", ".join(f"{s} {'cached' if i['cached'] else fmt(i['seconds'], 's') + ' s'}"
-                       for s, i in b["stages"].items())] for b in raw["builds"]]
+    rows = [
+        [
+            b["dir"],
+            b["cache"],
+            fmt(b["seconds"], "s"),
+            ", ".join(
+                f"{s} {'cached' if i['cached'] else fmt(i['seconds'], 's') + ' s'}"
+                for s, i in b["stages"].items()
+            ),
+        ]
+        for b in raw["builds"]
+    ]
     out = table(["build directory", "cache directory", "total (s)", "stages"], rows) + [""]
-    out.append(f"Seeded into both caches from `{raw['seeded_from']}`: "
-               f"{', '.join(raw['builds'][0]['seeded']) or 'nothing'}; ccache: {raw['ccache']}.")
+    out.append(
+        f"Seeded into both caches from `{raw['seeded_from']}`: "
+        f"{', '.join(raw['builds'][0]['seeded']) or 'nothing'}; ccache: {raw['ccache']}."
+    )
     if raw["problems"]:
         out.append("**Invalid comparison:** " + "; ".join(raw["problems"]))
     out.append("")
-    rows = [[f["file"], "yes" if f["identical"] else "**no**", f["sha256_a"][:16], f["sha256_b"][:16],
-             "—" if f["identical"] else f"{f['first_offset']} ({f['first_offset_hex']}), "
-                                        f"{f['differing_bytes']} bytes differ"] for f in raw["files"]]
+    rows = [
+        [
+            f["file"],
+            "yes" if f["identical"] else "**no**",
+            f["sha256_a"][:16],
+            f["sha256_b"][:16],
+            "—"
+            if f["identical"]
+            else f"{f['first_offset']} ({f['first_offset_hex']}), {f['differing_bytes']} bytes differ",
+        ]
+        for f in raw["files"]
+    ]
     out += table(["file", "bit-identical", "sha256 A", "sha256 B", "first differing offset"], rows) + [""]
     for f in raw["files"]:
         if f["identical"]:
             continue
-        out += [f"#### {f['file']}: first difference at offset {f['first_offset']} ({f['first_offset_hex']})", ""]
+        out += [
+            f"#### {f['file']}: first difference at offset {f['first_offset']} ({f['first_offset_hex']})",
+            "",
+        ]
         if f.get("string_a") or f.get("string_b"):
             out += [f"- string there: A `{f.get('string_a')}` / B `{f.get('string_b')}`", ""]
         out += _what_lines(f.get("what") or {}) + [""]
@@ -268,17 +367,26 @@ def detail_reproducibility(raw: dict[str, Any]) -> list[str]:
     return out
 
 
-DETAILS = {"kernel": detail_kernel, "writer": detail_writer, "initramfs": detail_initramfs,
-           "memory": detail_memory, "reproducibility": detail_reproducibility}
+DETAILS = {
+    "kernel": detail_kernel,
+    "writer": detail_writer,
+    "initramfs": detail_initramfs,
+    "memory": detail_memory,
+    "reproducibility": detail_reproducibility,
+}
 
 
 def _machine_line(m: dict[str, Any]) -> str:
     load = ""
     if "loadavg_start" in m:
-        load = (f"; load average {' '.join(map(str, m['loadavg_start']))} at start, "
-                f"{' '.join(map(str, m.get('loadavg_end', [])))} at end")
-    return (f"{m.get('cpu')}, {m.get('cores')} cores ({m.get('machine')}), Linux {m.get('kernel')}, "
-            f"Python {m.get('python')}{load}")
+        load = (
+            f"; load average {' '.join(map(str, m['loadavg_start']))} at start, "
+            f"{' '.join(map(str, m.get('loadavg_end', [])))} at end"
+        )
+    return (
+        f"{m.get('cpu')}, {m.get('cores')} cores ({m.get('machine')}), Linux {m.get('kernel')}, "
+        f"Python {m.get('python')}{load}"
+    )
 
 
 def _revision(rev: dict[str, Any]) -> str:
@@ -339,8 +447,9 @@ def render(doc: dict[str, Any]) -> str:
             continue
         mode = sec.get("mode", doc.get("mode", ""))
         if sec["status"] != "measured":
-            rows.append([f"**{sec['title']}**", f"{sec['status']}: {sec.get('reason', '')}", "", "", "",
-                         "", ""])
+            rows.append(
+                [f"**{sec['title']}**", f"{sec['status']}: {sec.get('reason', '')}", "", "", "", "", ""]
+            )
             continue
         rows.append([f"**{sec['title']}** ({mode}, {sec['date']})", "", "", "", "", "", ""])
         rows += [figure_row(fig, mode) for fig in sec["figures"]]
@@ -357,15 +466,20 @@ def render(doc: dict[str, Any]) -> str:
             continue
         carried = " (carried over from an earlier run)" if sec.get("carried_over") else ""
         runs = "two builds compared" if name == "reproducibility" else f"{sec['runs']} run(s)"
-        lines += [f"Mode: {sec['mode']}, {runs}, measured {sec['date']} in "
-                  f"{fmt(sec['seconds'], 's')} s{carried}.", ""]
+        lines += [
+            f"Mode: {sec['mode']}, {runs}, measured {sec['date']} in {fmt(sec['seconds'], 's')} s{carried}.",
+            "",
+        ]
         if sec.get("command") and sec["command"] != doc["command"]:
             lines += [f"Command: `{sec['command']}`", ""]
         if sec.get("revision") and sec["revision"] != doc.get("revision"):
             lines += [f"Revision at the start of this section: {_revision(sec['revision'])}", ""]
         if contended.get(name):
-            lines += [f"**Contended:** ran at the same time as {', '.join(contended[name])} from another "
-                      "invocation, on the same cores; its timings are not clean.", ""]
+            lines += [
+                f"**Contended:** ran at the same time as {', '.join(contended[name])} from another "
+                "invocation, on the same cores; its timings are not clean.",
+                "",
+            ]
         ident = ("cpu", "cores", "machine", "kernel", "python")
         if sec.get("machine") and any(sec["machine"].get(k) != doc["machine"].get(k) for k in ident):
             lines += [f"Machine for this section: {_machine_line(sec['machine'])}", ""]

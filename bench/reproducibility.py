@@ -50,8 +50,20 @@ for _entry in (REPO / "src", REPO):
 FILES = ("zfcpdump.rd", "zfcpdump.image", "manifest.json")
 STAGES = ("source", "kconfig", "kernel", "runtime", "initramfs")
 SMOKE_LINKED = ("source", "kconfig", "kernel")
-COPY_IGNORE = (".venv", "venv", "out", ".git", "__pycache__", ".pytest_cache", ".hypothesis",
-               ".ruff_cache", "bench-work", "bench-smoke", "*.egg-info", "build")
+COPY_IGNORE = (
+    ".venv",
+    "venv",
+    "out",
+    ".git",
+    "__pycache__",
+    ".pytest_cache",
+    ".hypothesis",
+    ".ruff_cache",
+    "bench-work",
+    "bench-smoke",
+    "*.egg-info",
+    "build",
+)
 CONTEXT = 32
 
 
@@ -88,8 +100,12 @@ def seed_cache(warm: Path, cache: Path, link_objects: tuple[str, ...] = ()) -> l
     cache.mkdir(parents=True, exist_ok=True)
     for name in ("debs", "downloads"):
         if (warm / name).is_dir():
-            shutil.copytree(warm / name, cache / name, copy_function=_link_or_copy,
-                            ignore=shutil.ignore_patterns("*.part.*", "partial", "lock"))
+            shutil.copytree(
+                warm / name,
+                cache / name,
+                copy_function=_link_or_copy,
+                ignore=shutil.ignore_patterns("*.part.*", "partial", "lock"),
+            )
             seeded.append(name)
     if link_objects:
         (cache / "objects").mkdir(exist_ok=True)
@@ -111,8 +127,11 @@ class Build:
     seeded: list[str] = field(default_factory=list)
 
     def stages(self) -> dict[str, dict[str, Any]]:
-        return {e["stage"]: {"cached": e["cached"], "seconds": e["seconds"], "key": e["key"]}
-                for e in self.events if e.get("event") == "stage-finish"}
+        return {
+            e["stage"]: {"cached": e["cached"], "seconds": e["seconds"], "key": e["key"]}
+            for e in self.events
+            if e.get("event") == "stage-finish"
+        }
 
     def object(self, stage: str) -> Path | None:
         info = self.stages().get(stage)
@@ -127,19 +146,41 @@ class Build:
         return obj / "vmlinux" if obj and (obj / "vmlinux").is_file() else None
 
     def summary(self) -> dict[str, Any]:
-        return {"dir": str(self.root), "repo": str(self.repo), "cache": str(self.cache),
-                "out": str(self.out), "seconds": round(self.seconds, 1), "seeded": self.seeded,
-                "stages": self.stages()}
+        return {
+            "dir": str(self.root),
+            "repo": str(self.repo),
+            "cache": str(self.cache),
+            "out": str(self.out),
+            "seconds": round(self.seconds, 1),
+            "seeded": self.seeded,
+            "stages": self.stages(),
+        }
 
 
 def run_build(build: Build, recipe: str = "default", env: dict[str, str] | None = None) -> None:
-    command = [sys.executable, str(build.repo / "build.py"), "build", recipe, "--out",
-               str(build.out), "--cache-dir", str(build.cache), "--json"]
+    command = [
+        sys.executable,
+        str(build.repo / "build.py"),
+        "build",
+        recipe,
+        "--out",
+        str(build.out),
+        "--cache-dir",
+        str(build.cache),
+        "--json",
+    ]
     log = build.root / "build.log"
     started = time.monotonic()
     with open(log, "w") as stderr:
-        result = subprocess.run(command, stdout=subprocess.PIPE, stderr=stderr, text=True,
-                                env={**os.environ, **(env or {})}, cwd=build.root, check=False)
+        result = subprocess.run(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            env={**os.environ, **(env or {})},
+            cwd=build.root,
+            check=False,
+        )
     build.seconds = time.monotonic() - started
     build.events = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     (build.root / "events.json").write_text(json.dumps(build.events, indent=1) + "\n")
@@ -168,7 +209,7 @@ def first_difference(a: bytes, b: bytes) -> int | None:
     limit = min(len(a), len(b))
     lo = 0
     step = 1 << 16
-    while lo < limit and a[lo:lo + step] == b[lo:lo + step]:
+    while lo < limit and a[lo : lo + step] == b[lo : lo + step]:
         lo += step
     for i in range(lo, min(lo + step, limit)):
         if a[i] != b[i]:
@@ -182,7 +223,7 @@ def hexdump(data: bytes, offset: int, mark: int | None = None, context: int = CO
     end = min(len(data), offset + context + 1)
     lines = []
     for pos in range(start, end, 16):
-        chunk = data[pos:pos + 16]
+        chunk = data[pos : pos + 16]
         hexes = " ".join(f"{c:02x}" for c in chunk)
         text = "".join(chr(c) if 32 <= c < 127 else "." for c in chunk)
         flag = ">" if mark is not None and pos <= mark < pos + 16 else " "
@@ -208,10 +249,18 @@ def byte_diff(a: bytes, b: bytes, offset: int | None = None) -> dict[str, Any]:
     if off is None:
         return {"identical": True}
     count = sum(1 for x, y in zip(a, b, strict=False) if x != y) + abs(len(a) - len(b))
-    return {"identical": False, "first_offset": off, "first_offset_hex": f"0x{off:x}",
-            "size_a": len(a), "size_b": len(b), "differing_bytes": count,
-            "hex_a": hexdump(a, off, off), "hex_b": hexdump(b, off, off),
-            "string_a": printable_run(a, off), "string_b": printable_run(b, off)}
+    return {
+        "identical": False,
+        "first_offset": off,
+        "first_offset_hex": f"0x{off:x}",
+        "size_a": len(a),
+        "size_b": len(b),
+        "differing_bytes": count,
+        "hex_a": hexdump(a, off, off),
+        "hex_b": hexdump(b, off, off),
+        "string_a": printable_run(a, off),
+        "string_b": printable_run(b, off),
+    }
 
 
 # image ------------------------------------------------------------------------------------
@@ -234,12 +283,21 @@ class ElfLayout:
 
         with open(elf_path, "rb") as handle:
             elf = ELFFile(handle)
-            sections = sorted(((s.name, s["sh_addr"], s["sh_size"]) for s in elf.iter_sections()
-                               if s["sh_flags"] & SH_FLAGS.SHF_ALLOC and s["sh_type"] != "SHT_NOBITS"
-                               and s["sh_size"]), key=lambda x: x[1])
-            symbols = sorted((sym["st_value"], sym.name) for table in elf.iter_sections()
-                             if isinstance(table, SymbolTableSection) for sym in table.iter_symbols()
-                             if sym.name and sym["st_info"]["type"] in ("STT_NOTYPE", "STT_OBJECT", "STT_FUNC"))
+            sections = sorted(
+                (
+                    (s.name, s["sh_addr"], s["sh_size"])
+                    for s in elf.iter_sections()
+                    if s["sh_flags"] & SH_FLAGS.SHF_ALLOC and s["sh_type"] != "SHT_NOBITS" and s["sh_size"]
+                ),
+                key=lambda x: x[1],
+            )
+            symbols = sorted(
+                (sym["st_value"], sym.name)
+                for table in elf.iter_sections()
+                if isinstance(table, SymbolTableSection)
+                for sym in table.iter_symbols()
+                if sym.name and sym["st_info"]["type"] in ("STT_NOTYPE", "STT_OBJECT", "STT_FUNC")
+            )
             return cls(sections, symbols, not elf.little_endian)
 
     @property
@@ -281,9 +339,11 @@ def decompress_kernel(payload: bytes) -> tuple[str, bytes] | None:
         return "gzip", zlib.decompressobj(31).decompress(payload)
     if payload[:6] == b"\xfd7zXZ\x00":
         return "xz", lzma.LZMADecompressor().decompress(payload)
-    for magic, method, tool in ((b"\x28\xb5\x2f\xfd", "zstd", ["zstd", "-dcq"]),
-                                (b"\x02\x21\x4c\x18", "lz4", ["lz4", "-dcq"]),
-                                (b"BZh", "bzip2", ["bzip2", "-dcq"])):
+    for magic, method, tool in (
+        (b"\x28\xb5\x2f\xfd", "zstd", ["zstd", "-dcq"]),
+        (b"\x02\x21\x4c\x18", "lz4", ["lz4", "-dcq"]),
+        (b"BZh", "bzip2", ["bzip2", "-dcq"]),
+    ):
         if payload.startswith(magic) and shutil.which(tool[0]):
             result = subprocess.run(tool, input=payload, capture_output=True, check=False)
             return method, result.stdout
@@ -304,7 +364,7 @@ def build_id_offsets(data: bytes, big: bool = True) -> list[int]:
 def mask(data: bytes, offsets: list[int], width: int = 20) -> bytes:
     out = bytearray(data)
     for off in offsets:
-        out[off:off + width] = bytes(width)
+        out[off : off + width] = bytes(width)
     return bytes(out)
 
 
@@ -317,7 +377,7 @@ def regions(a: bytes, b: bytes, limit: int = 12, gap: int = 16) -> list[tuple[in
         if off is None:
             break
         start = end = pos + off
-        while end < min(len(a), len(b)) and (a[end] != b[end] or a[end:end + gap] != b[end:end + gap]):
+        while end < min(len(a), len(b)) and (a[end] != b[end] or a[end : end + gap] != b[end : end + gap]):
             end += 1
         runs.append((start, max(end - start, 1)))
         pos = end
@@ -348,8 +408,15 @@ def got_entries_differing(a: bytes, b: bytes, la: ElfLayout, lb: ElfLayout) -> l
     for off in range(start, start + size - 7, 8):
         va, vb = struct.unpack_from(order, a, off)[0], struct.unpack_from(order, b, off)[0]
         if va != vb:
-            out.append({"offset": off, "a": f"0x{va:x}", "b": f"0x{vb:x}",
-                        "a_symbol": la.exact(va) or la.symbol(va), "b_symbol": lb.exact(vb) or lb.symbol(vb)})
+            out.append(
+                {
+                    "offset": off,
+                    "a": f"0x{va:x}",
+                    "b": f"0x{vb:x}",
+                    "a_symbol": la.exact(va) or la.symbol(va),
+                    "b_symbol": lb.exact(vb) or lb.symbol(vb),
+                }
+            )
     return out
 
 
@@ -360,18 +427,25 @@ def explain_image(a: bytes, b: bytes, off: int, build_a: Build, build_b: Build) 
         return {"note": "arch/s390/boot/vmlinux not found in a workspace: no section mapping"}
     la, lb = ElfLayout.read(boot_a), ElfLayout.read(boot_b)
     what: dict[str, Any] = {"first": la.where(off)}
-    sizes = [{"section": n, "a": s, "b": dict((x, z) for x, _, z in lb.sections).get(n)}
-             for n, _, s in la.sections if dict((x, z) for x, _, z in lb.sections).get(n) != s]
+    sizes = [
+        {"section": n, "a": s, "b": dict((x, z) for x, _, z in lb.sections).get(n)}
+        for n, _, s in la.sections
+        if dict((x, z) for x, _, z in lb.sections).get(n) != s
+    ]
     what["section_sizes_differing"] = sizes
     payload_name = next((n for n, _, _ in la.sections if "compressed" in n), None)
     rest_a, rest_b = a, b
     if payload_name:
         (pa, sa), (pb, sb) = la.section(payload_name), lb.section(payload_name)  # type: ignore[misc]
-        ua, ub = decompress_kernel(a[pa:pa + sa]), decompress_kernel(b[pb:pb + sb])
-        rest_a = a[:pa] + bytes(sa) + a[pa + sa:]
-        rest_b = b[:pb] + bytes(sb) + b[pb + sb:]
-        what["payload"] = payload = {"section": payload_name, "compressed_size_a": sa, "compressed_size_b": sb,
-                                     "compressed_identical": a[pa:pa + sa] == b[pb:pb + sb]}
+        ua, ub = decompress_kernel(a[pa : pa + sa]), decompress_kernel(b[pb : pb + sb])
+        rest_a = a[:pa] + bytes(sa) + a[pa + sa :]
+        rest_b = b[:pb] + bytes(sb) + b[pb + sb :]
+        what["payload"] = payload = {
+            "section": payload_name,
+            "compressed_size_a": sa,
+            "compressed_size_b": sb,
+            "compressed_identical": a[pa : pa + sa] == b[pb : pb + sb],
+        }
         if payload["compressed_identical"]:
             payload["note"] = "the compressed kernel is identical"
         elif ua is None or ub is None:
@@ -384,8 +458,9 @@ def explain_image(a: bytes, b: bytes, off: int, build_a: Build, build_b: Build) 
     what["decompressor_regions_differing"] = outside
     got = got_entries_differing(a, b, la, lb)
     if payload_name:
-        ends = [sum(next((addr, size) for n, addr, size in lay.sections if n == payload_name))
-                for lay in (la, lb)]
+        ends = [
+            sum(next((addr, size) for n, addr, size in lay.sections if n == payload_name)) for lay in (la, lb)
+        ]
         for entry in got:
             entry["payload_end"] = [int(entry["a"], 16), int(entry["b"], 16)] == ends
     what["got_entries_differing"] = got
@@ -419,18 +494,26 @@ def image_cause(what: dict[str, Any]) -> str:
     """What the differences are, stated only as far as the comparisons above prove it."""
     payload = what.get("payload", {})
     got = what.get("got_entries_differing", [])
-    build_id_only_outside = all(r.get("is") == "GNU build-id" or r.get("section") == ".got"
-                                for r in what.get("decompressor_regions_differing", []))
+    build_id_only_outside = all(
+        r.get("is") == "GNU build-id" or r.get("section") == ".got"
+        for r in what.get("decompressor_regions_differing", [])
+    )
     if not build_id_only_outside or not all(g.get("payload_end") for g in got):
         return ""
     if payload.get("compressed_identical"):
         kernel = "The compressed kernel inside the image is identical"
     elif payload.get("identical_without_build_ids"):
         shorter = payload.get("compressed_size_a", 0) - payload.get("compressed_size_b", 0)
-        size = (f"; compressed from different build-id bytes it is {abs(shorter)} byte(s) "
-                f"{'shorter' if shorter > 0 else 'longer'} in B" if shorter else "")
-        kernel = (f"With its {payload.get('build_id_notes', '?')} GNU build-id notes masked, the decompressed "
-                  f"kernel (vmlinux.bin) is identical{size}")
+        size = (
+            f"; compressed from different build-id bytes it is {abs(shorter)} byte(s) "
+            f"{'shorter' if shorter > 0 else 'longer'} in B"
+            if shorter
+            else ""
+        )
+        kernel = (
+            f"With its {payload.get('build_id_notes', '?')} GNU build-id notes masked, the decompressed "
+            f"kernel (vmlinux.bin) is identical{size}"
+        )
     else:
         return ""
     decompressor = "the decompressor differs only in its own GNU build-id"
@@ -440,7 +523,8 @@ def image_cause(what: dict[str, Any]) -> str:
     explained = {  # loaded sections whose differences were shown above to be build-id effects
         "arch/s390/boot/vmlinux": {r.get("section") for r in what.get("decompressor_regions_differing", [])}
         | {payload.get("section")},
-        "vmlinux": {r.get("section") for r in payload.get("regions_differing", [])} | {".notes"}}
+        "vmlinux": {r.get("section") for r in payload.get("regions_differing", [])} | {".notes"},
+    }
     for name, sections in (what.get("elf_sections_differing") or {}).items():
         others = [n for n in sections or [] if n not in explained.get(name, set())]
         if not others:
@@ -448,15 +532,20 @@ def image_cause(what: dict[str, Any]) -> str:
         hits = (what.get("build_paths") or {}).get(name) or {}
         text = f"In {name} (ELF), besides the build-id carriers, only {', '.join(others)} differ"
         if hits.get("occurrences"):
-            text += (f", and A's copy contains A's cache path {hits['occurrences']} time(s) "
-                     f"(`{hits.get('example')}`)")
+            text += (
+                f", and A's copy contains A's cache path {hits['occurrences']} time(s) "
+                f"(`{hits.get('example')}`)"
+            )
             units = [u for u in hits.get("compile_units", []) if u.get("holds_path")]
             if units:
-                text += ("; compile units holding it: "
-                         + ", ".join(f"{u['name']} ({u['holds_path']})" for u in units))
+                text += "; compile units holding it: " + ", ".join(
+                    f"{u['name']} ({u['holds_path']})" for u in units
+                )
         if all(n.startswith(".debug") for n in others):
-            text += ("; the linker's build-id hashes the whole ELF, so the absolute path recorded "
-                     "in the DWARF debug info changes the build-id")
+            text += (
+                "; the linker's build-id hashes the whole ELF, so the absolute path recorded "
+                "in the DWARF debug info changes the build-id"
+            )
         parts.append(text + ".")
     return " ".join(parts)
 
@@ -487,13 +576,22 @@ def dwarf_units_with(elf_path: Path, needle: str, limit: int = 5) -> list[dict[s
                 return found
             for cu in elf.get_dwarf_info().iter_CUs():
                 top = cu.get_top_DIE()
-                attrs = {k: top.attributes[k].value for k in ("DW_AT_name", "DW_AT_comp_dir")
-                         if k in top.attributes}
-                attrs = {k: v.decode(errors="replace") if isinstance(v, bytes) else str(v)
-                         for k, v in attrs.items()}
+                attrs = {
+                    k: top.attributes[k].value
+                    for k in ("DW_AT_name", "DW_AT_comp_dir")
+                    if k in top.attributes
+                }
+                attrs = {
+                    k: v.decode(errors="replace") if isinstance(v, bytes) else str(v)
+                    for k, v in attrs.items()
+                }
                 if any(needle in v for v in attrs.values()):
-                    found.append({"name": attrs.get("DW_AT_name", "?"),
-                                  "holds_path": ", ".join(k for k, v in attrs.items() if needle in v)})
+                    found.append(
+                        {
+                            "name": attrs.get("DW_AT_name", "?"),
+                            "holds_path": ", ".join(k for k, v in attrs.items() if needle in v),
+                        }
+                    )
                     if len(found) >= limit:
                         break
     except Exception as exc:  # noqa: BLE001 - a detail; the byte counts stand without it
@@ -510,8 +608,11 @@ def elf_section_diff(path_a: Path | None, path_b: Path | None) -> list[str] | No
     def contents(path: Path) -> dict[str, str]:
         with open(path, "rb") as handle:
             elf = ELFFile(handle)
-            return {s.name: hashlib.sha256(s.data()).hexdigest() for s in elf.iter_sections()
-                    if s["sh_type"] != "SHT_NOBITS"}
+            return {
+                s.name: hashlib.sha256(s.data()).hexdigest()
+                for s in elf.iter_sections()
+                if s["sh_type"] != "SHT_NOBITS"
+            }
 
     ca, cb = contents(path_a), contents(path_b)
     return sorted(n for n in set(ca) | set(cb) if ca.get(n) != cb.get(n))
@@ -534,26 +635,40 @@ def decompress_rd(data: bytes) -> tuple[str, bytes]:
     raise ValueError(f"unknown rd compression (magic {data[:6].hex()})")
 
 
-NEWC_FIELDS = ("ino", "mode", "uid", "gid", "nlink", "mtime", "filesize", "devmajor",
-               "devminor", "rdevmajor", "rdevminor", "namesize", "check")
+NEWC_FIELDS = (
+    "ino",
+    "mode",
+    "uid",
+    "gid",
+    "nlink",
+    "mtime",
+    "filesize",
+    "devmajor",
+    "devminor",
+    "rdevmajor",
+    "rdevminor",
+    "namesize",
+    "check",
+)
 
 
 def cpio_members(data: bytes) -> list[dict[str, Any]]:
     """newc members: header fields, name, data offset in the archive, data."""
     members, pos = [], 0
     while pos + 110 <= len(data):
-        if data[pos:pos + 6] not in (b"070701", b"070702"):
-            if data[pos:pos + 1] == b"\x00":  # padding between concatenated archives
+        if data[pos : pos + 6] not in (b"070701", b"070702"):
+            if data[pos : pos + 1] == b"\x00":  # padding between concatenated archives
                 pos += 1
                 continue
             raise ValueError(f"bad cpio magic at {pos}")
-        fields = {n: int(data[pos + 6 + 8 * i: pos + 14 + 8 * i], 16) for i, n in enumerate(NEWC_FIELDS)}
+        fields = {n: int(data[pos + 6 + 8 * i : pos + 14 + 8 * i], 16) for i, n in enumerate(NEWC_FIELDS)}
         name_at = pos + 110
-        name = data[name_at:name_at + fields["namesize"] - 1].decode(errors="replace")
+        name = data[name_at : name_at + fields["namesize"] - 1].decode(errors="replace")
         data_at = (name_at + fields["namesize"] + 3) // 4 * 4
-        body = data[data_at:data_at + fields["filesize"]]
-        members.append({"header_offset": pos, "data_offset": data_at, "name": name,
-                        "fields": fields, "data": body})
+        body = data[data_at : data_at + fields["filesize"]]
+        members.append(
+            {"header_offset": pos, "data_offset": data_at, "name": name, "fields": fields, "data": body}
+        )
         pos = (data_at + fields["filesize"] + 3) // 4 * 4
     return members
 
@@ -573,8 +688,12 @@ def zip_member_diff(a: bytes, b: bytes) -> dict[str, Any] | None:
         da, db = za.read(name), zb.read(name)
         off = first_difference(da, db)
         if off is not None:
-            return {"zip_member": name, "zip_member_offset": off, "hex_a": hexdump(da, off, off),
-                    "hex_b": hexdump(db, off, off)}
+            return {
+                "zip_member": name,
+                "zip_member_offset": off,
+                "hex_a": hexdump(da, off, off),
+                "hex_b": hexdump(db, off, off),
+            }
     return {"zip_note": "members identical; the zip's own headers or order differ"}
 
 
@@ -633,33 +752,48 @@ def _short(value: Any) -> str:
     return text if len(text) <= 160 else text[:157] + "..."
 
 
-RESOLVE = ("import json, sys; sys.path.insert(0, sys.argv[1]); "
-           "from zfcpdump_builder.recipe import load; "
-           "print(json.dumps(load(sys.argv[2]).data, sort_keys=True, default=str))")
+RESOLVE = (
+    "import json, sys; sys.path.insert(0, sys.argv[1]); "
+    "from zfcpdump_builder.recipe import load; "
+    "print(json.dumps(load(sys.argv[2]).data, sort_keys=True, default=str))"
+)
 
 
 def resolved_recipe(build: Build, recipe: str = "default") -> Any:
     """The resolved recipe data as *build*'s checkout sees it (what resolved_sha256 hashes)."""
-    result = subprocess.run([sys.executable, "-c", RESOLVE, str(build.repo / "src"),
-                             str(build.repo / "recipes" / f"{recipe}.yaml")],
-                            capture_output=True, text=True, check=True, cwd=build.root)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            RESOLVE,
+            str(build.repo / "src"),
+            str(build.repo / "recipes" / f"{recipe}.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=build.root,
+    )
     return json.loads(result.stdout)
 
 
-def explain_manifest(a: bytes, b: bytes, build_a: Build | None = None,
-                     build_b: Build | None = None) -> dict[str, Any]:
+def explain_manifest(
+    a: bytes, b: bytes, build_a: Build | None = None, build_b: Build | None = None
+) -> dict[str, Any]:
     try:
         paths = json_paths_differing(json.loads(a), json.loads(b))
     except ValueError as exc:
         return {"note": f"not JSON: {exc}"}
     what: dict[str, Any] = {
         "keys_differing": [{"key": p, "a": _short(x), "b": _short(y)} for p, x, y in paths[:20]],
-        "keys_differing_count": len(paths)}
+        "keys_differing_count": len(paths),
+    }
     if build_a and build_b and any(p.startswith("recipe.resolved") for p, _, _ in paths):
         try:
             inner = json_paths_differing(resolved_recipe(build_a), resolved_recipe(build_b))
-            what["resolved_recipe_differing"] = [{"key": p, "a": _short(x), "b": _short(y)}
-                                                 for p, x, y in inner[:20]]
+            what["resolved_recipe_differing"] = [
+                {"key": p, "a": _short(x), "b": _short(y)} for p, x, y in inner[:20]
+            ]
         except (subprocess.CalledProcessError, ValueError) as exc:
             what["resolved_recipe_differing"] = f"could not resolve the recipes: {exc}"
     return what
@@ -671,8 +805,11 @@ def explain_manifest(a: bytes, b: bytes, build_a: Build | None = None,
 def compare(name: str, build_a: Build, build_b: Build) -> dict[str, Any]:
     pa, pb = build_a.out / name, build_b.out / name
     a, b = pa.read_bytes(), pb.read_bytes()
-    result: dict[str, Any] = {"file": name, "sha256_a": hashlib.sha256(a).hexdigest(),
-                              "sha256_b": hashlib.sha256(b).hexdigest()}
+    result: dict[str, Any] = {
+        "file": name,
+        "sha256_a": hashlib.sha256(a).hexdigest(),
+        "sha256_b": hashlib.sha256(b).hexdigest(),
+    }
     result.update(byte_diff(a, b))
     if result["identical"]:
         return result
@@ -696,9 +833,16 @@ def run(smoke: bool, work: Path, warm: Path | None = None) -> dict[str, Any]:
     if smoke:
         keys = warm_keys(warm, work)
         link = tuple(f"{stage}-{keys[stage][:32]}" for stage in SMOKE_LINKED)
-    builds = [Build("A", work / "a", work / "a" / "repo", work / "a" / "cache", work / "a" / "out"),
-              Build("B", work / "second-build", work / "second-build" / "checkout-b",
-                    work / "second-build" / "stage-cache-b", work / "second-build" / "output-b")]
+    builds = [
+        Build("A", work / "a", work / "a" / "repo", work / "a" / "cache", work / "a" / "out"),
+        Build(
+            "B",
+            work / "second-build",
+            work / "second-build" / "checkout-b",
+            work / "second-build" / "stage-cache-b",
+            work / "second-build" / "output-b",
+        ),
+    ]
     for build in builds:
         build.root.mkdir(parents=True)
         build.seeded = seed_cache(warm, build.cache, link)
@@ -707,13 +851,24 @@ def run(smoke: bool, work: Path, warm: Path | None = None) -> dict[str, Any]:
     for build in builds:
         run_build(build, env={"CCACHE_DIR": str(build.root / "ccache")})
     expected_cold = [s for s in STAGES if not (smoke and s in SMOKE_LINKED)]
-    problems = [f"build {b.label}: stage {s} was {'cached' if b.stages().get(s, {}).get('cached') else 'missing'}"
-                for b in builds for s in expected_cold if b.stages().get(s, {}).get("cached", True)]
+    problems = [
+        f"build {b.label}: stage {s} was {'cached' if b.stages().get(s, {}).get('cached') else 'missing'}"
+        for b in builds
+        for s in expected_cold
+        if b.stages().get(s, {}).get("cached", True)
+    ]
     files = [compare(name, *builds) for name in FILES]
-    return {"smoke": smoke, "cold_stages": expected_cold, "valid": not problems, "problems": problems,
-            "builds": [b.summary() for b in builds], "files": files,
-            "all_identical": all(f["identical"] for f in files),
-            "seeded_from": _home_relative(warm), "ccache": "a fresh CCACHE_DIR per build"}
+    return {
+        "smoke": smoke,
+        "cold_stages": expected_cold,
+        "valid": not problems,
+        "problems": problems,
+        "builds": [b.summary() for b in builds],
+        "files": files,
+        "all_identical": all(f["identical"] for f in files),
+        "seeded_from": _home_relative(warm),
+        "ccache": "a fresh CCACHE_DIR per build",
+    }
 
 
 def _home_relative(path: Path) -> str:

@@ -57,14 +57,18 @@ from bench import report, reproducibility  # noqa: E402
 from bench.harness import machine  # noqa: E402
 
 SECTIONS = ("kernel", "writer", "initramfs", "memory", "reproducibility")
-TITLES = {"kernel": "Kernel build", "writer": "Writer throughput and memory",
-          "initramfs": "Initramfs sizes", "memory": "Dump environment memory floor",
-          "reproducibility": "Reproducibility"}
+TITLES = {
+    "kernel": "Kernel build",
+    "writer": "Writer throughput and memory",
+    "initramfs": "Initramfs sizes",
+    "memory": "Dump environment memory floor",
+    "reproducibility": "Reproducibility",
+}
 MIB = 1 << 20
 SCHEMA = 1
-DEFAULT_VARIANT = "zip:custom"          # the default recipe's runtime (bytecode zip, custom python)
+DEFAULT_VARIANT = "zip:custom"  # the default recipe's runtime (bytecode zip, custom python)
 FULL_VARIANTS = ("zip:custom", "zip:packaged", "files:packaged")
-XZ_TARGET_BYTES = 2_500_000             # "2.5 MB"
+XZ_TARGET_BYTES = 2_500_000  # "2.5 MB"
 DD_LABEL = {"dd_64k": "dd bs=64K", "dd_4m": "dd bs=4M"}
 
 
@@ -95,16 +99,28 @@ def _met(value: float, goal: dict[str, Any] | None) -> bool | None:
     return value <= goal["value"] if goal["op"] == "<=" else value >= goal["value"]
 
 
-def figure(fid: str, label: str, unit: str, values: list[float] | float | str | bool,
-           goal: dict[str, Any] | None = None, smoke: bool = False, note: str = "",
-           pairs: dict[str, list[float]] | None = None) -> dict[str, Any]:
+def figure(
+    fid: str,
+    label: str,
+    unit: str,
+    values: list[float] | float | str | bool,
+    goal: dict[str, Any] | None = None,
+    smoke: bool = False,
+    note: str = "",
+    pairs: dict[str, list[float]] | None = None,
+) -> dict[str, Any]:
     """One row of the table. *values*: the runs (median/min/max), or a single value or verdict.
 
     In smoke mode a numeric target is shown but not judged (tiny sizes, one run)."""
     fig: dict[str, Any] = {"id": fid, "label": label, "unit": unit, "target": goal, "note": note}
     if isinstance(values, list):
-        fig.update(median=statistics.median(values), min=min(values), max=max(values),
-                   n=len(values), runs=list(values))
+        fig.update(
+            median=statistics.median(values),
+            min=min(values),
+            max=max(values),
+            n=len(values),
+            runs=list(values),
+        )
         judged = fig["median"]
     else:
         fig.update(value=values, n=1)
@@ -121,8 +137,15 @@ def figure(fid: str, label: str, unit: str, values: list[float] | float | str | 
 
 
 def not_measured(fid: str, label: str, reason: str, goal: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"id": fid, "label": label, "unit": "", "target": goal, "met": None,
-            "not_measured": reason, "n": 0}
+    return {
+        "id": fid,
+        "label": label,
+        "unit": "",
+        "target": goal,
+        "met": None,
+        "not_measured": reason,
+        "n": 0,
+    }
 
 
 # --- shared: a private cache that reuses the warm one -------------------------------------
@@ -155,28 +178,77 @@ def section_kernel(opts: Options) -> dict[str, Any]:
     figs = []
     if "cold_vs_make" in raw:
         pairs = raw["cold_vs_make"]
-        figs.append(figure("kernel.cold.ours", "cold build, ours (build.py build, ccache off)", "s",
-                           pairs["a"]["runs"]))
-        figs.append(figure("kernel.cold.make", "cold build, plain make zfcpdump_defconfig bzImage", "s",
-                           pairs["b"]["runs"]))
-        figs.append(figure("kernel.cold.ratio", "cold build ratio ours / plain make (per pair)", "×",
-                           pairs["ratio_a_over_b"]["runs"], target("<=", 1.03, "≤ 1.03×"), smoke,
-                           pairs={"ours_s": pairs["a"]["runs"], "make_s": pairs["b"]["runs"],
-                                  "ratio": pairs["ratio_a_over_b"]["runs"]}))
+        figs.append(
+            figure(
+                "kernel.cold.ours", "cold build, ours (build.py build, ccache off)", "s", pairs["a"]["runs"]
+            )
+        )
+        figs.append(
+            figure(
+                "kernel.cold.make",
+                "cold build, plain make zfcpdump_defconfig bzImage",
+                "s",
+                pairs["b"]["runs"],
+            )
+        )
+        figs.append(
+            figure(
+                "kernel.cold.ratio",
+                "cold build ratio ours / plain make (per pair)",
+                "×",
+                pairs["ratio_a_over_b"]["runs"],
+                target("<=", 1.03, "≤ 1.03×"),
+                smoke,
+                pairs={
+                    "ours_s": pairs["a"]["runs"],
+                    "make_s": pairs["b"]["runs"],
+                    "ratio": pairs["ratio_a_over_b"]["runs"],
+                },
+            )
+        )
     else:
         reason = "smoke mode skips the cold kernel builds"
-        figs.append(not_measured("kernel.cold.ratio", "cold build ratio ours / plain make", reason,
-                                 target("<=", 1.03, "≤ 1.03×")))
-    figs.append(figure("kernel.noop", "no-op rerun (everything cached)", "s", raw["noop"]["runs"],
-                       target("<=", 2.0, "≤ 2 s"), smoke))
+        figs.append(
+            not_measured(
+                "kernel.cold.ratio",
+                "cold build ratio ours / plain make",
+                reason,
+                target("<=", 1.03, "≤ 1.03×"),
+            )
+        )
+    figs.append(
+        figure(
+            "kernel.noop",
+            "no-op rerun (everything cached)",
+            "s",
+            raw["noop"]["runs"],
+            target("<=", 2.0, "≤ 2 s"),
+            smoke,
+        )
+    )
     if "one_symbol" in raw:
-        figs.append(figure("kernel.one_symbol", "one-symbol rebuild (PRINTK_TIME flipped, incremental)",
-                           "s", raw["one_symbol"]["runs"]))
+        figs.append(
+            figure(
+                "kernel.one_symbol",
+                "one-symbol rebuild (PRINTK_TIME flipped, incremental)",
+                "s",
+                raw["one_symbol"]["runs"],
+            )
+        )
     else:
-        figs.append(not_measured("kernel.one_symbol", "one-symbol rebuild",
-                                 "smoke mode skips kernel compiles"))
-    figs.append(figure("kernel.writer_only", "writer-only rebuild (writer changed, kernel cached)", "s",
-                       raw["writer_only"]["runs"], target("<=", 10.0, "≤ 10 s"), smoke))
+        figs.append(
+            not_measured("kernel.one_symbol", "one-symbol rebuild", "smoke mode skips kernel compiles")
+        )
+    figs.append(
+        figure(
+            "kernel.writer_only",
+            "writer-only rebuild (writer changed, kernel cached)",
+            "s",
+            raw["writer_only"]["runs"],
+            target("<=", 10.0, "≤ 10 s"),
+            smoke,
+        )
+    )
     notes = ["smoke: the warm cache's objects are linked into a private cache"] if smoke else []
     return {"raw": raw, "figures": figs, "notes": notes}
 
@@ -200,32 +272,82 @@ def section_writer(opts: Options) -> dict[str, Any]:
     smoke, res = opts.smoke, raw["results"]
     size_mib = raw["size_bytes"] / MIB
     mibs = {m: [size_mib / s for s in r["seconds"]] for m, r in res.items()}
-    figs = [figure("writer.direct.mib_s", "writer, production default (io=auto → O_DIRECT, verify=sample)",
-                   "MiB/s", mibs["writer_direct"])]
+    figs = [
+        figure(
+            "writer.direct.mib_s",
+            "writer, production default (io=auto → O_DIRECT, verify=sample)",
+            "MiB/s",
+            mibs["writer_direct"],
+        )
+    ]
     for dd, goal in (("dd_64k", target(">=", 1.5, "≥ 1.5×")), ("dd_4m", target(">=", 0.95, "≥ 0.95×"))):
         ratios = _per_round(res, "writer_direct", dd)
-        figs.append(figure(f"writer.direct.vs_{dd}", f"writer (O_DIRECT) / {DD_LABEL[dd]}", "×",
-                           ratios, goal, smoke,
-                           pairs={"writer_s": res["writer_direct"]["seconds"], f"{dd}_s": res[dd]["seconds"],
-                                  "ratio": ratios}))
+        figs.append(
+            figure(
+                f"writer.direct.vs_{dd}",
+                f"writer (O_DIRECT) / {DD_LABEL[dd]}",
+                "×",
+                ratios,
+                goal,
+                smoke,
+                pairs={
+                    "writer_s": res["writer_direct"]["seconds"],
+                    f"{dd}_s": res[dd]["seconds"],
+                    "ratio": ratios,
+                },
+            )
+        )
     for dd in ("dd_64k", "dd_4m"):
         ratios = _per_round(res, "writer_buffered", dd)
-        figs.append(figure(f"writer.buffered.vs_{dd}", f"writer (io=buffered) / {DD_LABEL[dd]}",
-                           "×", ratios, note="io=buffered, informative"))
-    for method, label in (("dd_64k", "dd bs=64K"), ("dd_4m", "dd bs=4M"),
-                          ("writer_buffered", "writer, io=buffered"),
-                          ("writer_direct_noverify", "writer, O_DIRECT, verify=off")):
+        figs.append(
+            figure(
+                f"writer.buffered.vs_{dd}",
+                f"writer (io=buffered) / {DD_LABEL[dd]}",
+                "×",
+                ratios,
+                note="io=buffered, informative",
+            )
+        )
+    for method, label in (
+        ("dd_64k", "dd bs=64K"),
+        ("dd_4m", "dd bs=4M"),
+        ("writer_buffered", "writer, io=buffered"),
+        ("writer_direct_noverify", "writer, O_DIRECT, verify=off"),
+    ):
         figs.append(figure(f"writer.{method}.mib_s", label, "MiB/s", mibs[method]))
     rss = max(res[m]["peak_private_kib"] for m in res if m.startswith("writer")) / 1024
-    figs.append(figure("writer.private_rss", f"writer peak private RSS (max over {opts.runs} run(s), all modes)",
-                       "MiB", rss, target("<=", 8.0, "≤ 8 MiB"), smoke))
-    figs.append(figure("writer.verify_cost", "verify=sample cost (1 - direct / direct without verify)", "",
-                       raw["ratios"]["verify_cost"]))
-    figs.append(figure("writer.dump_valid", "last dump valid (first block + superblock checksum)", "",
-                       "yes" if raw["last_dump_valid"] else "no", target("==", "yes", "yes")))
-    notes = [f"synthetic vmcore {raw['size_bytes']} bytes ({size_mib:.0f} MiB), {opts.runs} round(s); "
-             "each round runs dd 64K, dd 4M, writer direct, writer buffered, writer direct without "
-             "verify, in that order"]
+    figs.append(
+        figure(
+            "writer.private_rss",
+            f"writer peak private RSS (max over {opts.runs} run(s), all modes)",
+            "MiB",
+            rss,
+            target("<=", 8.0, "≤ 8 MiB"),
+            smoke,
+        )
+    )
+    figs.append(
+        figure(
+            "writer.verify_cost",
+            "verify=sample cost (1 - direct / direct without verify)",
+            "",
+            raw["ratios"]["verify_cost"],
+        )
+    )
+    figs.append(
+        figure(
+            "writer.dump_valid",
+            "last dump valid (first block + superblock checksum)",
+            "",
+            "yes" if raw["last_dump_valid"] else "no",
+            target("==", "yes", "yes"),
+        )
+    )
+    notes = [
+        f"synthetic vmcore {raw['size_bytes']} bytes ({size_mib:.0f} MiB), {opts.runs} round(s); "
+        "each round runs dd 64K, dd 4M, writer direct, writer buffered, writer direct without "
+        "verify, in that order"
+    ]
     return {"raw": raw, "figures": figs, "notes": notes}
 
 
@@ -243,7 +365,8 @@ def section_initramfs(opts: Options) -> dict[str, Any]:
             work.mkdir(parents=True)
             try:
                 per_variant.setdefault(variant, []).append(
-                    initramfs_sizes.measure_layout(variant, opts.cache, work))
+                    initramfs_sizes.measure_layout(variant, opts.cache, work)
+                )
             finally:
                 shutil.rmtree(work, ignore_errors=True)
     figs: list[dict[str, Any]] = []
@@ -256,26 +379,71 @@ def section_initramfs(opts: Options) -> dict[str, Any]:
         default = variant == DEFAULT_VARIANT
         for method, rd in first["rd"].items():
             goal = target("<=", XZ_TARGET_BYTES / 1e6, "≤ 2.5 MB") if (method == "xz" and default) else None
-            figs.append(figure(f"initramfs.{variant}.{method}.mb", f"zfcpdump.rd {method}, {variant}", "MB",
-                               rd["compressed"] / 1e6, goal, smoke=False))
-        figs.append(figure(f"initramfs.{variant}.unpacked", f"unpacked RAM, {variant}", "MiB",
-                           first["rd"]["none"]["unpacked_ram"] / MIB))
-        figs.append(figure(f"initramfs.{variant}.runtime_cold", f"runtime stage cold, {variant}", "s",
-                           [r["runtime_cold_s"] for r in runs]))
-        figs.append(figure(f"initramfs.{variant}.rd_xz_cold", f"initramfs stage cold (xz), {variant}", "s",
-                           [r["rd"]["xz"]["cold_s"] for r in runs]))
-        figs.append(figure(f"initramfs.{variant}.auto", f"compression auto picks, {variant}", "",
-                           first["auto"]["choice"]))
+            figs.append(
+                figure(
+                    f"initramfs.{variant}.{method}.mb",
+                    f"zfcpdump.rd {method}, {variant}",
+                    "MB",
+                    rd["compressed"] / 1e6,
+                    goal,
+                    smoke=False,
+                )
+            )
+        figs.append(
+            figure(
+                f"initramfs.{variant}.unpacked",
+                f"unpacked RAM, {variant}",
+                "MiB",
+                first["rd"]["none"]["unpacked_ram"] / MIB,
+            )
+        )
+        figs.append(
+            figure(
+                f"initramfs.{variant}.runtime_cold",
+                f"runtime stage cold, {variant}",
+                "s",
+                [r["runtime_cold_s"] for r in runs],
+            )
+        )
+        figs.append(
+            figure(
+                f"initramfs.{variant}.rd_xz_cold",
+                f"initramfs stage cold (xz), {variant}",
+                "s",
+                [r["rd"]["xz"]["cold_s"] for r in runs],
+            )
+        )
+        figs.append(
+            figure(
+                f"initramfs.{variant}.auto", f"compression auto picks, {variant}", "", first["auto"]["choice"]
+            )
+        )
     if "zip:custom" in per_variant and "zip:packaged" in per_variant:
         custom, packaged = per_variant["zip:custom"][0], per_variant["zip:packaged"][0]
-        figs.append(figure("initramfs.custom_vs_packaged.xz", "xz rd, custom / packaged interpreter", "×",
-                           custom["rd"]["xz"]["compressed"] / packaged["rd"]["xz"]["compressed"]))
-        figs.append(figure("initramfs.custom_vs_packaged.interpreter",
-                           "interpreter bytes, custom / packaged", "×",
-                           custom["composition"]["interpreter"] / packaged["composition"]["interpreter"]))
+        figs.append(
+            figure(
+                "initramfs.custom_vs_packaged.xz",
+                "xz rd, custom / packaged interpreter",
+                "×",
+                custom["rd"]["xz"]["compressed"] / packaged["rd"]["xz"]["compressed"],
+            )
+        )
+        figs.append(
+            figure(
+                "initramfs.custom_vs_packaged.interpreter",
+                "interpreter bytes, custom / packaged",
+                "×",
+                custom["composition"]["interpreter"] / packaged["composition"]["interpreter"],
+            )
+        )
     else:
-        figs.append(not_measured("initramfs.custom_vs_packaged.xz", "xz rd, custom / packaged interpreter",
-                                 "smoke mode builds only the default variant (zip:custom)"))
+        figs.append(
+            not_measured(
+                "initramfs.custom_vs_packaged.xz",
+                "xz rd, custom / packaged interpreter",
+                "smoke mode builds only the default variant (zip:custom)",
+            )
+        )
     return {"raw": {"variants": per_variant}, "figures": figs, "notes": notes}
 
 
@@ -317,33 +485,80 @@ def section_memory(opts: Options) -> dict[str, Any]:
     raw["mem_available_at_32MiB_repeats"] = readings[1:]
     figs = []
     if opts.smoke:
-        figs.append(not_measured("memory.floor", "smallest working crashkernel= (bisect 16..64 MiB)",
-                                 "smoke mode skips the bisection", target("<=", 24, "≤ 24 MiB")))
+        figs.append(
+            not_measured(
+                "memory.floor",
+                "smallest working crashkernel= (bisect 16..64 MiB)",
+                "smoke mode skips the bisection",
+                target("<=", 24, "≤ 24 MiB"),
+            )
+        )
     elif raw.get("floor_mib") is None:
-        figs.append(figure("memory.floor", "smallest working crashkernel= (bisect 16..64 MiB)", "MiB",
-                           "fails at 64 MiB", target("<=", 24, "≤ 24 MiB")))
+        figs.append(
+            figure(
+                "memory.floor",
+                "smallest working crashkernel= (bisect 16..64 MiB)",
+                "MiB",
+                "fails at 64 MiB",
+                target("<=", 24, "≤ 24 MiB"),
+            )
+        )
         figs[-1]["met"] = False
     else:
-        figs.append(figure("memory.floor", "smallest working crashkernel= (bisect 16..64 MiB)", "MiB",
-                           raw["floor_mib"], target("<=", 24, "≤ 24 MiB")))
+        figs.append(
+            figure(
+                "memory.floor",
+                "smallest working crashkernel= (bisect 16..64 MiB)",
+                "MiB",
+                raw["floor_mib"],
+                target("<=", 24, "≤ 24 MiB"),
+            )
+        )
     lows = [r["low_kib"] / 1024 for r in readings if r.get("low_kib") is not None]
     source = readings[0].get("source", "?")
     if lows:
-        figs.append(figure("memory.memavailable_32", f"MemAvailable low point at crashkernel=32M ({source})",
-                           "MiB", lows))
+        figs.append(
+            figure(
+                "memory.memavailable_32", f"MemAvailable low point at crashkernel=32M ({source})", "MiB", lows
+            )
+        )
     else:
-        figs.append(not_measured("memory.memavailable_32", "MemAvailable low point at crashkernel=32M",
-                                 "no MemAvailable reading in the console (see the raw runs)"))
-    estimates = [r["low_kib_without_probe_estimate"] / 1024 for r in readings
-                 if r.get("low_kib_without_probe_estimate") is not None]
+        figs.append(
+            not_measured(
+                "memory.memavailable_32",
+                "MemAvailable low point at crashkernel=32M",
+                "no MemAvailable reading in the console (see the raw runs)",
+            )
+        )
+    estimates = [
+        r["low_kib_without_probe_estimate"] / 1024
+        for r in readings
+        if r.get("low_kib_without_probe_estimate") is not None
+    ]
     if estimates:
-        figs.append(figure("memory.memavailable_32_noprobe", "… plus the probe's own rootfs bytes (estimate)",
-                           "MiB", estimates))
+        figs.append(
+            figure(
+                "memory.memavailable_32_noprobe",
+                "… plus the probe's own rootfs bytes (estimate)",
+                "MiB",
+                estimates,
+            )
+        )
     ok = [r["run"]["ok"] for r in readings if "run" in r]
-    figs.append(figure("memory.dump_ok_32", "dump at crashkernel=32M succeeds (zgetdump -i)", "",
-                       "yes" if ok and all(ok) else "no", target("==", "yes", "yes")))
-    return {"raw": raw, "figures": figs,
-            "notes": [f"dumped memory {memory_floor.EXTRA_RAM_MIB} MiB; console logs in the work dir"]}
+    figs.append(
+        figure(
+            "memory.dump_ok_32",
+            "dump at crashkernel=32M succeeds (zgetdump -i)",
+            "",
+            "yes" if ok and all(ok) else "no",
+            target("==", "yes", "yes"),
+        )
+    )
+    return {
+        "raw": raw,
+        "figures": figs,
+        "notes": [f"dumped memory {memory_floor.EXTRA_RAM_MIB} MiB; console logs in the work dir"],
+    }
 
 
 # --- (5) reproducibility ------------------------------------------------------------------
@@ -363,22 +578,44 @@ def section_reproducibility(opts: Options) -> dict[str, Any]:
             fig["note"] = "smoke: kernel object shared, identical by construction"
             fig["met"] = None
         figs.append(fig)
-    figs.append(figure("repro.valid", "every expected stage ran cold in both builds", "",
-                       "yes" if raw["valid"] else "no", goal, note="; ".join(raw["problems"])))
+    figs.append(
+        figure(
+            "repro.valid",
+            "every expected stage ran cold in both builds",
+            "",
+            "yes" if raw["valid"] else "no",
+            goal,
+            note="; ".join(raw["problems"]),
+        )
+    )
     for build in raw["builds"]:
-        figs.append(figure(f"repro.build_{build['dir'].rsplit('/', 1)[-1]}",
-                           f"build time, {Path(build['dir']).name}", "s", build["seconds"]))
-    notes = ["checkouts, output and cache directories all differ between the two builds "
-             "(paths in the raw JSON); each build has its own empty CCACHE_DIR"]
+        figs.append(
+            figure(
+                f"repro.build_{build['dir'].rsplit('/', 1)[-1]}",
+                f"build time, {Path(build['dir']).name}",
+                "s",
+                build["seconds"],
+            )
+        )
+    notes = [
+        "checkouts, output and cache directories all differ between the two builds "
+        "(paths in the raw JSON); each build has its own empty CCACHE_DIR"
+    ]
     if opts.smoke:
-        notes.append("smoke: source/kconfig/kernel objects are linked from the warm cache, so only "
-                     "runtime and initramfs run cold; this does not measure the kernel's reproducibility")
+        notes.append(
+            "smoke: source/kconfig/kernel objects are linked from the warm cache, so only "
+            "runtime and initramfs run cold; this does not measure the kernel's reproducibility"
+        )
     return {"raw": raw, "figures": figs, "notes": notes}
 
 
 RUNNERS: dict[str, Callable[[Options], dict[str, Any]]] = {
-    "kernel": section_kernel, "writer": section_writer, "initramfs": section_initramfs,
-    "memory": section_memory, "reproducibility": section_reproducibility}
+    "kernel": section_kernel,
+    "writer": section_writer,
+    "initramfs": section_initramfs,
+    "memory": section_memory,
+    "reproducibility": section_reproducibility,
+}
 
 
 # --- driver -------------------------------------------------------------------------------
@@ -391,20 +628,34 @@ def _now() -> str:
 def run_section(name: str, opts: Options, command: str = "") -> dict[str, Any]:
     started = time.monotonic()
     runs = 1 if name == "reproducibility" else opts.runs  # one comparison of two builds
-    head = {"title": TITLES[name], "date": _now(), "mode": "smoke" if opts.smoke else "full",
-            "runs": runs, "command": command, "revision": revision(),
-            "machine": {**machine(), "loadavg_start": [round(x, 2) for x in os.getloadavg()]}}
+    head = {
+        "title": TITLES[name],
+        "date": _now(),
+        "mode": "smoke" if opts.smoke else "full",
+        "runs": runs,
+        "command": command,
+        "revision": revision(),
+        "machine": {**machine(), "loadavg_start": [round(x, 2) for x in os.getloadavg()]},
+    }
     print(f"[bench] {name}: running ({head['mode']}, {runs} run(s))", file=sys.stderr, flush=True)
     try:
         body = {"status": "measured", **RUNNERS[name](opts)}
     except NotMeasured as exc:
         body = {"status": "not measured", "reason": str(exc), "figures": []}
     except Exception as exc:  # noqa: BLE001 - reported, never hidden
-        body = {"status": "failed", "reason": f"{type(exc).__name__}: {exc}",
-                "traceback": traceback.format_exc()[-4000:], "figures": []}
+        body = {
+            "status": "failed",
+            "reason": f"{type(exc).__name__}: {exc}",
+            "traceback": traceback.format_exc()[-4000:],
+            "figures": [],
+        }
     body["seconds"] = round(time.monotonic() - started, 1)
-    print(f"[bench] {name}: {body['status']} in {body['seconds']} s"
-          + (f" — {body['reason']}" if body.get("reason") else ""), file=sys.stderr, flush=True)
+    print(
+        f"[bench] {name}: {body['status']} in {body['seconds']} s"
+        + (f" — {body['reason']}" if body.get("reason") else ""),
+        file=sys.stderr,
+        flush=True,
+    )
     return {**head, **body}
 
 
@@ -426,21 +677,38 @@ def load_previous(path: Path) -> dict[str, Any]:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, one run, warm cache reused")
     parser.add_argument("--runs", type=int, help="runs (pairs) per figure (default 3; smoke 1)")
-    parser.add_argument("--only", nargs="+", choices=SECTIONS, metavar="SECTION",
-                        help=f"run only these sections ({', '.join(SECTIONS)})")
-    parser.add_argument("--out", type=Path, help="Markdown report (default docs/benchmarks.md; "
-                        "smoke: a temp dir)")
-    parser.add_argument("--json", type=Path, help="raw runs (default docs/benchmarks.json; smoke: a temp dir)")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=SECTIONS,
+        metavar="SECTION",
+        help=f"run only these sections ({', '.join(SECTIONS)})",
+    )
+    parser.add_argument(
+        "--out", type=Path, help="Markdown report (default docs/benchmarks.md; smoke: a temp dir)"
+    )
+    parser.add_argument(
+        "--json", type=Path, help="raw runs (default docs/benchmarks.json; smoke: a temp dir)"
+    )
     parser.add_argument("--work", type=Path, help="work directory (default: a new temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
-    parser.add_argument("--cache-dir", type=Path, help="the warm stage cache whose downloads are "
-                        "reused (default $ZFCPDUMP_TEST_CACHE, else the builder's default)")
-    parser.add_argument("--qemu-out", type=Path, help="an existing `build.py build qemu-test` output "
-                        "for the memory section (default: build it, cached)")
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        help="the warm stage cache whose downloads are "
+        "reused (default $ZFCPDUMP_TEST_CACHE, else the builder's default)",
+    )
+    parser.add_argument(
+        "--qemu-out",
+        type=Path,
+        help="an existing `build.py build qemu-test` output "
+        "for the memory section (default: build it, cached)",
+    )
     parser.add_argument("--writer-mib", type=int, help="synthetic vmcore size (default 2049; smoke 64)")
     args = parser.parse_args(argv)
     if args.runs is not None and args.runs < 1:
@@ -458,9 +726,14 @@ def main(argv: list[str] | None = None) -> int:
     default_dir = Path(tempfile.gettempdir()) / "zfcpdump-bench-smoke" if smoke else REPO / "docs"
     out = args.out or default_dir / "benchmarks.md"
     json_path = args.json or default_dir / "benchmarks.json"
-    opts = Options(smoke=smoke, runs=args.runs or (1 if smoke else 3), work=work,
-                   cache=(args.cache_dir or reproducibility.warm_cache_dir()).resolve(),
-                   qemu_out=args.qemu_out, writer_bytes=(args.writer_mib or (64 if smoke else 2049)) * MIB)
+    opts = Options(
+        smoke=smoke,
+        runs=args.runs or (1 if smoke else 3),
+        work=work,
+        cache=(args.cache_dir or reproducibility.warm_cache_dir()).resolve(),
+        qemu_out=args.qemu_out,
+        writer_bytes=(args.writer_mib or (64 if smoke else 2049)) * MIB,
+    )
     selected = args.only or list(SECTIONS)
     previous = load_previous(json_path) if args.only else {}
     load_start = os.getloadavg()
@@ -474,16 +747,29 @@ def main(argv: list[str] | None = None) -> int:
             elif name in previous:
                 sections[name] = {**previous[name], "carried_over": True}
             else:
-                sections[name] = {"title": TITLES[name], "status": "not measured", "figures": [],
-                                  "reason": "not selected in this run (--only) and no earlier result"}
+                sections[name] = {
+                    "title": TITLES[name],
+                    "status": "not measured",
+                    "figures": [],
+                    "reason": "not selected in this run (--only) and no earlier result",
+                }
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
-    doc = {"schema": SCHEMA, "generated": _now(), "command": command,
-           "mode": "smoke" if smoke else "full", "runs": opts.runs,
-           "machine": {**machine(), "loadavg_start": [round(x, 2) for x in load_start],
-                       "loadavg_end": [round(x, 2) for x in os.getloadavg()]},
-           "revision": rev, "sections": sections}
+    doc = {
+        "schema": SCHEMA,
+        "generated": _now(),
+        "command": command,
+        "mode": "smoke" if smoke else "full",
+        "runs": opts.runs,
+        "machine": {
+            **machine(),
+            "loadavg_start": [round(x, 2) for x in load_start],
+            "loadavg_end": [round(x, 2) for x in os.getloadavg()],
+        },
+        "revision": rev,
+        "sections": sections,
+    }
     json_path.parent.mkdir(parents=True, exist_ok=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(doc, indent=1, sort_keys=False, default=str) + "\n")

@@ -37,8 +37,10 @@ from zfcpdump_writer.layout import checksum  # noqa: E402
 MIB = 1 << 20
 HSA = 32 * MIB
 METHODS = ("dd_64k", "dd_4m", "writer_direct", "writer_buffered", "writer_direct_noverify")
-CHILD = ("import sys; sys.path.insert(0, sys.argv[1]); from zfcpdump_writer.main import main; "
-         "sys.exit(main(sys.argv[2:]))")
+CHILD = (
+    "import sys; sys.path.insert(0, sys.argv[1]); from zfcpdump_writer.main import main; "
+    "sys.exit(main(sys.argv[2:]))"
+)
 
 
 def _kib(text: str, key: str) -> int:
@@ -97,14 +99,33 @@ def _command(method: str, root: Path, disk: zipldisk.ZiplDisk) -> list[str]:
     src, dst = root / "proc/vmcore", root / "dev/sda"
     if method.startswith("dd_"):
         bs = {"dd_64k": "64K", "dd_4m": "4M"}[method]
-        return ["dd", f"if={src}", f"of={dst}", f"bs={bs}", f"seek={disk.dump_start}",
-                "oflag=seek_bytes", "conv=notrunc,fsync", "status=none"]
+        return [
+            "dd",
+            f"if={src}",
+            f"of={dst}",
+            f"bs={bs}",
+            f"seek={disk.dump_start}",
+            "oflag=seek_bytes",
+            "conv=notrunc,fsync",
+            "status=none",
+        ]
     io = method.split("_")[1]
     verify = "off" if method.endswith("_noverify") else "sample"
     conf = root / f"bench-{io}-{verify}.conf"
     conf.write_text(f"io = {io}\nverify = {verify}\nafter = poweroff\n")
-    return [sys.executable, "-I", "-S", "-B", "-c", CHILD, str(REPO / "src"), "--root", str(root),
-            "--config", str(conf)]
+    return [
+        sys.executable,
+        "-I",
+        "-S",
+        "-B",
+        "-c",
+        CHILD,
+        str(REPO / "src"),
+        "--root",
+        str(root),
+        "--config",
+        str(conf),
+    ]
 
 
 def run_once(method: str, root: Path, disk: zipldisk.ZiplDisk) -> dict[str, float]:
@@ -121,18 +142,25 @@ def run_once(method: str, root: Path, disk: zipldisk.ZiplDisk) -> dict[str, floa
     out = proc.stdout.read().decode() + proc.stderr.read().decode()
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError(f"{method} failed: {out[-400:]}")
-    return {"seconds": seconds, "private_kib": sampler.private_kib,
-            "maxrss_kib": sampler.hwm_kib, "dirty_kib": sampler.dirty_kib}
+    return {
+        "seconds": seconds,
+        "private_kib": sampler.private_kib,
+        "maxrss_kib": sampler.hwm_kib,
+        "dirty_kib": sampler.dirty_kib,
+    }
 
 
 def summarize(size: int, samples: dict[str, list[dict[str, float]]]) -> dict[str, object]:
     res: dict[str, object] = {}
     for method, runs in samples.items():
         secs = [r["seconds"] for r in runs]
-        res[method] = {"seconds": secs, "mb_s": size / MIB / statistics.median(secs),
-                       "peak_private_kib": max(r["private_kib"] for r in runs),
-                       "maxrss_kib": max(r["maxrss_kib"] for r in runs),
-                       "peak_dirty_writeback_kib": max(r["dirty_kib"] for r in runs)}
+        res[method] = {
+            "seconds": secs,
+            "mb_s": size / MIB / statistics.median(secs),
+            "peak_private_kib": max(r["private_kib"] for r in runs),
+            "maxrss_kib": max(r["maxrss_kib"] for r in runs),
+            "peak_dirty_writeback_kib": max(r["dirty_kib"] for r in runs),
+        }
     return res
 
 
@@ -147,21 +175,32 @@ def run(size_bytes: int, runs: int, workdir: Path) -> dict[str, object]:
             samples[method].append(run_once(method, root, disk))
     results = summarize(core.size, samples)
     best = max(("writer_direct", "writer_buffered"), key=lambda m: results[m]["mb_s"])
-    ratios = {f"{w}_vs_{d}": results[w]["mb_s"] / results[d]["mb_s"]
-              for w in ("writer_direct", "writer_buffered") for d in ("dd_64k", "dd_4m")}
+    ratios = {
+        f"{w}_vs_{d}": results[w]["mb_s"] / results[d]["mb_s"]
+        for w in ("writer_direct", "writer_buffered")
+        for d in ("dd_64k", "dd_4m")
+    }
     ratios["verify_cost"] = 1 - results["writer_direct"]["mb_s"] / results["writer_direct_noverify"]["mb_s"]
     ok = disk.read(disk.dump_start, 4096) == core.path.read_bytes()[:4096] and disk.csum_matches()
-    return {"size_bytes": core.size, "runs": runs, "results": results, "ratios": ratios,
-            "best_writer_mode": best, "last_dump_valid": ok}
+    return {
+        "size_bytes": core.size,
+        "runs": runs,
+        "results": results,
+        "ratios": ratios,
+        "best_writer_mode": best,
+        "last_dump_valid": ok,
+    }
 
 
 def _report(res: dict[str, object]) -> str:
     lines = [f"{res['size_bytes'] / MIB:.0f} MiB x {res['runs']} run(s), alternating"]
     for method, r in res["results"].items():
-        lines.append(f"  {method:16s} {r['mb_s']:8.1f} MB/s  private RSS {r['peak_private_kib'] / 1024:5.1f} MiB"
-                     f"  VmHWM {r['maxrss_kib'] / 1024:5.1f} MiB  peak Dirty+Writeback "
-                     f"{r['peak_dirty_writeback_kib'] / 1024:6.1f} MiB  times "
-                     + " ".join(f"{s:.2f}" for s in r["seconds"]))
+        lines.append(
+            f"  {method:16s} {r['mb_s']:8.1f} MB/s  private RSS {r['peak_private_kib'] / 1024:5.1f} MiB"
+            f"  VmHWM {r['maxrss_kib'] / 1024:5.1f} MiB  peak Dirty+Writeback "
+            f"{r['peak_dirty_writeback_kib'] / 1024:6.1f} MiB  times "
+            + " ".join(f"{s:.2f}" for s in r["seconds"])
+        )
     lines += [f"  {k}: {v:.2f}x" for k, v in res["ratios"].items()]
     lines.append(f"  best writer mode: {res['best_writer_mode']}; last dump valid: {res['last_dump_valid']}")
     return "\n".join(lines)

@@ -37,8 +37,12 @@ CHOICES = {
     "io": ("auto", "direct", "buffered"),
     "verify": ("sample", "off"),
 }
-RANGES = {"disk_timeout": (0, 86400), "progress_interval": (1, 3600), "debug": (1, 6),
-          "chunk_kib": (64, 16384)}
+RANGES = {
+    "disk_timeout": (0, 86400),
+    "progress_interval": (1, 3600),
+    "debug": (1, 6),
+    "chunk_kib": (64, 16384),
+}
 
 
 def _int(key: str, text: str) -> int:

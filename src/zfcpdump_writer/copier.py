@@ -74,8 +74,7 @@ class Disk:
         for start, end in self.allowed:
             if start <= offset and offset + length <= end:
                 return
-        raise DumpError(f"internal: refusing to write {length} bytes at {offset} "
-                        "outside the dump area")
+        raise DumpError(f"internal: refusing to write {length} bytes at {offset} outside the dump area")
 
     def write(self, buf: bytes | memoryview, offset: int) -> bool:
         """Write all of *buf* at *offset*; True when it went through O_DIRECT."""
@@ -147,8 +146,7 @@ def mem_available_kib(meminfo: str) -> int | None:
 class Progress:
     """A line about every *interval* seconds: MB done, %, MB/s, ETA."""
 
-    def __init__(self, sysm: System, say: Callable[[str], None], total: int,
-                 interval: float) -> None:
+    def __init__(self, sysm: System, say: Callable[[str], None], total: int, interval: float) -> None:
         self.sysm, self.say, self.total, self.interval = sysm, say, max(total, 1), interval
         self.start = self.last = self.last_sample = sysm.monotonic()
         self.done = 0
@@ -177,8 +175,10 @@ class Progress:
     def line(self, now: float) -> str:
         rate = self.rate(now)
         eta = (self.total - self.done) / MB / rate if rate > 0 else 0
-        return (f"{self.done // MB} MB of {self.total // MB} MB "
-                f"({100 * self.done // self.total}%), {rate:.1f} MB/s, ETA {eta:.0f} s")
+        return (
+            f"{self.done // MB} MB of {self.total // MB} MB "
+            f"({100 * self.done // self.total}%), {rate:.1f} MB/s, ETA {eta:.0f} s"
+        )
 
 
 class AsyncWriter:
@@ -260,8 +260,17 @@ class AsyncWriter:
 class Copier:
     """Copies source ranges to the disk at source offset + *base* through fixed buffers."""
 
-    def __init__(self, sysm: System, src: int, disk: Disk, base: int, chunk: int,
-                 progress: Progress, verify: bool = True, overlap: bool = True) -> None:
+    def __init__(
+        self,
+        sysm: System,
+        src: int,
+        disk: Disk,
+        base: int,
+        chunk: int,
+        progress: Progress,
+        verify: bool = True,
+        overlap: bool = True,
+    ) -> None:
         self.sysm, self.src, self.disk, self.base = sysm, src, disk, base
         self.chunk, self.progress = chunk, progress
         self.writer = self._start_writer() if overlap else None
@@ -346,8 +355,9 @@ class Copier:
         for offset, length, crc in self.samples:
             view = self.views[0][:length]
             if self.disk.read_uncached(view, offset) != length or crc32(view) != crc:
-                raise DumpError(f"verify: data read back at disk offset {offset} differs "
-                                "from what was written")
+                raise DumpError(
+                    f"verify: data read back at disk offset {offset} differs from what was written"
+                )
             total += length
         return len(self.samples), total
 

@@ -59,10 +59,17 @@ def _layout(disk: _Disk, out: dict[str, object]) -> Superblock:
     info = parse_mbr(disk.read(0, disk.block))
     sb = parse_superblock(disk.read(info.sb_offset, SB_SIZE))
     check_superblock(sb, info.sb_offset, disk.size, disk.block)
-    out.update(sb_offset=info.sb_offset, part_start=sb.part_start, part_size=sb.part_size,
-               dump_offset=sb.dump_offset, dump_start=sb.dump_start, dump_size=sb.dump_size,
-               csum=sb.csum, csum_size=sb.csum_size,
-               csum_ok=checksum(disk.read(sb.csum_start, sb.csum_size)) == sb.csum)
+    out.update(
+        sb_offset=info.sb_offset,
+        part_start=sb.part_start,
+        part_size=sb.part_size,
+        dump_offset=sb.dump_offset,
+        dump_start=sb.dump_start,
+        dump_size=sb.dump_size,
+        csum=sb.csum,
+        csum_size=sb.csum_size,
+        csum_ok=checksum(disk.read(sb.csum_start, sb.csum_size)) == sb.csum,
+    )
     try:
         parts = dos_partitions(disk.read, disk.block)
         match = [p.number for p in parts if p.start == sb.part_start and p.size == sb.part_size]

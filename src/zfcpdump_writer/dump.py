@@ -21,8 +21,12 @@ ZCORE_HSA = ZCORE + "/hsa"
 ZCORE_REIPL = ZCORE + "/reipl"
 IPL = "/sys/firmware/ipl"
 ZFCP = "/sys/bus/ccw/drivers/zfcp"
-MOUNTS = (("proc", "/proc", "proc"), ("sysfs", "/sys", "sysfs"),
-          ("debugfs", "/sys/kernel/debug", "debugfs"), ("devtmpfs", "/dev", "devtmpfs"))
+MOUNTS = (
+    ("proc", "/proc", "proc"),
+    ("sysfs", "/sys", "sysfs"),
+    ("debugfs", "/sys/kernel/debug", "debugfs"),
+    ("devtmpfs", "/dev", "devtmpfs"),
+)
 SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM")
 EXIT_OK, EXIT_FAILED, EXIT_NO_SOURCE = 0, 1, 2
 MB = 1 << 20
@@ -141,15 +145,14 @@ class Dump:
                     text = handle.read()
             self.cfg = configmod.parse(text)
         except (OSError, UnicodeDecodeError, DumpError) as exc:
-            self.sysm.console(f"zfcpdump: warning: config {path or configmod.PATH}: {exc}; "
-                              "using defaults")
+            self.sysm.console(f"zfcpdump: warning: config {path or configmod.PATH}: {exc}; using defaults")
         self.level = int(self.cfg["debug"])  # type: ignore[call-overload]
         self.level = self._cmdline_level(self.level)
 
     def _cmdline_level(self, level: int) -> int:
         for word in (self.sysm.read_text_or("/proc/cmdline", "") or "").split():
             if word.startswith("dump_debug="):
-                value = word[len("dump_debug="):]
+                value = word[len("dump_debug=") :]
                 if value.isdigit() and 1 <= int(value) <= 6:
                     return int(value)
                 self.say(f"warning: ignoring bad {word}", 1)
@@ -158,8 +161,9 @@ class Dump:
     # --- dump source --------------------------------------------------------------------
     def source_path(self) -> str:
         wanted = str(self.cfg["source"])
-        candidates = {"auto": (VMCORE, ZCORE_MEM), "/proc/vmcore": (VMCORE,),
-                      "zcore/mem": (ZCORE_MEM,)}[wanted]
+        candidates = {"auto": (VMCORE, ZCORE_MEM), "/proc/vmcore": (VMCORE,), "zcore/mem": (ZCORE_MEM,)}[
+            wanted
+        ]
         for path in candidates:
             if self.sysm.exists(path):
                 return path
@@ -198,12 +202,12 @@ class Dump:
             first = []
         src.plan = make_plan(src.size, first)
         mode = f"HSA {hsa // MB} MB" if hsa else "no HSA (kdump mode)"
-        self.say(f"source {src.path}: {src.size // MB} MB, {mode}, "
-                 f"{len(src.plan.hsa)} HSA range(s) first", 2)
+        self.say(f"source {src.path}: {src.size // MB} MB, {mode}, {len(src.plan.hsa)} HSA range(s) first", 2)
 
     def _source_reader(self, src: Source) -> Reader:
         def read(offset: int, length: int) -> bytes:
             return self.sysm.pread(src.fd, length, offset)
+
         return read
 
     # --- dump disk ----------------------------------------------------------------------
@@ -253,13 +257,19 @@ class Dump:
             return wanted if self.sysm.exists(wanted) else None
         zfcp_seen = False
         for name in self.sysm.listdir("/sys/block"):
-            attrs = [self.sysm.read_text_or(f"/sys/block/{name}/device/{a}")
-                     for a in ("hba_id", "wwpn", "fcp_lun")]
+            attrs = [
+                self.sysm.read_text_or(f"/sys/block/{name}/device/{a}") for a in ("hba_id", "wwpn", "fcp_lun")
+            ]
             if None in attrs:
                 continue
             zfcp_seen = True
-            if ipl and attrs[0].strip() == ipl[0] and _hex(attrs[1]) == ipl[1] \
-                    and _hex(attrs[2]) == ipl[2] and self.sysm.exists("/dev/" + name):
+            if (
+                ipl
+                and attrs[0].strip() == ipl[0]
+                and _hex(attrs[1]) == ipl[1]
+                and _hex(attrs[2]) == ipl[2]
+                and self.sysm.exists("/dev/" + name)
+            ):
                 return "/dev/" + name
         if not zfcp_seen and self.sysm.exists("/dev/sda"):
             return "/dev/sda"
@@ -287,14 +297,19 @@ class Dump:
     def check_disk(self) -> Layout:
         disk = self.disk
         assert disk is not None and self.src is not None
-        layout = read_layout(disk.read, disk.size, self._block(disk.path),
-                             lambda: self._sysfs_partitions(disk.path))
+        layout = read_layout(
+            disk.read, disk.size, self._block(disk.path), lambda: self._sysfs_partitions(disk.path)
+        )
         sb = layout.sb
-        self.say(f"dump partition {layout.partition.number}: {sb.part_size // MB} MB, "
-                 f"dump area {sb.dump_size // MB} MB", 2)
+        self.say(
+            f"dump partition {layout.partition.number}: {sb.part_size // MB} MB, "
+            f"dump area {sb.dump_size // MB} MB",
+            2,
+        )
         if self.src.size > sb.dump_size:
-            raise DumpError(f"dump ({self.src.size} bytes) is larger than the dump area "
-                            f"({sb.dump_size} bytes)")
+            raise DumpError(
+                f"dump ({self.src.size} bytes) is larger than the dump area ({sb.dump_size} bytes)"
+            )
         return layout
 
     # --- writing ------------------------------------------------------------------------
@@ -319,8 +334,15 @@ class Dump:
         self.mark_busy()
         chunk = int(self.cfg["chunk_kib"]) * 1024  # type: ignore[call-overload]
         progress = Progress(self.sysm, self.say, src.size, float(self.cfg["progress_interval"]))
-        copier = Copier(self.sysm, src.fd, self.disk, self.layout.sb.dump_start, chunk,
-                        progress, self.cfg["verify"] == "sample")
+        copier = Copier(
+            self.sysm,
+            src.fd,
+            self.disk,
+            self.layout.sb.dump_start,
+            chunk,
+            progress,
+            self.cfg["verify"] == "sample",
+        )
         try:
             self._copy_body(copier)
             self._write_header()
@@ -329,8 +351,11 @@ class Dump:
             copier.close()
             if copier.stuck:  # a hung write still owns the disk fds: never close them
                 self.disk = None
-        self.say(f"{src.size // MB} MB in {self.sysm.monotonic() - progress.start:.1f} s "
-                 f"({progress.rate(self.sysm.monotonic()):.1f} MB/s)", 1)
+        self.say(
+            f"{src.size // MB} MB in {self.sysm.monotonic() - progress.start:.1f} s "
+            f"({progress.rate(self.sysm.monotonic()):.1f} MB/s)",
+            1,
+        )
         progress.sample_memory()
         if progress.mem_low_kib is not None:
             self.say(f"MemAvailable: {progress.mem_low_kib} kB (the lowest seen while copying)", 1)

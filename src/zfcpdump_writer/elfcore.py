@@ -47,16 +47,16 @@ def parse_header(head: bytes, size: int) -> tuple[int, int]:
     if phentsize != PHDR_SIZE or phnum == 0 or phnum == PN_XNUM:
         raise ElfError(f"unsupported program headers (entsize {phentsize}, count {phnum})")
     if phoff < EHDR.size or phoff + phnum * PHDR_SIZE > size:
-        raise ElfError(f"program headers at {phoff} ({phnum} x {PHDR_SIZE}) exceed the core "
-                       f"({size} bytes): truncated?")
+        raise ElfError(
+            f"program headers at {phoff} ({phnum} x {PHDR_SIZE}) exceed the core ({size} bytes): truncated?"
+        )
     return phoff, phnum
 
 
 class Segment:
     __slots__ = ("type", "offset", "paddr", "filesz", "memsz", "vaddr")
 
-    def __init__(self, ptype: int, offset: int, vaddr: int, paddr: int,
-                 filesz: int, memsz: int) -> None:
+    def __init__(self, ptype: int, offset: int, vaddr: int, paddr: int, filesz: int, memsz: int) -> None:
         self.type, self.offset, self.vaddr, self.paddr = ptype, offset, vaddr, paddr
         self.filesz, self.memsz = filesz, memsz
 
@@ -69,8 +69,10 @@ def _segment(raw: bytes, pos: int, index: int, size: int) -> Segment:
     ptype, _flags, offset, vaddr, paddr, filesz, memsz, _align = PHDR.unpack_from(raw, pos)
     seg = Segment(ptype, offset, vaddr, paddr, filesz, memsz)
     if ptype in (PT_LOAD, PT_NOTE) and seg.end > size:
-        raise ElfError(f"segment {index} (offset {offset:#x}, {filesz} bytes) ends beyond "
-                       f"the core ({size} bytes): truncated")
+        raise ElfError(
+            f"segment {index} (offset {offset:#x}, {filesz} bytes) ends beyond "
+            f"the core ({size} bytes): truncated"
+        )
     if ptype == PT_LOAD and paddr + filesz > U64:
         raise ElfError(f"segment {index} wraps the physical address space")
     return seg
@@ -109,7 +111,8 @@ def parse_notes(data: bytes) -> list[Note]:
         end = desc_at + _pad4(descsz)
         if desc_at + descsz > len(data):
             raise ElfError(f"note at {pos} (name {namesz}, desc {descsz} bytes) overruns its segment")
-        notes.append(Note(data[name_at:name_at + namesz].rstrip(b"\0"), ntype,
-                          data[desc_at:desc_at + descsz]))
+        notes.append(
+            Note(data[name_at : name_at + namesz].rstrip(b"\0"), ntype, data[desc_at : desc_at + descsz])
+        )
         pos = end
     return notes

@@ -37,7 +37,7 @@ def checksum(data: bytes | bytearray | memoryview, seed: int = CSUM_SEED) -> int
     data = bytes(data)
     if len(data) % 4:
         data += b"\0" * (4 - len(data) % 4)
-    total = seed + sum(int.from_bytes(data[i:i + 4], "big") for i in range(0, len(data), 4))
+    total = seed + sum(int.from_bytes(data[i : i + 4], "big") for i in range(0, len(data), 4))
     while total > MASK32:
         total = (total & MASK32) + (total >> 32)
     return total
@@ -56,7 +56,7 @@ def parse_mbr(mbr: bytes) -> BootInfo:
         raise LayoutError(f"MBR too short ({len(mbr)} bytes)")
     if mbr[0:4] != b"zIPL":
         raise LayoutError(f"no zIPL MBR (magic {mbr[0:4].hex()}): not a zipl dump disk")
-    bi = mbr[BOOT_INFO:BOOT_INFO + 8]
+    bi = mbr[BOOT_INFO : BOOT_INFO + 8]
     if bi[0:4] != b"zIPL":
         raise LayoutError(f"no boot_info in MBR (magic {bi[0:4].hex()})")
     if bi[4] != 1:
@@ -71,8 +71,17 @@ def parse_mbr(mbr: bytes) -> BootInfo:
 class Superblock:
     """The 72-byte dump superblock (nine big-endian u64)."""
 
-    __slots__ = ("magic", "version", "part_start", "part_size", "dump_offset",
-                 "dump_size", "csum_offset", "csum_size", "csum")
+    __slots__ = (
+        "magic",
+        "version",
+        "part_start",
+        "part_size",
+        "dump_offset",
+        "dump_size",
+        "csum_offset",
+        "csum_size",
+        "csum",
+    )
 
     def __init__(self, *fields: int) -> None:
         for name, value in zip(self.__slots__, fields, strict=True):
@@ -135,7 +144,7 @@ def _entries(sector: bytes) -> list[tuple[int, int, int]]:
         raise LayoutError("no DOS partition table (missing 55 AA signature)")
     out = []
     for i in range(4):
-        e = sector[0x1BE + 16 * i:0x1CE + 16 * i]
+        e = sector[0x1BE + 16 * i : 0x1CE + 16 * i]
         ptype = e[4]
         lba, count = int.from_bytes(e[8:12], "little"), int.from_bytes(e[12:16], "little")
         if ptype and count:
@@ -179,8 +188,10 @@ def find_partition(parts: list[Partition], sb: Superblock) -> Partition:
     for part in parts:
         if part.start == sb.part_start and part.size == sb.part_size:
             return part
-    raise LayoutError(f"no partition with start {sb.part_start} and size {sb.part_size} "
-                      "(the superblock's): disk repartitioned since zipl?")
+    raise LayoutError(
+        f"no partition with start {sb.part_start} and size {sb.part_size} "
+        "(the superblock's): disk repartitioned since zipl?"
+    )
 
 
 class Layout:
@@ -188,14 +199,16 @@ class Layout:
 
     __slots__ = ("sb", "sb_offset", "partition", "block", "disk_size")
 
-    def __init__(self, sb: Superblock, sb_offset: int, partition: Partition,
-                 block: int, disk_size: int) -> None:
+    def __init__(
+        self, sb: Superblock, sb_offset: int, partition: Partition, block: int, disk_size: int
+    ) -> None:
         self.sb, self.sb_offset, self.partition = sb, sb_offset, partition
         self.block, self.disk_size = block, disk_size
 
 
-def read_layout(read: Reader, disk_size: int, block: int,
-                sysfs_parts: Callable[[], list[Partition]] | None = None) -> Layout:
+def read_layout(
+    read: Reader, disk_size: int, block: int, sysfs_parts: Callable[[], list[Partition]] | None = None
+) -> Layout:
     """Read and validate MBR, boot_info, superblock, partition and checksum.
 
     *read(offset, length) -> bytes*; *sysfs_parts* is an optional callable returning
@@ -211,8 +224,9 @@ def read_layout(read: Reader, disk_size: int, block: int,
     return Layout(sb, info.sb_offset, part, block, disk_size)
 
 
-def _match_partition(read: Reader, block: int, sb: Superblock,
-                     sysfs_parts: Callable[[], list[Partition]] | None) -> Partition:
+def _match_partition(
+    read: Reader, block: int, sb: Superblock, sysfs_parts: Callable[[], list[Partition]] | None
+) -> Partition:
     try:
         return find_partition(dos_partitions(read, block), sb)
     except LayoutError:
@@ -224,5 +238,7 @@ def _match_partition(read: Reader, block: int, sb: Superblock,
 def verify_checksum(read: Reader, sb: Superblock) -> None:
     actual = checksum(read(sb.csum_start, sb.csum_size))
     if actual != sb.csum:
-        raise ChecksumError(f"checksum mismatch (disk {actual:#010x}, superblock {sb.csum:#010x}): "
-                            "the dump partition changed since zipl; refusing to write")
+        raise ChecksumError(
+            f"checksum mismatch (disk {actual:#010x}, superblock {sb.csum:#010x}): "
+            "the dump partition changed since zipl; refusing to write"
+        )

@@ -55,8 +55,11 @@ def main(argv: list[str] | None = None) -> int:
     elif os.getpid() == 1 or opts["system"]:
         sysm = System()
     else:
-        print("zfcpdump: refusing to run on a live system (not PID 1): use --root DIR for tests, "
-              "--system inside the dump environment", file=sys.stderr)
+        print(
+            "zfcpdump: refusing to run on a live system (not PID 1): use --root DIR for tests, "
+            "--system inside the dump environment",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     config = opts["config"]
     return Dump(sysm, config if isinstance(config, str) else None).run()

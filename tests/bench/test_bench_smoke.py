@@ -35,12 +35,25 @@ def _has_number(fig: dict) -> bool:
 @pytest.mark.slow
 @pytest.mark.kernel
 @pytest.mark.qemu
-def test_smoke_report_has_every_section(built_default, built_qemu_test, cache_dir: Path,
-                                        tmp_path: Path) -> None:
+def test_smoke_report_has_every_section(
+    built_default, built_qemu_test, cache_dir: Path, tmp_path: Path
+) -> None:
     md, js = tmp_path / "benchmarks.md", tmp_path / "benchmarks.json"
-    command = [sys.executable, str(ROOT / "bench" / "run.py"), "--smoke", "--out", str(md),
-               "--json", str(js), "--cache-dir", str(cache_dir), "--qemu-out", str(built_qemu_test.out),
-               "--work", str(tmp_path / "work")]
+    command = [
+        sys.executable,
+        str(ROOT / "bench" / "run.py"),
+        "--smoke",
+        "--out",
+        str(md),
+        "--json",
+        str(js),
+        "--cache-dir",
+        str(cache_dir),
+        "--qemu-out",
+        str(built_qemu_test.out),
+        "--work",
+        str(tmp_path / "work"),
+    ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-4000:]
     doc = json.loads(js.read_text())
@@ -91,17 +104,49 @@ def test_difference_explainers() -> None:
 
 
 def test_report_renders_every_status() -> None:
-    fig = {"id": "x", "label": "no-op rerun", "unit": "s", "median": 0.5, "min": 0.4, "max": 0.7, "n": 3,
-           "runs": [0.4, 0.5, 0.7], "target": {"op": "<=", "value": 2, "text": "≤ 2 s"}, "met": True}
-    doc = {"generated": "now", "command": "python bench/run.py", "mode": "full",
-           "machine": {"cpu": "cpu", "cores": 2}, "revision": {"commit": "abc"},
-           "sections": {"kernel": {"title": "Kernel build", "status": "measured", "mode": "full", "runs": 3,
-                                   "date": "now", "seconds": 1.0, "figures": [fig],
-                                   "raw": {"noop": {"runs": [0.4, 0.5, 0.7]}}},
-                        "memory": {"title": "Dump environment memory floor", "status": "not measured",
-                                   "reason": "qemu-system-s390x not installed", "figures": []},
-                        "writer": {"title": "Writer throughput and memory", "status": "failed",
-                                   "reason": "RuntimeError: boom", "figures": []}}}
+    fig = {
+        "id": "x",
+        "label": "no-op rerun",
+        "unit": "s",
+        "median": 0.5,
+        "min": 0.4,
+        "max": 0.7,
+        "n": 3,
+        "runs": [0.4, 0.5, 0.7],
+        "target": {"op": "<=", "value": 2, "text": "≤ 2 s"},
+        "met": True,
+    }
+    doc = {
+        "generated": "now",
+        "command": "python bench/run.py",
+        "mode": "full",
+        "machine": {"cpu": "cpu", "cores": 2},
+        "revision": {"commit": "abc"},
+        "sections": {
+            "kernel": {
+                "title": "Kernel build",
+                "status": "measured",
+                "mode": "full",
+                "runs": 3,
+                "date": "now",
+                "seconds": 1.0,
+                "figures": [fig],
+                "raw": {"noop": {"runs": [0.4, 0.5, 0.7]}},
+            },
+            "memory": {
+                "title": "Dump environment memory floor",
+                "status": "not measured",
+                "reason": "qemu-system-s390x not installed",
+                "figures": [],
+            },
+            "writer": {
+                "title": "Writer throughput and memory",
+                "status": "failed",
+                "reason": "RuntimeError: boom",
+                "figures": [],
+            },
+        },
+    }
     text = report.render(doc)
     assert "| no-op rerun | 0.50 s | 0.40 | 0.70 | 3 | ≤ 2 s | **yes** |" in text
     assert "not measured: qemu-system-s390x not installed" in text

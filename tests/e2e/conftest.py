@@ -36,8 +36,9 @@ def e2e_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def host_tools() -> None:
     missing = [tool for tool in HOST_TOOLS if shutil.which(tool) is None]
     if missing:
-        pytest.fail(f"e2e tests need {', '.join(missing)} (Debian: qemu-system-s390x, "
-                    "qemu-user, gdb-multiarch)")
+        pytest.fail(
+            f"e2e tests need {', '.join(missing)} (Debian: qemu-system-s390x, qemu-user, gdb-multiarch)"
+        )
 
 
 @pytest.fixture(scope="session")
@@ -93,4 +94,3 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     target = os.environ.get("ZFCPDUMP_E2E_METRICS")
     if target:
         Path(target).write_text(json.dumps(METRICS, indent=2) + "\n")
-

@@ -28,6 +28,7 @@ CSUM_SEED = 0x12345678
 
 # --- disk ---------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Partition:
     number: int
@@ -44,7 +45,7 @@ def primary_partitions(disk: Path, block: int = 512) -> list[Partition]:
         return []
     parts = []
     for index in range(4):
-        raw = mbr[0x1BE + 16 * index: 0x1BE + 16 * (index + 1)]
+        raw = mbr[0x1BE + 16 * index : 0x1BE + 16 * (index + 1)]
         ptype = raw[4]
         lba, count = struct.unpack("<II", raw[8:16])
         if ptype and count:
@@ -128,6 +129,7 @@ def superblock_problems(disk: Path, before: Superblock | None = None) -> list[st
 
 # --- ELF core -----------------------------------------------------------------------------
 
+
 def notes(core: Path) -> list[tuple[str, int | str, bytes]]:
     """(name, type, descriptor bytes) of every note in the core's PT_NOTE segments."""
     found = []
@@ -169,6 +171,7 @@ def contains(path: Path, needle: bytes) -> bool:
 
 # --- System.map ---------------------------------------------------------------------------
 
+
 def system_map(path: Path) -> dict[str, int]:
     symbols: dict[str, int] = {}
     for line in path.read_text().splitlines():
@@ -188,6 +191,7 @@ def symbol_at(symbols: dict[str, int], address: int) -> str | None:
 
 # --- gdb ----------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class GdbView:
     banner: str
@@ -206,8 +210,16 @@ def gdb_view(core: Path, banner_addr: int, vmlinux: Path | None = None) -> GdbVi
     argv = [gdb, "-nx", "-batch", "-ex", "set architecture s390:64-bit"]
     if vmlinux is not None:
         argv += ["-ex", f"file {vmlinux}"]
-    argv += ["-ex", f"core-file {core}", "-ex", "thread 1",
-             "-ex", f"x/s {banner_addr:#x}", "-ex", "info registers"]
+    argv += [
+        "-ex",
+        f"core-file {core}",
+        "-ex",
+        "thread 1",
+        "-ex",
+        f"x/s {banner_addr:#x}",
+        "-ex",
+        "info registers",
+    ]
     out = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
     text = out.stdout + out.stderr
     match = re.search(rf"^{banner_addr:#x}(?: <[^>]*>)?:\s+\"(.*)\"", text, re.M)

@@ -28,10 +28,10 @@ from tests.support import crashside  # noqa: E402
 from zfcpdump_builder.deploy.qemu import DEFAULT_FAILURES, BootResult, BootSpec, boot  # noqa: E402
 
 QEMU_TEST_RECIPE = ROOT / "recipes" / "qemu-test.yaml"
-CRASH_MIB = 32                 # crashkernel=32M: all the capture side gets
-DUMPED_MIB = 64                # RAM outside the crash region: the vmcore is this + 12 KiB
+CRASH_MIB = 32  # crashkernel=32M: all the capture side gets
+DUMPED_MIB = 64  # RAM outside the crash region: the vmcore is this + 12 KiB
 PLAIN_MIB = 32
-PROGRESS_FACTOR = 1.6          # a throttled dump lasts this many progress intervals
+PROGRESS_FACTOR = 1.6  # a throttled dump lasts this many progress intervals
 PROGRESS = re.compile(r"zfcpdump: \d+ MB of \d+ MB \(\d+%\)")
 WRITER_START = "zfcpdump writer starting"
 SUCCESS = "Dump successful"
@@ -58,14 +58,12 @@ class BuildFailed(RuntimeError):
 
 def build(recipe: Path, out: Path, log: Path, cache_dir: Path | None = None) -> Artifacts:
     """Build *recipe* with the project's pipeline into *out*; the full output goes to *log*."""
-    argv = [sys.executable, str(ROOT / "build.py"), "build", "--recipe", str(recipe),
-            "--out", str(out)]
+    argv = [sys.executable, str(ROOT / "build.py"), "build", "--recipe", str(recipe), "--out", str(out)]
     if cache_dir is not None:
         argv += ["--cache-dir", str(cache_dir)]
     started = time.monotonic()
     with open(log, "w") as handle:
-        code = subprocess.run(argv, stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT,
-                              check=False).returncode
+        code = subprocess.run(argv, stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT, check=False).returncode
     seconds = time.monotonic() - started
     if code != 0:
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
@@ -79,9 +77,16 @@ def artifacts_in(out: Path, seconds: float = 0.0) -> Artifacts:
     if missing:
         raise BuildFailed(f"build output {out} lacks {', '.join(missing)}")
     vmlinux = out / "vmlinux"
-    return Artifacts(out, out / "zfcpdump.image", out / "zfcpdump.rd", out / "System.map",
-                     out / "kernel.config", json.loads((out / "manifest.json").read_text()),
-                     vmlinux if vmlinux.is_file() else None, seconds)
+    return Artifacts(
+        out,
+        out / "zfcpdump.image",
+        out / "zfcpdump.rd",
+        out / "System.map",
+        out / "kernel.config",
+        json.loads((out / "manifest.json").read_text()),
+        vmlinux if vmlinux.is_file() else None,
+        seconds,
+    )
 
 
 def crash_rd(art: Artifacts, out: Path, token: str, append: str = crashside.CAPTURE_APPEND) -> Path:
@@ -89,32 +94,66 @@ def crash_rd(art: Artifacts, out: Path, token: str, append: str = crashside.CAPT
     return crashside.build_crashside_rd(art.image, art.rd, out, token, append=append)
 
 
-def kdump(art: Artifacts, first_rd: Path, disk: Path | None, log: Path, *,
-          crash_mib: int | None = None, dumped_mib: int | None = None,
-          expect: tuple = (SUCCESS,), failures: tuple = (), kill_after: object = None,
-          write_bps: int | None = None, timeout: float = 240.0, echo: bool = False) -> BootResult:
+def kdump(
+    art: Artifacts,
+    first_rd: Path,
+    disk: Path | None,
+    log: Path,
+    *,
+    crash_mib: int | None = None,
+    dumped_mib: int | None = None,
+    expect: tuple = (SUCCESS,),
+    failures: tuple = (),
+    kill_after: object = None,
+    write_bps: int | None = None,
+    timeout: float = 240.0,
+    echo: bool = False,
+) -> BootResult:
     """Boot, load the capture kernel, crash, and let the writer run in the capture kernel.
 
     The crashing kernel gets crash_mib + dumped_mib MiB with crashkernel=<crash_mib>M.
     """
     crash = crash_mib or CRASH_MIB
     memory = crash + (dumped_mib or DUMPED_MIB)
-    spec = BootSpec(art.image, first_rd, memory_mib=memory, append=f"crashkernel={crash}M",
-                    disk=disk, timeout=timeout,
-                    expect=(crashside.MARK_LOADED, crashside.MARK_CRASH, *expect),
-                    failures=(*(failures or DEFAULT_FAILURES), crashside.MARK_KEXEC_FAILED,
-                              crashside.MARK_ALIVE),
-                    allow=(SYSRQ_PANIC,), kill_after=kill_after, log_path=log,
-                    disk_write_bps=write_bps)
+    spec = BootSpec(
+        art.image,
+        first_rd,
+        memory_mib=memory,
+        append=f"crashkernel={crash}M",
+        disk=disk,
+        timeout=timeout,
+        expect=(crashside.MARK_LOADED, crashside.MARK_CRASH, *expect),
+        failures=(*(failures or DEFAULT_FAILURES), crashside.MARK_KEXEC_FAILED, crashside.MARK_ALIVE),
+        allow=(SYSRQ_PANIC,),
+        kill_after=kill_after,
+        log_path=log,
+        disk_write_bps=write_bps,
+    )
     return boot(spec, echo=echo)
 
 
-def plain(art: Artifacts, disk: Path | None, log: Path, *, memory: int = PLAIN_MIB,
-          expect: tuple = (), failures: tuple = (), timeout: float = 120.0,
-          echo: bool = False) -> BootResult:
+def plain(
+    art: Artifacts,
+    disk: Path | None,
+    log: Path,
+    *,
+    memory: int = PLAIN_MIB,
+    expect: tuple = (),
+    failures: tuple = (),
+    timeout: float = 120.0,
+    echo: bool = False,
+) -> BootResult:
     """Boot zfcpdump.rd directly in the qemu-test kernel."""
-    spec = BootSpec(art.image, art.rd, memory_mib=memory, disk=disk, timeout=timeout,
-                    expect=expect, failures=failures or DEFAULT_FAILURES, log_path=log)
+    spec = BootSpec(
+        art.image,
+        art.rd,
+        memory_mib=memory,
+        disk=disk,
+        timeout=timeout,
+        expect=expect,
+        failures=failures or DEFAULT_FAILURES,
+        log_path=log,
+    )
     return boot(spec, echo=echo)
 
 
@@ -143,6 +182,7 @@ def progress_write_bps(rd: Path, dump_bytes: int) -> tuple[int, float]:
 
 
 # --- console parsers -----------------------------------------------------------------------
+
 
 def after_crash(console: str) -> str:
     """The console from the crash on (the capture kernel's part); '' when it never crashed."""

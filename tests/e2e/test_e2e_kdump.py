@@ -19,7 +19,7 @@ from tests.support import zgetdump, zipldisk
 from zfcpdump_builder.deploy.qemu import BootResult
 
 pytestmark = [pytest.mark.qemu, pytest.mark.kernel, pytest.mark.slow]
-DUMP_AREA = (sc.DUMPED_MIB + 8) * zipldisk.MIB   # the vmcore is DUMPED_MIB + 12 KiB
+DUMP_AREA = (sc.DUMPED_MIB + 8) * zipldisk.MIB  # the vmcore is DUMPED_MIB + 12 KiB
 
 
 @dataclass
@@ -34,16 +34,18 @@ class KdumpRun:
 
 
 @pytest.fixture(scope="module")
-def run(art: sc.Artifacts, first_rd: Path, e2e_dir: Path, zg_root: Path,
-        metrics: dict[str, object]) -> KdumpRun:
+def run(
+    art: sc.Artifacts, first_rd: Path, e2e_dir: Path, zg_root: Path, metrics: dict[str, object]
+) -> KdumpRun:
     work = e2e_dir / "kdump"
     work.mkdir(exist_ok=True)
     disk = zipldisk.make_disk(work / "disk.img", DUMP_AREA)
     before = dc.read_superblock(disk.path)
     bps, interval = sc.progress_write_bps(art.rd, sc.DUMPED_MIB * zipldisk.MIB)
     metrics["kdump: disk write throttle (bytes/s; progress interval s)"] = f"{bps}; {interval:g}"
-    result = sc.kdump(art, first_rd, disk.path, work / "console.log",
-                      expect=(sc.WRITER_START, sc.SUCCESS), write_bps=bps)
+    result = sc.kdump(
+        art, first_rd, disk.path, work / "console.log", expect=(sc.WRITER_START, sc.SUCCESS), write_bps=bps
+    )
     part = disk.partition_image(work / "part.img")
     info = zgetdump.info(part, zg_root)
     elf = work / "dump.elf"
@@ -60,7 +62,8 @@ def _record(metrics: dict[str, object], result: BootResult) -> None:
     metrics["kdump: capture kernel memory (KiB)"] = sc.capture_memory_kib(result.console)
     low = sc.mem_available_low_kib(result.console)
     metrics["kdump: MemAvailable low point (kB)"] = (
-        low if low is not None else "not measured (the writer prints no MemAvailable)")
+        low if low is not None else "not measured (the writer prints no MemAvailable)"
+    )
     metrics["kdump: progress lines"] = len(sc.progress_lines(result.console))
 
 
@@ -68,7 +71,8 @@ def _dumped(run: KdumpRun) -> KdumpRun:
     """The run, after checking there is a dump to judge (else say why there is none)."""
     assert run.result.passed, "no dump to judge: " + "; ".join(run.result.problems())
     assert run.convert.returncode == 0 and run.elf.stat().st_size > 0, (
-        "zgetdump could not convert the dump: " + run.convert.stderr.decode(errors="replace"))
+        "zgetdump could not convert the dump: " + run.convert.stderr.decode(errors="replace")
+    )
     return run
 
 
@@ -129,8 +133,9 @@ def test_sentinels_and_superblock_intact(run: KdumpRun) -> None:
     assert dc.superblock_problems(run.disk.path, run.sb_before) == []
 
 
-def test_gdb_reads_banner_and_cpu0_registers(run: KdumpRun, art: sc.Artifacts,
-                                            metrics: dict[str, object]) -> None:
+def test_gdb_reads_banner_and_cpu0_registers(
+    run: KdumpRun, art: sc.Artifacts, metrics: dict[str, object]
+) -> None:
     _dumped(run)
     banner = sc.first_kernel_banner(run.result.console)
     symbols = dc.system_map(art.system_map)

@@ -17,15 +17,21 @@ from zfcpdump_builder.deploy.qemu import DEFAULT_FAILURES
 pytestmark = [pytest.mark.qemu, pytest.mark.kernel, pytest.mark.slow]
 
 
-def test_no_dump_source_fails_cleanly_and_leaves_the_disk(art: sc.Artifacts, e2e_dir: Path,
-                                                          metrics: dict[str, object]) -> None:
+def test_no_dump_source_fails_cleanly_and_leaves_the_disk(
+    art: sc.Artifacts, e2e_dir: Path, metrics: dict[str, object]
+) -> None:
     work = e2e_dir / "nokexec"
     work.mkdir(exist_ok=True)
     disk = zipldisk.make_disk(work / "disk.img", 16 * zipldisk.MIB)
     before = dc.sha256(disk.path)
-    result = sc.plain(art, disk.path, work / "console.log", memory=sc.PLAIN_MIB,
-                      expect=(sc.WRITER_START, sc.NO_SOURCE),
-                      failures=(*DEFAULT_FAILURES, sc.SUCCESS))
+    result = sc.plain(
+        art,
+        disk.path,
+        work / "console.log",
+        memory=sc.PLAIN_MIB,
+        expect=(sc.WRITER_START, sc.NO_SOURCE),
+        failures=(*DEFAULT_FAILURES, sc.SUCCESS),
+    )
     metrics[f"plain boot -m {sc.PLAIN_MIB}: 'no dump source' at (s)"] = result.seen.get(sc.NO_SOURCE)
     metrics[f"plain boot -m {sc.PLAIN_MIB}: QEMU ran (s)"] = result.duration
     result.check()

@@ -39,8 +39,14 @@ def _refused(result: BootResult) -> str:
 def _refused_unchanged(art: sc.Artifacts, first_rd: Path, disk: zipldisk.ZiplDisk, work: Path) -> str:
     """Crash into the rd with *disk* attached; the writer must refuse and leave it unchanged."""
     before = dc.sha256(disk.path)
-    result = sc.kdump(art, first_rd, disk.path, work / "console.log",
-                      expect=(sc.WRITER_START, sc.FAILED), failures=REFUSAL_RUN)
+    result = sc.kdump(
+        art,
+        first_rd,
+        disk.path,
+        work / "console.log",
+        expect=(sc.WRITER_START, sc.FAILED),
+        failures=REFUSAL_RUN,
+    )
     line = _refused(result)
     assert dc.sha256(disk.path) == before
     return line
@@ -52,8 +58,7 @@ def _unprepare(disk: zipldisk.ZiplDisk) -> None:
     disk.write(disk.sb_offset, b"\0" * 72)
 
 
-def test_unprepared_disk_is_refused_and_unchanged(art: sc.Artifacts, first_rd: Path,
-                                                  e2e_dir: Path) -> None:
+def test_unprepared_disk_is_refused_and_unchanged(art: sc.Artifacts, first_rd: Path, e2e_dir: Path) -> None:
     work = _workdir(e2e_dir, "unprepared")
     disk = zipldisk.make_disk(work / "disk.img", (sc.DUMPED_MIB + 8) * zipldisk.MIB)
     _unprepare(disk)
@@ -61,8 +66,9 @@ def test_unprepared_disk_is_refused_and_unchanged(art: sc.Artifacts, first_rd: P
     assert re.search(r"zipl|dump disk", line, re.I), line
 
 
-def test_too_small_dump_area_is_refused_and_unchanged(art: sc.Artifacts, first_rd: Path,
-                                                      e2e_dir: Path) -> None:
+def test_too_small_dump_area_is_refused_and_unchanged(
+    art: sc.Artifacts, first_rd: Path, e2e_dir: Path
+) -> None:
     work = _workdir(e2e_dir, "toosmall")
     disk = zipldisk.make_disk(work / "disk.img", sc.DUMPED_MIB // 2 * zipldisk.MIB)
     line = _refused_unchanged(art, first_rd, disk, work)
@@ -70,19 +76,28 @@ def test_too_small_dump_area_is_refused_and_unchanged(art: sc.Artifacts, first_r
 
 
 def test_killed_mid_dump_leaves_an_invalid_dump_and_a_valid_superblock(
-        art: sc.Artifacts, first_rd: Path, e2e_dir: Path, zg_root: Path,
-        metrics: dict[str, object]) -> None:
+    art: sc.Artifacts, first_rd: Path, e2e_dir: Path, zg_root: Path, metrics: dict[str, object]
+) -> None:
     work = _workdir(e2e_dir, "killed")
     disk = zipldisk.make_disk(work / "disk.img", (sc.DUMPED_MIB + 8) * zipldisk.MIB)
     sb_before = dc.read_superblock(disk.path)
     bps, _interval = sc.progress_write_bps(art.rd, sc.DUMPED_MIB * zipldisk.MIB)
-    result = sc.kdump(art, first_rd, disk.path, work / "console.log", expect=(sc.WRITER_START,),
-                      failures=(*DEFAULT_FAILURES, sc.SUCCESS), kill_after=sc.PROGRESS,
-                      write_bps=bps)
+    result = sc.kdump(
+        art,
+        first_rd,
+        disk.path,
+        work / "console.log",
+        expect=(sc.WRITER_START,),
+        failures=(*DEFAULT_FAILURES, sc.SUCCESS),
+        kill_after=sc.PROGRESS,
+        write_bps=bps,
+    )
     metrics["kill test: killed at (s)"] = result.seen.get(sc.PROGRESS.pattern)
-    assert result.killed, ("the guest was not killed: no progress line before the end; "
-                           f"{'; '.join(result.problems())}; writer said: "
-                           f"{sc.writer_lines(result.console)}")
+    assert result.killed, (
+        "the guest was not killed: no progress line before the end; "
+        f"{'; '.join(result.problems())}; writer said: "
+        f"{sc.writer_lines(result.console)}"
+    )
     result.check()
     part = disk.partition_image(work / "part.img")
     info = zgetdump.info(part, zg_root)

@@ -37,8 +37,7 @@ def _spec(tmp_path: Path, lines: list[str], code: int = 0, **kw: object) -> qemu
 
 
 def test_expected_markers_pass_and_qemu_exit_code_is_ignored(tmp_path: Path) -> None:
-    spec = _spec(tmp_path, ["booting", "zfcpdump: Dump successful"], code=3,
-                 expect=("Dump successful",))
+    spec = _spec(tmp_path, ["booting", "zfcpdump: Dump successful"], code=3, expect=("Dump successful",))
     result = qemu.boot(spec, echo=False)
     assert result.passed and result.exited and result.exit_code == 3
     assert "Dump successful" in result.seen
@@ -55,8 +54,9 @@ def test_missing_marker_fails_even_when_qemu_exits_0(tmp_path: Path) -> None:
 
 
 def test_failure_marker_fails_and_stops_a_hung_guest(tmp_path: Path) -> None:
-    spec = _spec(tmp_path, ["Kernel panic - not syncing: VFS", "SLEEP 30"], timeout=25,
-                 expect=("Kernel panic",))
+    spec = _spec(
+        tmp_path, ["Kernel panic - not syncing: VFS", "SLEEP 30"], timeout=25, expect=("Kernel panic",)
+    )
     result = qemu.boot(spec, echo=False)
     assert not result.passed and not result.timed_out
     assert result.failures_seen == ["Kernel panic - not syncing: VFS"]
@@ -64,8 +64,12 @@ def test_failure_marker_fails_and_stops_a_hung_guest(tmp_path: Path) -> None:
 
 
 def test_allowed_line_is_not_a_failure(tmp_path: Path) -> None:
-    spec = _spec(tmp_path, ["Kernel panic - not syncing: sysrq triggered crash", "done"],
-                 expect=("done",), allow=("sysrq triggered crash",))
+    spec = _spec(
+        tmp_path,
+        ["Kernel panic - not syncing: sysrq triggered crash", "done"],
+        expect=("done",),
+        allow=("sysrq triggered crash",),
+    )
     assert qemu.boot(spec, echo=False).passed
 
 
@@ -84,8 +88,7 @@ def test_kill_after_a_regex_marker(tmp_path: Path) -> None:
 
 
 def test_argv_has_the_disk_and_the_command_line(tmp_path: Path) -> None:
-    spec = qemu.BootSpec(Path("img"), Path("rd"), memory_mib=48, append="crashkernel=32M",
-                         disk=Path("d.img"))
+    spec = qemu.BootSpec(Path("img"), Path("rd"), memory_mib=48, append="crashkernel=32M", disk=Path("d.img"))
     argv = qemu.qemu_argv(spec)
     assert argv[argv.index("-m") + 1] == "48"
     assert argv[argv.index("-append") + 1] == "console=ttysclp0 scsi_mod.scan=async crashkernel=32M"
@@ -95,7 +98,17 @@ def test_argv_has_the_disk_and_the_command_line(tmp_path: Path) -> None:
 
 def test_cli_exit_code_comes_from_the_verdict(tmp_path: Path) -> None:
     spec = _spec(tmp_path, ["hello"])
-    base = ["qemu", "--image", str(spec.image), "--rd", str(spec.initrd), "--timeout", "20",
-            "--quiet-console", "--qemu", spec.qemu]
+    base = [
+        "qemu",
+        "--image",
+        str(spec.image),
+        "--rd",
+        str(spec.initrd),
+        "--timeout",
+        "20",
+        "--quiet-console",
+        "--qemu",
+        spec.qemu,
+    ]
     assert cli.main([*base, "--expect", "hello"]) == 0
     assert cli.main([*base, "--expect", "bye"]) == errors.TestBootError.exit_code

@@ -9,8 +9,20 @@ from zfcpdump_builder.stages.initramfs import InitramfsSpec
 
 WRITER = Path(__file__).resolve().parents[2] / "src" / "zfcpdump_writer"
 EPOCH = 1_700_000_000
-ALL_RD = {s: "y" for s in ("BLK_DEV_INITRD", "BINFMT_SCRIPT", "RD_GZIP", "RD_XZ", "RD_ZSTD",
-                           "RD_LZ4", "RD_BZIP2", "RD_LZMA", "RD_LZO")}
+ALL_RD = {
+    s: "y"
+    for s in (
+        "BLK_DEV_INITRD",
+        "BINFMT_SCRIPT",
+        "RD_GZIP",
+        "RD_XZ",
+        "RD_ZSTD",
+        "RD_LZ4",
+        "RD_BZIP2",
+        "RD_LZMA",
+        "RD_LZO",
+    )
+}
 WRITER_CONFIG = {"after": "poweroff", "disk_timeout": 5, "progress_interval": 1}
 
 

@@ -69,8 +69,7 @@ def test_the_writer_in_the_chroot_writes_a_dump_zgetdump_accepts(rd_root: Path, 
     dump_and_judge(rd_root, tmp_path)
 
 
-def test_a_custom_interpreter_rd_dumps_too(store: Store, cache_dir: Path, qemu: Path,
-                                           tmp_path: Path) -> None:
+def test_a_custom_interpreter_rd_dumps_too(store: Store, cache_dir: Path, qemu: Path, tmp_path: Path) -> None:
     if shutil.which("s390x-linux-gnu-gcc") is None:
         pytest.skip("s390x-linux-gnu-gcc is not installed")
     runtime = build_runtime(RuntimeSpec(interpreter="custom"), WRITER, store, Reporter(), cache_dir)
@@ -90,8 +89,9 @@ def dump_and_judge(rd_root: Path, tmp_path: Path) -> None:
     work = rd_root / "work"
     shutil.rmtree(work, ignore_errors=True)
     core, disk = make_dump_env(work)
-    result = chroot.run_script(rd_root, "/init", ["--root", "/work", "--config", "/etc/zfcpdump.conf"],
-                               timeout=600)
+    result = chroot.run_script(
+        rd_root, "/init", ["--root", "/work", "--config", "/etc/zfcpdump.conf"], timeout=600
+    )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert "Dump successful" in output

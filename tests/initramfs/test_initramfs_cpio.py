@@ -33,21 +33,35 @@ def sample_entries() -> list[RdEntry]:
 
 def gnu_listing(raw: bytes) -> list[list[str]]:
     """`cpio -itv --numeric-uid-gid` lines split into fields."""
-    result = subprocess.run(["cpio", "-itv", "--numeric-uid-gid", "--quiet"], input=raw,
-                            capture_output=True, check=True)
+    result = subprocess.run(
+        ["cpio", "-itv", "--numeric-uid-gid", "--quiet"], input=raw, capture_output=True, check=True
+    )
     return [line.split() for line in result.stdout.decode().splitlines()]
 
 
 def newc_headers(raw: bytes) -> list[dict[str, int | str]]:
     """Parse newc headers ourselves (ino, mode, uid, gid, nlink, mtime, size, rdev)."""
-    fields = ("ino", "mode", "uid", "gid", "nlink", "mtime", "size", "devmajor", "devminor",
-              "rdevmajor", "rdevminor", "namesize", "check")
+    fields = (
+        "ino",
+        "mode",
+        "uid",
+        "gid",
+        "nlink",
+        "mtime",
+        "size",
+        "devmajor",
+        "devminor",
+        "rdevmajor",
+        "rdevminor",
+        "namesize",
+        "check",
+    )
     out, pos = [], 0
     while True:
-        assert raw[pos:pos + 6] == b"070701", f"bad magic at {pos}"
-        values = {f: int(raw[pos + 6 + 8 * i:pos + 14 + 8 * i], 16) for i, f in enumerate(fields)}
+        assert raw[pos : pos + 6] == b"070701", f"bad magic at {pos}"
+        values = {f: int(raw[pos + 6 + 8 * i : pos + 14 + 8 * i], 16) for i, f in enumerate(fields)}
         name_at = pos + 110
-        name = raw[name_at:name_at + values["namesize"] - 1].decode()
+        name = raw[name_at : name_at + values["namesize"] - 1].decode()
         pos = (name_at + values["namesize"] + 3) & ~3
         pos = (pos + values["size"] + 3) & ~3
         if name == "TRAILER!!!":
@@ -57,8 +71,10 @@ def newc_headers(raw: bytes) -> list[dict[str, int | str]]:
 
 def test_gnu_cpio_sees_modes_owners_devices_and_links(tmp_path: Path) -> None:
     info = write_cpio(sample_entries(), tmp_path / "a.cpio", "none", mtime=EPOCH)
-    listing = {fields[-1] if "->" not in fields else fields[-3]: fields
-               for fields in gnu_listing(info.path.read_bytes())}
+    listing = {
+        fields[-1] if "->" not in fields else fields[-3]: fields
+        for fields in gnu_listing(info.path.read_bytes())
+    }
     assert listing["dev/console"][0] == "crw-------" and listing["dev/console"][4:6] == ["5,", "1"]
     assert listing["dev/null"][0] == "crw-rw-rw-"
     assert listing["init"][0] == "-rwxr-xr-x"
@@ -75,7 +91,9 @@ def test_headers_are_normalised(tmp_path: Path) -> None:
     assert {"dev", "usr", "usr/lib", "etc"} <= set(names)  # parents were added
     assert [h["ino"] for h in headers] == list(range(1, len(headers) + 1))
     assert {h["mtime"] for h in headers} == {EPOCH}
-    assert {(h["uid"], h["gid"], h["devmajor"], h["devminor"], h["check"]) for h in headers} == {(0, 0, 0, 0, 0)}
+    assert {(h["uid"], h["gid"], h["devmajor"], h["devminor"], h["check"]) for h in headers} == {
+        (0, 0, 0, 0, 0)
+    }
     by_name = {h["name"]: h for h in headers}
     assert by_name["usr"]["nlink"] == 3  # ".", its entry in /, and usr/lib's ".."
     assert by_name["usr/lib"]["nlink"] == 2
@@ -89,8 +107,14 @@ def test_libarchive_reads_back_the_same_entries(tmp_path: Path) -> None:
     seen = {}
     with libarchive.file_reader(str(info.path)) as archive:
         for entry in archive:
-            seen[entry.pathname] = (entry.isdir, entry.issym, entry.ischr, entry.perm, entry.uid,
-                                    b"".join(entry.get_blocks()) if entry.isreg else entry.linkpath)
+            seen[entry.pathname] = (
+                entry.isdir,
+                entry.issym,
+                entry.ischr,
+                entry.perm,
+                entry.uid,
+                b"".join(entry.get_blocks()) if entry.isreg else entry.linkpath,
+            )
     assert seen["init"][3:] == (0o755, 0, b"#!/bin/sh\necho hi\n")
     assert seen["dev/null"][2] and seen["usr/lib/libx.so"][1] and seen["proc"][0]
     assert seen["usr/lib/libx.so"][5] == "libx.so.1"
@@ -121,12 +145,15 @@ def test_duck_typed_entries_like_the_crashside_ones(tmp_path: Path) -> None:
     assert mine.sha256 == theirs.sha256
 
 
-@pytest.mark.parametrize("entries, message", [
-    ([RdEntry("a", "file"), RdEntry("a", "file")], "duplicate"),
-    ([RdEntry("a", "file"), RdEntry("a/b", "file")], "inside it"),
-    ([RdEntry("../etc/x", "file")], "bad archive path"),
-    ([RdEntry("x", "fifo")], "entry kind"),
-])
+@pytest.mark.parametrize(
+    "entries, message",
+    [
+        ([RdEntry("a", "file"), RdEntry("a", "file")], "duplicate"),
+        ([RdEntry("a", "file"), RdEntry("a/b", "file")], "inside it"),
+        ([RdEntry("../etc/x", "file")], "bad archive path"),
+        ([RdEntry("x", "fifo")], "entry kind"),
+    ],
+)
 def test_bad_entries_are_refused(tmp_path: Path, entries: list[RdEntry], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         write_cpio(entries, tmp_path / "x", "none")
@@ -159,8 +186,9 @@ def test_gzip_has_no_name_and_no_timestamp(tmp_path: Path) -> None:
 
 def test_xz_uses_crc32_and_a_small_dictionary(tmp_path: Path) -> None:
     path = write_cpio(big_entries(), tmp_path / "rd.xz", "xz").path
-    out = subprocess.run(["xz", "--robot", "--list", "-vv", str(path)], capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+        ["xz", "--robot", "--list", "-vv", str(path)], capture_output=True, text=True, check=True
+    ).stdout
     block = [line.split("\t") for line in out.splitlines() if line.startswith("block")]
     assert block and all(b[9] == "CRC32" for b in block)
     filters = " ".join(b[-1] for b in block)

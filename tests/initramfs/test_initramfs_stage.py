@@ -26,8 +26,9 @@ def contents(out: StageOutput) -> dict:
 
 def gnu_list(rd: Path) -> dict[str, list[str]]:
     raw = chroot.decompress(rd.read_bytes())
-    text = subprocess.run(["cpio", "-itv", "--numeric-uid-gid", "--quiet"], input=raw,
-                          capture_output=True, check=True).stdout.decode()
+    text = subprocess.run(
+        ["cpio", "-itv", "--numeric-uid-gid", "--quiet"], input=raw, capture_output=True, check=True
+    ).stdout.decode()
     rows = [line.split() for line in text.splitlines()]
     return {(r[r.index("->") - 1] if "->" in r else r[-1]): r for r in rows}
 
@@ -36,9 +37,14 @@ def archive_members(rd: Path) -> dict[str, dict]:
     members = {}
     with libarchive.file_reader(str(rd)) as archive:
         for entry in archive:
-            members[entry.pathname] = {"mode": entry.mode, "uid": entry.uid, "gid": entry.gid,
-                                       "mtime": entry.mtime, "rdev": (entry.rdevmajor, entry.rdevminor),
-                                       "data": b"".join(entry.get_blocks()) if entry.isreg else b""}
+            members[entry.pathname] = {
+                "mode": entry.mode,
+                "uid": entry.uid,
+                "gid": entry.gid,
+                "mtime": entry.mtime,
+                "rdev": (entry.rdevmajor, entry.rdevminor),
+                "data": b"".join(entry.get_blocks()) if entry.isreg else b"",
+            }
     return members
 
 
@@ -84,8 +90,9 @@ def test_the_baked_config_is_the_writers_rendering(rd_out: StageOutput) -> None:
     assert writer_config.parse(text)["after"] == "poweroff"
 
 
-def test_two_builds_in_different_dirs_are_identical(rd_out: StageOutput, tmp_path: Path,
-                                                    cache_dir: Path) -> None:
+def test_two_builds_in_different_dirs_are_identical(
+    rd_out: StageOutput, tmp_path: Path, cache_dir: Path
+) -> None:
     store = Store(tmp_path / "elsewhere" / "store")
     runtime = build_runtime(RuntimeSpec(), WRITER, store, Reporter(), cache_dir)
     again = build_initramfs(rd_spec(), runtime, ALL_RD, store, Reporter())
@@ -96,8 +103,7 @@ def test_two_builds_in_different_dirs_are_identical(rd_out: StageOutput, tmp_pat
 
 
 def test_source_date_epoch_is_the_only_time(runtime_out: StageOutput, store: Store) -> None:
-    out = build_initramfs(rd_spec(source_date_epoch=EPOCH + 86400), runtime_out, ALL_RD, store,
-                          Reporter())
+    out = build_initramfs(rd_spec(source_date_epoch=EPOCH + 86400), runtime_out, ALL_RD, store, Reporter())
     assert {m["mtime"] for m in archive_members(out.path / RD_NAME).values()} == {EPOCH + 86400}
 
 
@@ -130,10 +136,17 @@ def test_over_budget_shows_a_ranked_table(runtime_out: StageOutput, store: Store
     sizes = [row[2] for row in rows]
     assert sizes == sorted(sizes, reverse=True) and rows[0][1] == "/usr/bin/python3.11"
     with pytest.raises(BudgetError, match="max_unpacked"):
-        build_initramfs(rd_spec(max_unpacked=4 << 20, compression="gzip"), runtime_out, ALL_RD, store, RecordingReporter())
+        build_initramfs(
+            rd_spec(max_unpacked=4 << 20, compression="gzip"), runtime_out, ALL_RD, store, RecordingReporter()
+        )
     summary = contents(build_initramfs(rd_spec(), runtime_out, ALL_RD, store, Reporter()))["summary"]
-    build_initramfs(rd_spec(max_compressed=summary["compressed"], max_unpacked=summary["unpacked"]),
-                    runtime_out, ALL_RD, store, Reporter())  # exactly at the budget is fine
+    build_initramfs(
+        rd_spec(max_compressed=summary["compressed"], max_unpacked=summary["unpacked"]),
+        runtime_out,
+        ALL_RD,
+        store,
+        Reporter(),
+    )  # exactly at the budget is fine
 
 
 def overlay(tmp_path: Path, files: dict[str, str], name: str = "overlay") -> Path:
@@ -149,8 +162,9 @@ def test_an_overlay_is_merged(runtime_out: StageOutput, store: Store, tmp_path: 
     (extra / "etc/motd").chmod(0o600)
     (extra / "bin").mkdir()
     (extra / "bin/sh").symlink_to("/usr/bin/python3.11")
-    out = build_initramfs(rd_spec(overlays=(extra,), compression="gzip"), runtime_out, ALL_RD, store,
-                          Reporter())
+    out = build_initramfs(
+        rd_spec(overlays=(extra,), compression="gzip"), runtime_out, ALL_RD, store, Reporter()
+    )
     members = archive_members(out.path / RD_NAME)
     assert members["etc/motd"]["data"] == b"hello\n" and members["etc/motd"]["mode"] & 0o777 == 0o600
     assert "README" not in members and "usr/share/x/y" in members
@@ -160,8 +174,7 @@ def test_an_overlay_is_merged(runtime_out: StageOutput, store: Store, tmp_path: 
 
 
 @pytest.mark.parametrize("path", ["init", "usr/bin/python3.11", "etc/zfcpdump.conf"])
-def test_an_overlay_may_not_shadow(runtime_out: StageOutput, store: Store, tmp_path: Path,
-                                   path: str) -> None:
+def test_an_overlay_may_not_shadow(runtime_out: StageOutput, store: Store, tmp_path: Path, path: str) -> None:
     extra = overlay(tmp_path, {path: "#!/bin/sh\n"})
     with pytest.raises(RecipeError, match=f"/{path} would shadow"):
         build_initramfs(rd_spec(overlays=(extra,)), runtime_out, ALL_RD, store, Reporter())
@@ -170,19 +183,23 @@ def test_an_overlay_may_not_shadow(runtime_out: StageOutput, store: Store, tmp_p
 def test_shadowing_is_allowed_when_asked(runtime_out: StageOutput, store: Store, tmp_path: Path) -> None:
     extra = overlay(tmp_path, {"init": "#!/bin/sh\n"})
     reporter = RecordingReporter()
-    out = build_initramfs(rd_spec(overlays=(extra,), allow_shadow=True, compression="gzip"),
-                          runtime_out, ALL_RD, store,
-                          reporter)
+    out = build_initramfs(
+        rd_spec(overlays=(extra,), allow_shadow=True, compression="gzip"),
+        runtime_out,
+        ALL_RD,
+        store,
+        reporter,
+    )
     assert archive_members(out.path / RD_NAME)["init"]["data"] == b"#!/bin/sh\n"
     assert any("/init" in w for w in reporter.warnings)
 
 
-def test_an_overlay_file_over_a_directory_is_refused(runtime_out: StageOutput, store: Store,
-                                                     tmp_path: Path) -> None:
+def test_an_overlay_file_over_a_directory_is_refused(
+    runtime_out: StageOutput, store: Store, tmp_path: Path
+) -> None:
     extra = overlay(tmp_path, {"usr/lib": "not a dir"})
     with pytest.raises(RecipeError, match="already has a dir"):
-        build_initramfs(rd_spec(overlays=(extra,), allow_shadow=True), runtime_out, ALL_RD, store,
-                        Reporter())
+        build_initramfs(rd_spec(overlays=(extra,), allow_shadow=True), runtime_out, ALL_RD, store, Reporter())
 
 
 def test_the_stage_is_cached(runtime_out: StageOutput, store: Store) -> None:

@@ -15,7 +15,7 @@ import pytest
 from support.loopdev import LoopDevice
 from zfcpdump_builder.core.events import Reporter
 from zfcpdump_builder.core.store import file_sha256
-from zfcpdump_builder.deploy import install, zipl
+from zfcpdump_builder.deploy import install, transaction, zipl
 
 MIB = 1 << 20
 C_SOURCE = textwrap.dedent("""\
@@ -77,14 +77,15 @@ def snapshot(folder: Path) -> dict[str, tuple[str, str]]:
     return state
 
 
-def plan_for(out: Path, folder: Path, layout: str, link: str) -> install.InstallPlan:
+def plan_for(out: Path, folder: Path, layout: str, link: str) -> transaction.InstallPlan:
     target = zipl.Target(zipl.LAYOUTS[layout], "/lib/s390-tools/zfcpdump", "test")
     image, rd = install.artifacts(out)
-    return install.make_plan(image, rd, folder, target, link)
+    return transaction.make_plan(image, rd, folder, target, link)
 
 
-def compile_fake_zipl(dest: Path, directory: str, image: str, rd: str, *,
-                      separate: bool = False, extra: str | None = None) -> Path:
+def compile_fake_zipl(
+    dest: Path, directory: str, image: str, rd: str, *, separate: bool = False, extra: str | None = None
+) -> Path:
     """A synthetic zipl: an ELF whose .rodata holds the paths as s390-tools compiles them in.
 
     Linked without a libc (it is read, never run), so a bare cross compiler will do.
@@ -97,16 +98,22 @@ def compile_fake_zipl(dest: Path, directory: str, image: str, rd: str, *,
     defines = [f"-DZFCPDUMP_DIR={directory}", f"-DIMG={image}", f"-DRD={rd}"]
     defines += ["-DSEPARATE"] if separate else []
     defines += [f"-DEXTRA={extra}"] if extra else []
-    subprocess.run([compiler, "-O1", "-nostdlib", "-static", "-Wl,-e,main", "-o", str(dest), str(source), *defines], check=True)
+    subprocess.run(
+        [compiler, "-O1", "-nostdlib", "-static", "-Wl,-e,main", "-o", str(dest), str(source), *defines],
+        check=True,
+    )
     return dest
 
 
-def fake_zipl_script(dest: Path, log: Path, exit_code: int = 0,
-                     directory: str = "/lib/s390-tools/zfcpdump") -> Path:
+def fake_zipl_script(
+    dest: Path, log: Path, exit_code: int = 0, directory: str = "/lib/s390-tools/zfcpdump"
+) -> Path:
     """A stand-in zipl that records its arguments; its text names the >= 2.7 paths in *directory*."""
-    dest.write_text("#!/bin/sh\n"
-                    f"# {directory}/zfcpdump-image {directory}/zfcpdump-initrd\n"
-                    f'echo "$@" > {log}\nexit {exit_code}\n')
+    dest.write_text(
+        "#!/bin/sh\n"
+        f"# {directory}/zfcpdump-image {directory}/zfcpdump-initrd\n"
+        f'echo "$@" > {log}\nexit {exit_code}\n'
+    )
     dest.chmod(0o755)
     return dest
 
@@ -159,8 +166,13 @@ class LoopDisk(LoopDevice):
             pytest.skip("sfdisk is not installed")
         with open(image, "wb") as handle:
             handle.truncate(64 * MIB)
-        subprocess.run(["sfdisk", "-q", str(image)], input="label: dos\n,32M,L\n,,L\n",
-                       text=True, check=True, capture_output=True)
+        subprocess.run(
+            ["sfdisk", "-q", str(image)],
+            input="label: dos\n,32M,L\n,,L\n",
+            text=True,
+            check=True,
+            capture_output=True,
+        )
         self.mounts: list[Path] = []
         super().__init__(image)
 

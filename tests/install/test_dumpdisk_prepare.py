@@ -12,15 +12,16 @@ from support.buildcli import CliRun, run_cli
 from zfcpdump_builder import recipe
 from zfcpdump_builder.core.errors import BudgetError, InstallError
 from zfcpdump_builder.core.store import file_sha256
-from zfcpdump_builder.deploy import install, prepare
+from zfcpdump_builder.deploy import device, install, prepare, transaction
 
 
 @pytest.fixture
 def zdir(tmp_path: Path, out: Path, default_recipe: recipe.Recipe) -> Path:
     """A zfcpdump directory holding an installed pair (>= 2.7 names, symlinks)."""
     folder = tmp_path / "zfcpdump"
-    install.install_artifacts(out, default_recipe, TextReporter(),
-                              install.Options(directory=str(folder), layout="2.7+"))
+    install.install_artifacts(
+        out, default_recipe, TextReporter(), install.Options(directory=str(folder), layout="2.7+")
+    )
     return folder
 
 
@@ -50,7 +51,9 @@ def test_dry_run_prints_the_checks_and_the_zipl_command(loopdisk: LoopDisk, zdir
     assert [r for r in table["rows"] if r[0] == "partition"][0][2].endswith(f"of {loopdisk.dev}")
 
 
-def test_a_dir_the_real_zipl_does_not_read_is_refused(loopdisk: LoopDisk, zdir: Path, debian_zipl: Path) -> None:
+def test_a_dir_the_real_zipl_does_not_read_is_refused(
+    loopdisk: LoopDisk, zdir: Path, debian_zipl: Path
+) -> None:
     """zipl reads its compiled-in /lib/s390-tools/zfcpdump whatever --dir says."""
     part = loopdisk.part(2)
     for layout in ([], ["--layout", "2.7+"]):
@@ -109,7 +112,7 @@ def test_a_half_updated_pair_is_refused(tmp_path: Path, zdir: Path, loopdisk: Lo
 
 
 def test_an_interrupted_install_is_refused(zdir: Path, loopdisk: LoopDisk) -> None:
-    (zdir / install.JOURNAL).write_text('{"names": {}}\n')
+    (zdir / transaction.JOURNAL).write_text('{"names": {}}\n')
     run = run_prepare(loopdisk.part(1), zdir, "--layout", "2.7+", "--dry-run")
     assert run.code == InstallError.exit_code
     assert "interrupted install" in run.error()["message"]
@@ -124,13 +127,20 @@ def test_over_budget_is_a_budget_error(tmp_path: Path, zdir: Path, loopdisk: Loo
 
 
 def write_manifest(out: Path, memory_budget: dict[str, int]) -> None:
-    outputs = {name: {"sha256": file_sha256(out / name), "size": (out / name).stat().st_size}
-               for name in ("zfcpdump.image", "zfcpdump.rd")}
+    outputs = {
+        name: {"sha256": file_sha256(out / name), "size": (out / name).stat().st_size}
+        for name in ("zfcpdump.image", "zfcpdump.rd")
+    }
     write_build_manifest(out, outputs, memory_budget=memory_budget)
 
 
-FIGURES = {"kernel image (vmlinux PT_LOAD)": 6 * MIB, "kernel boot allocations": 3 * MIB + 512 * 1024,
-           "initramfs, compressed": 2 * MIB, "initramfs, unpacked": 8 * MIB, "writer headroom": 8 * MIB}
+FIGURES = {
+    "kernel image (vmlinux PT_LOAD)": 6 * MIB,
+    "kernel boot allocations": 3 * MIB + 512 * 1024,
+    "initramfs, compressed": 2 * MIB,
+    "initramfs, unpacked": 8 * MIB,
+    "writer headroom": 8 * MIB,
+}
 
 
 def test_the_build_manifest_gives_the_full_memory_budget(zdir: Path, out: Path, loopdisk: LoopDisk) -> None:
@@ -170,8 +180,9 @@ def test_real_run_calls_zipl_with_the_partition(tmp_path: Path, zdir: Path, loop
     assert "zipl failed with exit code 3" in run.error()["message"]
 
 
-def test_no_zipl_is_an_error_outside_dry_run(zdir: Path, loopdisk: LoopDisk,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_zipl_is_an_error_outside_dry_run(
+    zdir: Path, loopdisk: LoopDisk, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(prepare, "find_zipl", lambda root=None: None)
     args = prepare.Request(str(loopdisk.part(1)), layout="2.7+", install_dir=str(zdir))
     _, found, _ = prepare.preflight(args, recipe.load("default"), TextReporter())
@@ -183,8 +194,10 @@ def test_no_zipl_is_an_error_outside_dry_run(zdir: Path, loopdisk: LoopDisk,
 
 # --- the device checks against a fake sysfs / mount table ---------------------------------
 
-def fake_device(tmp_path: Path, uuid: str | None = None, partition: str | None = None,
-                holders: tuple[str, ...] = ()) -> prepare.Device:
+
+def fake_device(
+    tmp_path: Path, uuid: str | None = None, partition: str | None = None, holders: tuple[str, ...] = ()
+) -> device.Device:
     sysdir = tmp_path / "sys" / "block" / "dm-3"
     (sysdir / "holders").mkdir(parents=True)
     for holder in holders:
@@ -194,29 +207,31 @@ def fake_device(tmp_path: Path, uuid: str | None = None, partition: str | None =
         (sysdir / "dm" / "uuid").write_text(uuid + "\n")
     if partition is not None:
         (sysdir / "partition").write_text(partition + "\n")
-    return prepare.Device(Path("/dev/dm-3"), os.makedev(253, 3), sysdir)
+    return device.Device(Path("/dev/dm-3"), os.makedev(253, 3), sysdir)
 
 
 def test_multipath_partition_counts_as_a_partition(tmp_path: Path) -> None:
     part = fake_device(tmp_path / "a", uuid="part1-mpath-36005076303ffd4c1000000000000101c")
-    assert prepare.partition_check(part).status == "ok"
+    assert device.partition_check(part).status == "ok"
     disk = fake_device(tmp_path / "b", uuid="mpath-36005076303ffd4c1000000000000101c")
-    assert prepare.partition_check(disk).failed
+    assert device.partition_check(disk).failed
 
 
 def test_mountinfo_is_matched_by_major_minor(tmp_path: Path) -> None:
     dev = fake_device(tmp_path, partition="1")
     info = tmp_path / "mountinfo"
-    info.write_text("22 1 253:3 / /var/crash rw,relatime shared:1 - ext4 /dev/mapper/x-part1 rw\n"
-                    "23 1 0:21 / /proc rw shared:2 - proc proc rw\n")
-    assert prepare.mount_points(dev, info) == ["/var/crash"]
-    checks = prepare.use_checks(dev, prepare.Sys(mountinfo=info, swaps=tmp_path / "none"))
+    info.write_text(
+        "22 1 253:3 / /var/crash rw,relatime shared:1 - ext4 /dev/mapper/x-part1 rw\n"
+        "23 1 0:21 / /proc rw shared:2 - proc proc rw\n"
+    )
+    assert device.mount_points(dev, info) == ["/var/crash"]
+    checks = device.use_checks(dev, device.Sys(mountinfo=info, swaps=tmp_path / "none"))
     assert checks[0].failed and "/var/crash" in checks[0].detail
 
 
 def test_held_device_is_refused(tmp_path: Path) -> None:
     dev = fake_device(tmp_path, partition="1", holders=("dm-7",))
-    checks = prepare.use_checks(dev, prepare.Sys(mountinfo=tmp_path / "none", swaps=tmp_path / "none"))
+    checks = device.use_checks(dev, device.Sys(mountinfo=tmp_path / "none", swaps=tmp_path / "none"))
     assert checks[0].failed and "held by dm-7" in checks[0].detail
 
 
@@ -224,5 +239,5 @@ def test_active_swap_is_refused(loopdisk: LoopDisk, tmp_path: Path) -> None:
     part = loopdisk.part(2)
     swaps = tmp_path / "swaps"
     swaps.write_text(f"Filename Type Size Used Priority\n{part} partition 16380 0 -2\n")
-    checks = prepare.device_checks(part, prepare.Sys(swaps=swaps))
+    checks = device.device_checks(part, device.Sys(swaps=swaps))
     assert checks[-1].failed and "active swap area" in checks[-1].detail

@@ -13,27 +13,34 @@ from install_helpers import TextReporter, mount, need_root, plan_for, snapshot, 
 from support.buildcli import run_cli
 from zfcpdump_builder import recipe
 from zfcpdump_builder.core.errors import InstallError
-from zfcpdump_builder.deploy import install
+from zfcpdump_builder.deploy import install, transaction
 
 ZDIR = Path("lib/s390-tools/zfcpdump")
 COMBOS = [("2.7+", "symlink"), ("2.7+", "copy"), ("2.0-2.6", "symlink"), ("pre-2.0", "copy")]
 
 
-def do_install(out: Path, dest: Path, loaded: recipe.Recipe, layout: str, link: str,
-               fault: install.Fault | None = None) -> install.InstallPlan:
+def do_install(
+    out: Path,
+    dest: Path,
+    loaded: recipe.Recipe,
+    layout: str,
+    link: str,
+    fault: transaction.Fault | None = None,
+) -> transaction.InstallPlan:
     opts = install.Options(destdir=dest, layout=layout, link=link, fault=fault)
     return install.install_artifacts(out, loaded, TextReporter(), opts)
 
 
-def fault_at(number: int, exc: type[BaseException] = install.InjectedFault) -> install.Fault:
+def fault_at(number: int, exc: type[BaseException] = transaction.InjectedFault) -> transaction.Fault:
     def fault(n: int, name: str) -> None:
         if n == number:
             raise exc(f"injected at {n} {name}")
+
     return fault
 
 
 def steps(out: Path, layout: str, link: str) -> list[str]:
-    return install.step_names(plan_for(out, Path("/unused"), layout, link))
+    return transaction.step_names(plan_for(out, Path("/unused"), layout, link))
 
 
 def visible(folder: Path) -> dict[str, tuple[str, str]]:
@@ -41,9 +48,9 @@ def visible(folder: Path) -> dict[str, tuple[str, str]]:
 
 
 @pytest.mark.parametrize(("layout", "link"), COMBOS)
-def test_a_fault_at_every_step_keeps_the_previous_pair(tmp_path: Path, out: Path, out2: Path,
-                                                       default_recipe: recipe.Recipe,
-                                                       layout: str, link: str) -> None:
+def test_a_fault_at_every_step_keeps_the_previous_pair(
+    tmp_path: Path, out: Path, out2: Path, default_recipe: recipe.Recipe, layout: str, link: str
+) -> None:
     dest = tmp_path / "dest"
     folder = do_install(out, dest, default_recipe, layout, link).folder
     before = snapshot(folder)  # hidden files included: no temp file, backup or journal may remain
@@ -56,8 +63,9 @@ def test_a_fault_at_every_step_keeps_the_previous_pair(tmp_path: Path, out: Path
     assert (folder / "zfcpdump.rd").read_bytes() == (out2 / "zfcpdump.rd").read_bytes()
 
 
-def test_a_fault_in_a_first_install_leaves_nothing(tmp_path: Path, out: Path,
-                                                   default_recipe: recipe.Recipe) -> None:
+def test_a_fault_in_a_first_install_leaves_nothing(
+    tmp_path: Path, out: Path, default_recipe: recipe.Recipe
+) -> None:
     dest = tmp_path / "dest"
     for number in range(1, len(steps(out, "2.7+", "symlink")) + 1):
         with pytest.raises(InstallError):
@@ -71,8 +79,9 @@ def test_the_hook_sees_every_step_in_order(tmp_path: Path, out: Path, default_re
     assert seen == list(enumerate(steps(out, "2.7+", "symlink"), start=1))
 
 
-def test_ctrl_c_mid_install_rolls_back_and_propagates(tmp_path: Path, out: Path, out2: Path,
-                                                      default_recipe: recipe.Recipe) -> None:
+def test_ctrl_c_mid_install_rolls_back_and_propagates(
+    tmp_path: Path, out: Path, out2: Path, default_recipe: recipe.Recipe
+) -> None:
     folder = do_install(out, tmp_path, default_recipe, "2.7+", "symlink").folder
     before = snapshot(folder)
     rename_rd = steps(out2, "2.7+", "symlink").index("rename/zfcpdump.rd") + 1
@@ -91,16 +100,19 @@ def test_a_crash_at_every_step_is_recoverable(tmp_path: Path, out: Path, out2: P
     before = snapshot(folder)
     names = steps(out2, "2.7+", "symlink")
     for number, name in enumerate(names, start=1):
-        env = {install.FAULT_ENV: str(number), install.FAULT_MODE_ENV: "crash"}
-        assert run_cli(*base, "--from", str(out2), env=env).code == install.FAULT_EXIT
+        env = {transaction.FAULT_ENV: str(number), transaction.FAULT_MODE_ENV: "crash"}
+        assert run_cli(*base, "--from", str(out2), env=env).code == transaction.FAULT_EXIT
         after_journal = number > names.index("journal") + 1
-        assert install.pending(folder) == after_journal, name
+        assert transaction.pending(folder) == after_journal, name
         if not after_journal:  # nothing visible changed yet, only hidden temp files remain
             assert visible(folder) == {k: v for k, v in before.items() if not k.startswith(".")}, name
-        assert install.recover(folder) == after_journal
+        assert transaction.recover(folder) == after_journal
         assert snapshot(folder) == before, f"after a crash at step {number} ({name})"
-    env = {install.FAULT_ENV: str(names.index("rename/zfcpdump.rd") + 1), install.FAULT_MODE_ENV: "crash"}
-    assert run_cli(*base, "--from", str(out2), env=env).code == install.FAULT_EXIT
+    env = {
+        transaction.FAULT_ENV: str(names.index("rename/zfcpdump.rd") + 1),
+        transaction.FAULT_MODE_ENV: "crash",
+    }
+    assert run_cli(*base, "--from", str(out2), env=env).code == transaction.FAULT_EXIT
     run = run_cli(*base, "--from", str(out2))  # rolls back first, then installs
     assert run.code == 0, run.stderr
     assert any("was rolled back first" in e["text"] for e in run.of("message"))
@@ -108,11 +120,12 @@ def test_a_crash_at_every_step_is_recoverable(tmp_path: Path, out: Path, out2: P
     assert not [n for n in os.listdir(folder) if n.startswith(".")]
 
 
-def test_env_fault_raises_by_name(tmp_path: Path, out: Path, out2: Path, default_recipe: recipe.Recipe,
-                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_env_fault_raises_by_name(
+    tmp_path: Path, out: Path, out2: Path, default_recipe: recipe.Recipe, monkeypatch: pytest.MonkeyPatch
+) -> None:
     folder = do_install(out, tmp_path, default_recipe, "2.7+", "copy").folder
     before = snapshot(folder)
-    monkeypatch.setenv(install.FAULT_ENV, "rename/zfcpdump-image")
+    monkeypatch.setenv(transaction.FAULT_ENV, "rename/zfcpdump-image")
     with pytest.raises(InstallError, match=r"step 8 \(rename/zfcpdump-image\)"):
         do_install(out2, tmp_path, default_recipe, "2.7+", "copy")
     assert snapshot(folder) == before
@@ -146,8 +159,12 @@ def test_unwritable_directory(tmp_path: Path, out: Path, out2: Path, default_rec
             do_install(out2, dest, default_recipe, "2.7+", "symlink")
         assert snapshot(folder) == before
         with pytest.raises(InstallError, match="cannot create the zfcpdump directory"):
-            install.install_artifacts(out2, default_recipe, TextReporter(),
-                                      install.Options(destdir=dest, directory="/new/zfcpdump", layout="2.7+"))
+            install.install_artifacts(
+                out2,
+                default_recipe,
+                TextReporter(),
+                install.Options(destdir=dest, directory="/new/zfcpdump", layout="2.7+"),
+            )
     finally:
         if os.geteuid() == 0:
             umount(dest)
@@ -155,8 +172,9 @@ def test_unwritable_directory(tmp_path: Path, out: Path, out2: Path, default_rec
             (dest / ZDIR).chmod(0o755)
 
 
-def test_destdir_on_another_filesystem(tmp_path: Path, out: Path, out2: Path,
-                                       default_recipe: recipe.Recipe, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_destdir_on_another_filesystem(
+    tmp_path: Path, out: Path, out2: Path, default_recipe: recipe.Recipe, monkeypatch: pytest.MonkeyPatch
+) -> None:
     need_root()
     dest = tmp_path / "tmpfs"
     dest.mkdir()

@@ -13,12 +13,14 @@ from install_helpers import TextReporter, compile_fake_zipl, plan_for, snapshot
 from support.buildcli import run_cli
 from zfcpdump_builder import recipe
 from zfcpdump_builder.core.errors import InstallError
-from zfcpdump_builder.deploy import install, zipl
+from zfcpdump_builder.deploy import install, transaction, zipl
 
 ZDIR = Path("lib/s390-tools/zfcpdump")
-ALIASES = {"2.7+": ("zfcpdump-image", "zfcpdump-initrd"),
-           "2.0-2.6": ("zfcpdump_part.image", "zfcpdump_part.rd"),
-           "pre-2.0": ()}
+ALIASES = {
+    "2.7+": ("zfcpdump-image", "zfcpdump-initrd"),
+    "2.0-2.6": ("zfcpdump_part.image", "zfcpdump_part.rd"),
+    "pre-2.0": (),
+}
 
 
 def check_installed(folder: Path, out: Path, layout: str, link: str) -> None:
@@ -40,8 +42,15 @@ def check_installed(folder: Path, out: Path, layout: str, link: str) -> None:
 
 @pytest.mark.parametrize("link", ["symlink", "copy"])
 @pytest.mark.parametrize("layout", ["2.7+", "2.0-2.6", "pre-2.0"])
-def test_install_each_layout(tmp_path: Path, out: Path, out2: Path, default_recipe: recipe.Recipe,
-                             reporter: TextReporter, layout: str, link: str) -> None:
+def test_install_each_layout(
+    tmp_path: Path,
+    out: Path,
+    out2: Path,
+    default_recipe: recipe.Recipe,
+    reporter: TextReporter,
+    layout: str,
+    link: str,
+) -> None:
     dest = tmp_path / "dest"
     opts = install.Options(destdir=dest, layout=layout, link=link)
     plan = install.install_artifacts(out, default_recipe, reporter, opts)
@@ -55,40 +64,50 @@ def test_install_each_layout(tmp_path: Path, out: Path, out2: Path, default_reci
     assert f"staged under {dest}" in reporter.text
 
 
-def test_install_ignores_the_umask(tmp_path: Path, out: Path, default_recipe: recipe.Recipe,
-                                   reporter: TextReporter) -> None:
+def test_install_ignores_the_umask(
+    tmp_path: Path, out: Path, default_recipe: recipe.Recipe, reporter: TextReporter
+) -> None:
     old = os.umask(0o077)
     try:
-        install.install_artifacts(out, default_recipe, reporter,
-                                  install.Options(destdir=tmp_path, layout="2.7+", link="copy"))
+        install.install_artifacts(
+            out, default_recipe, reporter, install.Options(destdir=tmp_path, layout="2.7+", link="copy")
+        )
     finally:
         os.umask(old)
     for entry in (tmp_path / ZDIR).iterdir():
         assert entry.stat().st_mode & 0o777 == 0o644, entry
 
 
-def test_dry_run_changes_nothing(tmp_path: Path, out: Path, default_recipe: recipe.Recipe,
-                                 reporter: TextReporter) -> None:
-    plan = install.install_artifacts(out, default_recipe, reporter,
-                                     install.Options(destdir=tmp_path / "d", layout="2.7+", dry_run=True))
+def test_dry_run_changes_nothing(
+    tmp_path: Path, out: Path, default_recipe: recipe.Recipe, reporter: TextReporter
+) -> None:
+    plan = install.install_artifacts(
+        out, default_recipe, reporter, install.Options(destdir=tmp_path / "d", layout="2.7+", dry_run=True)
+    )
     assert not (tmp_path / "d").exists()
-    assert [e.name for e in plan.entries] == ["zfcpdump.image", "zfcpdump.rd", "zfcpdump-image",
-                                              "zfcpdump-initrd"]
+    assert [e.name for e in plan.entries] == [
+        "zfcpdump.image",
+        "zfcpdump.rd",
+        "zfcpdump-image",
+        "zfcpdump-initrd",
+    ]
     assert "dry run: nothing was changed" in reporter.text
 
 
-def test_a_lone_image_is_never_installed(tmp_path: Path, out: Path, default_recipe: recipe.Recipe,
-                                         reporter: TextReporter) -> None:
+def test_a_lone_image_is_never_installed(
+    tmp_path: Path, out: Path, default_recipe: recipe.Recipe, reporter: TextReporter
+) -> None:
     (out / "zfcpdump.rd").unlink()
     with pytest.raises(InstallError, match="lacks zfcpdump.rd"):
-        install.install_artifacts(out, default_recipe, reporter,
-                                  install.Options(destdir=tmp_path / "d", layout="2.7+"))
+        install.install_artifacts(
+            out, default_recipe, reporter, install.Options(destdir=tmp_path / "d", layout="2.7+")
+        )
     assert not (tmp_path / "d").exists()
 
 
-def test_auto_layout_detects_the_zipl_inside_destdir(tmp_path: Path, out: Path, debian_zipl: Path,
-                                                     default_recipe: recipe.Recipe,
-                                                     reporter: TextReporter) -> None:
+def test_auto_layout_detects_the_zipl_inside_destdir(
+    tmp_path: Path, out: Path, debian_zipl: Path, default_recipe: recipe.Recipe, reporter: TextReporter
+) -> None:
     dest = tmp_path / "dest"
     (dest / "sbin").mkdir(parents=True)
     shutil.copy2(debian_zipl, dest / "sbin" / "zipl")
@@ -98,22 +117,23 @@ def test_auto_layout_detects_the_zipl_inside_destdir(tmp_path: Path, out: Path, 
     assert "2.16.0-build-20210818" in reporter.text
 
 
-def test_suse_directory_compiled_into_zipl_is_used(tmp_path: Path, out: Path,
-                                                   default_recipe: recipe.Recipe,
-                                                   reporter: TextReporter) -> None:
+def test_suse_directory_compiled_into_zipl_is_used(
+    tmp_path: Path, out: Path, default_recipe: recipe.Recipe, reporter: TextReporter
+) -> None:
     dest = tmp_path / "dest"
     (dest / "usr" / "sbin").mkdir(parents=True)
-    compile_fake_zipl(dest / "usr" / "sbin" / "zipl", "/usr/lib/s390-tools/zfcpdump",
-                      "zfcpdump-image", "zfcpdump-initrd")
+    compile_fake_zipl(
+        dest / "usr" / "sbin" / "zipl", "/usr/lib/s390-tools/zfcpdump", "zfcpdump-image", "zfcpdump-initrd"
+    )
     install.install_artifacts(out, default_recipe, reporter, install.Options(destdir=dest))
     check_installed(dest / "usr/lib/s390-tools/zfcpdump", out, "2.7+", "symlink")
     assert not (dest / ZDIR).exists()
     assert "warning: zipl reads /usr/lib/s390-tools/zfcpdump" in reporter.text
 
 
-def test_auto_without_a_target_zipl_says_how_to_choose(tmp_path: Path, out: Path,
-                                                       default_recipe: recipe.Recipe,
-                                                       reporter: TextReporter) -> None:
+def test_auto_without_a_target_zipl_says_how_to_choose(
+    tmp_path: Path, out: Path, default_recipe: recipe.Recipe, reporter: TextReporter
+) -> None:
     dest = tmp_path / "dest"
     dest.mkdir()
     with pytest.raises(InstallError, match="holds no zipl") as info:
@@ -124,22 +144,23 @@ def test_auto_without_a_target_zipl_says_how_to_choose(tmp_path: Path, out: Path
 
 def test_recipe_layout_and_install_from_build(tmp_path: Path, out: Path, reporter: TextReporter) -> None:
     path = tmp_path / "old-target.yaml"
-    path.write_text("extends: default\ninstall:\n  zipl_layout: 2.0-2.6\n  link: copy\n"
-                    "  dir: /usr/share/zfcpdump\n")
+    path.write_text(
+        "extends: default\ninstall:\n  zipl_layout: 2.0-2.6\n  link: copy\n  dir: /usr/share/zfcpdump\n"
+    )
     loaded = recipe.load(path)
-    install.install_from_build(None, out, loaded, tmp_path / "dest", reporter)
+    install.install_artifacts(out, loaded, reporter, install.Options(destdir=(tmp_path / "dest").resolve()))
     check_installed(tmp_path / "dest/usr/share/zfcpdump", out, "2.0-2.6", "copy")
 
 
-def test_destdir_symlink_leading_out_is_refused(tmp_path: Path, out: Path, default_recipe: recipe.Recipe,
-                                                reporter: TextReporter) -> None:
+def test_destdir_symlink_leading_out_is_refused(
+    tmp_path: Path, out: Path, default_recipe: recipe.Recipe, reporter: TextReporter
+) -> None:
     dest, outside = tmp_path / "dest", tmp_path / "host-lib"
     dest.mkdir()
     outside.mkdir()
     os.symlink(str(outside), dest / "lib")  # an absolute symlink, as in some unpacked images
     with pytest.raises(InstallError, match="leads outside DESTDIR"):
-        install.install_artifacts(out, default_recipe, reporter,
-                                  install.Options(destdir=dest, layout="2.7+"))
+        install.install_artifacts(out, default_recipe, reporter, install.Options(destdir=dest, layout="2.7+"))
     assert list(outside.iterdir()) == []
 
 
@@ -165,8 +186,9 @@ def test_cli_cross_build_needs_a_layout(tmp_path: Path, out: Path) -> None:
 
 
 def test_cli_zipl_option_reads_the_real_binary(tmp_path: Path, out: Path, debian_zipl: Path) -> None:
-    run = run_cli("install", "--from", str(out), "--destdir", str(tmp_path), "--zipl", str(debian_zipl),
-                  "--dry-run")
+    run = run_cli(
+        "install", "--from", str(out), "--destdir", str(tmp_path), "--zipl", str(debian_zipl), "--dry-run"
+    )
     assert run.code == 0, run.stderr
     table = next(e for e in run.of("table") if e["title"].startswith("zipl "))
     assert ["layout", "2.7+ (s390-tools 2.7 and later)"] in table["rows"]
@@ -176,13 +198,27 @@ def test_cli_zipl_option_reads_the_real_binary(tmp_path: Path, out: Path, debian
 
 def test_step_order_is_writes_journal_renames_sync_commit(out: Path, tmp_path: Path) -> None:
     plan = plan_for(out, tmp_path, "2.7+", "symlink")
-    assert install.step_names(plan) == [
-        "write/zfcpdump.image", "write/zfcpdump.rd", "write/zfcpdump-image", "write/zfcpdump-initrd",
+    assert transaction.step_names(plan) == [
+        "write/zfcpdump.image",
+        "write/zfcpdump.rd",
+        "write/zfcpdump-image",
+        "write/zfcpdump-initrd",
         "journal",
-        "rename/zfcpdump.image", "rename/zfcpdump.rd", "rename/zfcpdump-image", "rename/zfcpdump-initrd",
-        "sync", "commit"]
-    assert zipl.KNOWN_NAMES == ("zfcpdump-image", "zfcpdump-initrd", "zfcpdump_part.image",
-                                "zfcpdump_part.rd", "zfcpdump.image", "zfcpdump.rd")
+        "rename/zfcpdump.image",
+        "rename/zfcpdump.rd",
+        "rename/zfcpdump-image",
+        "rename/zfcpdump-initrd",
+        "sync",
+        "commit",
+    ]
+    assert zipl.KNOWN_NAMES == (
+        "zfcpdump-image",
+        "zfcpdump-initrd",
+        "zfcpdump_part.image",
+        "zfcpdump_part.rd",
+        "zfcpdump.image",
+        "zfcpdump.rd",
+    )
 
 
 @pytest.mark.parametrize("damage", ["empty rd", "one byte changed", "no manifest", "foreign manifest"])

@@ -30,7 +30,7 @@ def test_real_zipl_strings_come_from_its_data_sections(debian_zipl: Path) -> Non
     with open(debian_zipl, "rb") as handle:
         text = ELFFile(handle).get_section_by_name(".text").data()
     assert len(data) < debian_zipl.stat().st_size
-    assert text[len(text) // 2:len(text) // 2 + 64] not in data  # code is not scanned
+    assert text[len(text) // 2 : len(text) // 2 + 64] not in data  # code is not scanned
     assert b"/lib/s390-tools/zfcpdump/zfcpdump-image\0" in data
     assert "Usage: zipl [OPTIONS] [SECTION]" in zipl.read_strings(debian_zipl)
 
@@ -53,14 +53,20 @@ def test_synthetic_elf_zipl(tmp_path: Path, directory: str, image: str, rd: str,
 
 
 def test_2_x_zipl_that_also_names_the_old_fs_dump_image_is_2_0(tmp_path: Path) -> None:
-    binary = compile_fake_zipl(tmp_path / "zipl", "/lib/s390-tools/zfcpdump", "zfcpdump_part.image",
-                               "zfcpdump_part.rd", extra="zfcpdump.image")
+    binary = compile_fake_zipl(
+        tmp_path / "zipl",
+        "/lib/s390-tools/zfcpdump",
+        "zfcpdump_part.image",
+        "zfcpdump_part.rd",
+        extra="zfcpdump.image",
+    )
     assert zipl.detect(binary).layout.name == "2.0-2.6"
 
 
 def test_directory_and_names_compiled_in_separately(tmp_path: Path) -> None:
-    binary = compile_fake_zipl(tmp_path / "zipl", "/usr/lib/s390-tools/zfcpdump", "zfcpdump.image",
-                               "zfcpdump.rd", separate=True)
+    binary = compile_fake_zipl(
+        tmp_path / "zipl", "/usr/lib/s390-tools/zfcpdump", "zfcpdump.image", "zfcpdump.rd", separate=True
+    )
     found = zipl.detect(binary)
     assert (found.layout.name, found.image_path) == ("pre-2.0", "zfcpdump.image")
     assert found.directory == "/usr/lib/s390-tools/zfcpdump"
@@ -106,8 +112,9 @@ def test_resolve_prefers_explicit_choices(debian_zipl: Path) -> None:
 
 
 def test_resolve_follows_the_compiled_in_directory(tmp_path: Path) -> None:
-    suse = compile_fake_zipl(tmp_path / "zipl", "/usr/lib/s390-tools/zfcpdump", "zfcpdump-image",
-                             "zfcpdump-initrd")
+    suse = compile_fake_zipl(
+        tmp_path / "zipl", "/usr/lib/s390-tools/zfcpdump", "zfcpdump-image", "zfcpdump-initrd"
+    )
     target = zipl.resolve(zipl.Choice(zipl=suse))
     assert target.directory == "/usr/lib/s390-tools/zfcpdump"
     assert any("not the recipe's install.dir" in note for note in target.notes)

@@ -15,6 +15,5 @@ WRITER = REPO / "src" / "zfcpdump_writer"
 
 
 @pytest.fixture(scope="session")
-def runtime_chroot(runtime_out: StageOutput, qemu: Path,
-                   tmp_path_factory: pytest.TempPathFactory) -> Path:
+def runtime_chroot(runtime_out: StageOutput, qemu: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return chroot.make_root(runtime_out.path / ROOT_DIR, tmp_path_factory.mktemp("rt") / "root", qemu)

@@ -30,7 +30,9 @@ print(repr(sorted(sys.modules)))
 
 
 def test_interpreter_starts_isolated_and_quiet(runtime_chroot: Path) -> None:
-    code = "import sys; print(repr((sys.flags.isolated, sys.flags.no_site, sys.dont_write_bytecode, sys.path)))"
+    code = (
+        "import sys; print(repr((sys.flags.isolated, sys.flags.no_site, sys.dont_write_bytecode, sys.path)))"
+    )
     result = chroot.run(runtime_chroot, [*PYTHON, "-c", code])
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""  # no "Could not find platform ... libraries" warnings
@@ -47,9 +49,24 @@ def test_every_traced_import_is_shipped(runtime_chroot: Path, runtime_out: Stage
     traced = set(ast.literal_eval(result.stdout.strip().splitlines()[-1]))
     manifest = json.loads((runtime_out.path / FILES_JSON).read_text())
     listed = {m["name"] for m in manifest["modules"]}
-    implicit = {"__main__", "_frozen_importlib", "_frozen_importlib_external", "_imp", "_io",
-                "_thread", "_warnings", "_weakref", "builtins", "io", "marshal", "posix", "sys",
-                "time", "zipimport", "os.path"}
+    implicit = {
+        "__main__",
+        "_frozen_importlib",
+        "_frozen_importlib_external",
+        "_imp",
+        "_io",
+        "_thread",
+        "_warnings",
+        "_weakref",
+        "builtins",
+        "io",
+        "marshal",
+        "posix",
+        "sys",
+        "time",
+        "zipimport",
+        "os.path",
+    }
     assert traced - listed - implicit == set()
     shipped = {m["name"] for m in manifest["modules"] if "member" in m}
     unused_stdlib = {m for m in shipped - traced if not m.startswith("zfcpdump_writer")}
@@ -68,8 +85,7 @@ def test_the_chroot_really_lacks_what_the_bundle_lacks(runtime_chroot: Path) -> 
 
 
 def test_sourceless_files_layout_runs_too(cache_dir: Path, qemu: Path, tmp_path: Path) -> None:
-    out = build_runtime(RuntimeSpec(bytecode="files"), WRITER, Store(tmp_path / "s"), Reporter(),
-                        cache_dir)
+    out = build_runtime(RuntimeSpec(bytecode="files"), WRITER, Store(tmp_path / "s"), Reporter(), cache_dir)
     root = out.path / ROOT_DIR
     assert (root / "usr/lib/python3.11/os.pyc").is_file()  # the prefix landmark
     assert not (root / "usr/lib/python311.zip").exists()

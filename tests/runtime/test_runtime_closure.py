@@ -53,8 +53,14 @@ def closure(tmp_path: Path):  # noqa: ANN201
     (tmp_path / "dyn").mkdir()
     (tmp_path / "dyn" / "ext_mod.cpython-311-s390x-linux-gnu.so").write_bytes(b"\x7fELF")
     write_tree(tmp_path / "w" / "fakewriter", WRITER)
-    target = TargetPython("3.11.2", 3495, frozenset({"sys", "_fast"}), frozenset({"frozenmod"}),
-                          (".cpython-311-s390x-linux-gnu.so", ".so"), "test")
+    target = TargetPython(
+        "3.11.2",
+        3495,
+        frozenset({"sys", "_fast"}),
+        frozenset({"frozenmod"}),
+        (".cpython-311-s390x-linux-gnu.so", ".so"),
+        "test",
+    )
     roots = writer_modules(tmp_path / "w" / "fakewriter")
     assert roots == ["fakewriter", "fakewriter.extra", "fakewriter.main"]
     return module_closure(target, [tmp_path / "w", stdlib, tmp_path / "dyn"], roots, ("fakewriter",))

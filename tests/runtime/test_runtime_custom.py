@@ -31,12 +31,18 @@ def custom_out(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> Sta
 
 def needed(path: Path) -> list[str]:
     with open(path, "rb") as handle:
-        return [t.needed for s in ELFFile(handle).iter_sections() if isinstance(s, DynamicSection)
-                for t in s.iter_tags() if t.entry.d_tag == "DT_NEEDED"]
+        return [
+            t.needed
+            for s in ELFFile(handle).iter_sections()
+            if isinstance(s, DynamicSection)
+            for t in s.iter_tags()
+            if t.entry.d_tag == "DT_NEEDED"
+        ]
 
 
-def test_the_custom_binary_is_smaller_and_needs_only_libc(custom_out: StageOutput,
-                                                          runtime_out: StageOutput) -> None:
+def test_the_custom_binary_is_smaller_and_needs_only_libc(
+    custom_out: StageOutput, runtime_out: StageOutput
+) -> None:
     custom = custom_out.path / ROOT_DIR / "usr/bin/python3.11"
     packaged = runtime_out.path / ROOT_DIR / "usr/bin/python3.11"
     assert needed(custom) == ["libc.so.6"]
@@ -53,13 +59,16 @@ def test_the_table_keeps_the_closure_and_drops_the_rest(custom_out: StageOutput)
     assert not {"unicodedata", "pyexpat", "_sha256", "_socket", "_elementtree"} & table
 
 
-def test_the_custom_runtime_runs_the_writer_in_a_chroot(custom_out: StageOutput, qemu: Path,
-                                                        tmp_path: Path) -> None:
+def test_the_custom_runtime_runs_the_writer_in_a_chroot(
+    custom_out: StageOutput, qemu: Path, tmp_path: Path
+) -> None:
     box = chroot.make_root(custom_out.path / ROOT_DIR, tmp_path / "root", qemu)
     modules = writer_modules(WRITER)
-    code = (f"import sys\nfor m in {modules!r}: __import__(m)\n"
-            "from zfcpdump_writer.system import System\nassert System().libc().getpid() > 0\n"
-            "print(repr(sorted(sys.builtin_module_names)))")
+    code = (
+        f"import sys\nfor m in {modules!r}: __import__(m)\n"
+        "from zfcpdump_writer.system import System\nassert System().libc().getpid() > 0\n"
+        "print(repr(sorted(sys.builtin_module_names)))"
+    )
     result = chroot.run(box, ["/usr/bin/python3.11", "-ISB", "-c", code])
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
@@ -68,8 +77,11 @@ def test_the_custom_runtime_runs_the_writer_in_a_chroot(custom_out: StageOutput,
 
 
 def test_the_custom_link_is_reproducible(custom_out: StageOutput, tmp_path: Path, cache_dir: Path) -> None:
-    again = build_runtime(RuntimeSpec(interpreter="custom"), WRITER, Store(tmp_path / "s"), Reporter(),
-                          cache_dir)
-    digest = [hashlib.sha256((o.path / ROOT_DIR / "usr/bin/python3.11").read_bytes()).hexdigest()
-              for o in (custom_out, again)]
+    again = build_runtime(
+        RuntimeSpec(interpreter="custom"), WRITER, Store(tmp_path / "s"), Reporter(), cache_dir
+    )
+    digest = [
+        hashlib.sha256((o.path / ROOT_DIR / "usr/bin/python3.11").read_bytes()).hexdigest()
+        for o in (custom_out, again)
+    ]
     assert digest[0] == digest[1]

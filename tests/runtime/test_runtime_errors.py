@@ -31,8 +31,9 @@ def sysroot(s390x_debs: dict[str, Path], tmp_path_factory: pytest.TempPathFactor
     return root
 
 
-def debs_dir(tmp_path: Path, debs: dict[str, Path], drop: tuple[str, ...] = (),
-             add: tuple[Path, ...] = ()) -> Path:
+def debs_dir(
+    tmp_path: Path, debs: dict[str, Path], drop: tuple[str, ...] = (), add: tuple[Path, ...] = ()
+) -> Path:
     folder = tmp_path / "debs"
     folder.mkdir()
     for name, path in debs.items():
@@ -53,16 +54,18 @@ def test_an_unknown_package_is_named(tmp_path: Path, cache_dir: Path) -> None:
         build(spec, tmp_path, cache_dir)
 
 
-def test_a_package_of_the_wrong_architecture_is_named(tmp_path: Path, cache_dir: Path,
-                                                       s390x_debs: dict[str, Path]) -> None:
+def test_a_package_of_the_wrong_architecture_is_named(
+    tmp_path: Path, cache_dir: Path, s390x_debs: dict[str, Path]
+) -> None:
     amd64 = debpkg.fetch_packages(["python3.11-minimal"], "amd64", cache_dir)[0]
     folder = debs_dir(tmp_path, s390x_debs, drop=("python3.11-minimal",), add=(amd64,))
     with pytest.raises(SourceError, match=r"python3\.11-minimal_.*_amd64\.deb is for architecture amd64"):
         build(RuntimeSpec(kind="debs", path=folder), tmp_path, cache_dir)
 
 
-def test_a_sysroot_binary_of_the_wrong_architecture_is_named(tmp_path: Path, cache_dir: Path,
-                                                             sysroot: Path) -> None:
+def test_a_sysroot_binary_of_the_wrong_architecture_is_named(
+    tmp_path: Path, cache_dir: Path, sysroot: Path
+) -> None:
     root = tmp_path / "root"
     shutil.copytree(sysroot, root, symlinks=True)
     (root / "usr/bin/python3.11").write_bytes(Path("/usr/bin/python3.11").resolve().read_bytes())
@@ -70,29 +73,31 @@ def test_a_sysroot_binary_of_the_wrong_architecture_is_named(tmp_path: Path, cac
         build(RuntimeSpec(kind="sysroot", path=root), tmp_path, cache_dir)
 
 
-def test_an_unresolvable_dt_needed_of_an_extension_is_named(tmp_path: Path, cache_dir: Path,
-                                                            s390x_debs: dict[str, Path]) -> None:
+def test_an_unresolvable_dt_needed_of_an_extension_is_named(
+    tmp_path: Path, cache_dir: Path, s390x_debs: dict[str, Path]
+) -> None:
     folder = debs_dir(tmp_path, s390x_debs, drop=("libffi8",))
     with pytest.raises(SourceError, match=r"_ctypes\.cpython-311-s390x-linux-gnu\.so needs libffi\.so\.8"):
         build(RuntimeSpec(kind="debs", path=folder), tmp_path, cache_dir)
 
 
-def test_a_missing_interpreter_names_its_package(tmp_path: Path, cache_dir: Path,
-                                                 s390x_debs: dict[str, Path]) -> None:
+def test_a_missing_interpreter_names_its_package(
+    tmp_path: Path, cache_dir: Path, s390x_debs: dict[str, Path]
+) -> None:
     folder = debs_dir(tmp_path, s390x_debs, drop=("python3.11-minimal",))
     with pytest.raises(SourceError, match=r"python3\.11-minimal provides it"):
         build(RuntimeSpec(kind="debs", path=folder), tmp_path, cache_dir)
 
 
-def test_a_host_with_other_bytecode_is_refused(tmp_path: Path, cache_dir: Path,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_host_with_other_bytecode_is_refused(
+    tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(pycompile, "host_magic", lambda: 3531)
     with pytest.raises(CompileError, match=r"writes magic 3531.*loads only magic 3495"):
         build(RuntimeSpec(), tmp_path, cache_dir)
 
 
-def test_a_target_with_other_bytecode_is_refused(tmp_path: Path, cache_dir: Path,
-                                                 sysroot: Path) -> None:
+def test_a_target_with_other_bytecode_is_refused(tmp_path: Path, cache_dir: Path, sysroot: Path) -> None:
     """Without running the target, the magic comes from its own importlib source."""
     root = tmp_path / "root"
     shutil.copytree(sysroot, root, symlinks=True)
@@ -120,13 +125,17 @@ def test_static_tables_give_the_same_tree_as_the_probe(tmp_path: Path, cache_dir
     assert tree_sha256(static.path / ROOT_DIR) == tree_sha256(probed.path / ROOT_DIR)
 
 
-@pytest.mark.parametrize("spec, message", [
-    (RuntimeSpec(kind="conda"), "runtime.kind"),
-    (RuntimeSpec(kind="debs"), "needs runtime.path"),
-    (RuntimeSpec(bytecode="squashfs"), "zip or files"),
-    (RuntimeSpec(python="pypy3"), "python3.11"),
-])
-def test_bad_specs_are_recipe_errors(tmp_path: Path, cache_dir: Path, spec: RuntimeSpec,
-                                     message: str) -> None:
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        (RuntimeSpec(kind="conda"), "runtime.kind"),
+        (RuntimeSpec(kind="debs"), "needs runtime.path"),
+        (RuntimeSpec(bytecode="squashfs"), "zip or files"),
+        (RuntimeSpec(python="pypy3"), "python3.11"),
+    ],
+)
+def test_bad_specs_are_recipe_errors(
+    tmp_path: Path, cache_dir: Path, spec: RuntimeSpec, message: str
+) -> None:
     with pytest.raises(RecipeError, match=message):
         build(spec, tmp_path, cache_dir)

@@ -24,8 +24,7 @@ def manifest(out: StageOutput) -> dict:
 
 
 def tree_files(root: Path) -> dict[str, Path]:
-    return {"/" + p.relative_to(root).as_posix(): p for p in root.rglob("*")
-            if p.is_file() or p.is_symlink()}
+    return {"/" + p.relative_to(root).as_posix(): p for p in root.rglob("*") if p.is_file() or p.is_symlink()}
 
 
 def test_files_json_lists_every_file_with_size_hash_and_reason(runtime_out: StageOutput) -> None:
@@ -124,16 +123,16 @@ def test_modules_list_explains_each_module(runtime_out: StageOutput) -> None:
     assert "_py_abc" not in modules  # abc's ImportError fallback does not count
 
 
-def test_two_builds_give_the_same_tree(runtime_out: StageOutput, tmp_path: Path,
-                                       cache_dir: Path) -> None:
+def test_two_builds_give_the_same_tree(runtime_out: StageOutput, tmp_path: Path, cache_dir: Path) -> None:
     again = build_runtime(RuntimeSpec(), WRITER, Store(tmp_path / "store"), Reporter(), cache_dir)
     assert not again.cached
     assert tree_sha256(again.path / ROOT_DIR) == tree_sha256(runtime_out.path / ROOT_DIR)
     assert (again.path / FILES_JSON).read_text() == (runtime_out.path / FILES_JSON).read_text()
 
 
-def test_a_writer_change_reuses_the_unpacked_packages(runtime_out: StageOutput, store: Store,
-                                                      tmp_path: Path, cache_dir: Path) -> None:
+def test_a_writer_change_reuses_the_unpacked_packages(
+    runtime_out: StageOutput, store: Store, tmp_path: Path, cache_dir: Path
+) -> None:
     # Other tests may add sysroots of other specs to this store: none may be added or changed.
     sysroots = sorted(store.objects.glob("sysroot-*"))
     assert sysroots

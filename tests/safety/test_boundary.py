@@ -16,8 +16,9 @@ from zfcpdump_builder import cli
 from zfcpdump_builder.cli import plan as plan_verb
 
 
-def test_a_bug_exits_1_with_its_traceback_in_a_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_bug_exits_1_with_its_traceback_in_a_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     def broken(args: object, reporter: object) -> int:
         raise ZeroDivisionError("a bug")
 
@@ -35,9 +36,14 @@ def test_a_bug_exits_1_with_its_traceback_in_a_log(tmp_path: Path, monkeypatch: 
 
 
 def test_usage_errors_end_with_a_result_event() -> None:
-    for argv in (["build", "--jobs", "0"], ["build", "--jobs", "-3"], ["cache", "prune", "--older-than", "nan"],
-                 ["cache", "prune", "--older-than", "-1"], ["qemu", "--image", "i", "--rd", "r", "--timeout", "-5"],
-                 ["no-such-verb"]):
+    for argv in (
+        ["build", "--jobs", "0"],
+        ["build", "--jobs", "-3"],
+        ["cache", "prune", "--older-than", "nan"],
+        ["cache", "prune", "--older-than", "-1"],
+        ["qemu", "--image", "i", "--rd", "r", "--timeout", "-5"],
+        ["no-such-verb"],
+    ):
         run = run_cli(*argv)
         assert run.code == 2, (argv, run.stderr)
         assert run.events[-1] == {"v": 1, "event": "result", "status": "failed", "exit_code": 2}
@@ -45,9 +51,12 @@ def test_usage_errors_end_with_a_result_event() -> None:
 
 
 def _plan(tmp_path: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, str(ROOT / "build.py"), "plan", "--json",
-                             "--cache-dir", str(tmp_path / "cache")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "build.py"), "plan", "--json", "--cache-dir", str(tmp_path / "cache")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 @pytest.mark.parametrize("fraction", [0.1, 0.25, 0.4, 0.55])
@@ -62,8 +71,12 @@ def test_ctrl_c_while_starting_up_exits_130(tmp_path: Path, fraction: float) -> 
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "Traceback" not in err
-    assert json.loads(out.splitlines()[-1]) == {"v": 1, "event": "result", "status": "failed",
-                                                "exit_code": 130}
+    assert json.loads(out.splitlines()[-1]) == {
+        "v": 1,
+        "event": "result",
+        "status": "failed",
+        "exit_code": 130,
+    }
 
 
 BAD_RECIPES = {
@@ -71,10 +84,14 @@ BAD_RECIPES = {
     "a list at the top level": (b"- a\n- b\n", "holds a YAML list"),
     "non-UTF-8 bytes": (b"kernel:\n  config: \xff\xfe\n", "not UTF-8"),
     "NUL bytes": (b"kernel: {}\n\0\0", "NUL"),
-    "an alias bomb": (b'a: &a ["x","x","x","x","x","x","x","x","x"]\n'
-                      + b"".join(f"{c}: &{c} [{','.join(['*' + p] * 9)}]\n".encode()
-                                 for p, c in zip("abcdefgh", "bcdefghi", strict=True)),
-                      "aliases"),
+    "an alias bomb": (
+        b'a: &a ["x","x","x","x","x","x","x","x","x"]\n'
+        + b"".join(
+            f"{c}: &{c} [{','.join(['*' + p] * 9)}]\n".encode()
+            for p, c in zip("abcdefgh", "bcdefghi", strict=True)
+        ),
+        "aliases",
+    ),
     "a huge file": (b"# padding\n" * 40000, "too large"),
     "a bad size": (b"extends: default\nbudget:\n  memory: 12 parsecs\n", "a size such as"),
 }

@@ -15,8 +15,9 @@ from zfcpdump_builder.core import debpkg
 from zfcpdump_builder.core.errors import SourceError
 
 
-def _member(tar: tarfile.TarFile, name: str, *, data: bytes = b"", kind: bytes = tarfile.REGTYPE,
-            link: str = "") -> None:
+def _member(
+    tar: tarfile.TarFile, name: str, *, data: bytes = b"", kind: bytes = tarfile.REGTYPE, link: str = ""
+) -> None:
     info = tarfile.TarInfo(name)
     info.type = kind
     info.linkname = link
@@ -35,13 +36,24 @@ def crafted_tar(members: list[dict], compression: str = "xz") -> bytes:
 
 def crafted_deb(data_tar: bytes) -> bytes:
     """A Debian package: an ar archive of debian-binary, control.tar.gz and data.tar.xz."""
-    control = crafted_tar([{"name": "./control", "data": b"Package: evil\nVersion: 1\n"
-                                                        b"Architecture: s390x\n"}], "gz")
+    control = crafted_tar(
+        [{"name": "./control", "data": b"Package: evil\nVersion: 1\nArchitecture: s390x\n"}], "gz"
+    )
     out = b"!<arch>\n"
-    for name, body in ((b"debian-binary", b"2.0\n"), (b"control.tar.gz", control),
-                       (b"data.tar.xz", data_tar)):
-        header = (name.ljust(16) + b"0".ljust(12) + b"0".ljust(6) + b"0".ljust(6) + b"100644".ljust(8)
-                  + str(len(body)).encode().ljust(10) + b"`\n")
+    for name, body in (
+        (b"debian-binary", b"2.0\n"),
+        (b"control.tar.gz", control),
+        (b"data.tar.xz", data_tar),
+    ):
+        header = (
+            name.ljust(16)
+            + b"0".ljust(12)
+            + b"0".ljust(6)
+            + b"0".ljust(6)
+            + b"100644".ljust(8)
+            + str(len(body)).encode().ljust(10)
+            + b"`\n"
+        )
         out += header + body + (b"\n" if len(body) % 2 else b"")
     return out
 
@@ -51,19 +63,23 @@ def escapes(outside: Path) -> dict[str, list[dict]]:
     return {
         "symlink then a file through it": [
             {"name": "linux/escape", "kind": tarfile.SYMTYPE, "link": str(outside)},
-            {"name": "linux/escape/file", "data": b"pwned"}],
+            {"name": "linux/escape/file", "data": b"pwned"},
+        ],
         "relative symlink then a file through it": [
             {"name": "linux/up", "kind": tarfile.SYMTYPE, "link": "../../../../../../" + str(outside)},
-            {"name": "linux/up/file", "data": b"pwned"}],
+            {"name": "linux/up/file", "data": b"pwned"},
+        ],
         "absolute path": [{"name": str(outside / "file"), "data": b"pwned"}],
         "dot-dot": [{"name": "linux/../../file", "data": b"pwned"}],
         "hard link to a symlink outside": [
             {"name": "linux/secret", "kind": tarfile.SYMTYPE, "link": str(outside / "secret")},
-            {"name": "linux/copy", "kind": tarfile.LNKTYPE, "link": "linux/secret"}],
+            {"name": "linux/copy", "kind": tarfile.LNKTYPE, "link": "linux/secret"},
+        ],
         "directory replaced by a symlink": [
             {"name": "linux/dir", "kind": tarfile.DIRTYPE},
             {"name": "linux/dir", "kind": tarfile.SYMTYPE, "link": str(outside)},
-            {"name": "linux/dir/file", "data": b"pwned"}],
+            {"name": "linux/dir/file", "data": b"pwned"},
+        ],
     }
 
 
@@ -91,12 +107,15 @@ def test_a_crafted_archive_is_refused(tmp_path: Path, outside: Path, case: str, 
 
 
 def test_an_ordinary_archive_still_unpacks(tmp_path: Path) -> None:
-    data = crafted_tar([
-        {"name": "./usr/", "kind": tarfile.DIRTYPE},
-        {"name": "./usr/lib/libx.so.1", "data": b"ELF"},
-        {"name": "./usr/lib/libx.so", "kind": tarfile.SYMTYPE, "link": "libx.so.1"},
-        {"name": "./usr/lib/hard", "kind": tarfile.LNKTYPE, "link": "./usr/lib/libx.so.1"},
-        {"name": "./lib64/ld.so", "kind": tarfile.SYMTYPE, "link": "/usr/lib/ld.so"}])
+    data = crafted_tar(
+        [
+            {"name": "./usr/", "kind": tarfile.DIRTYPE},
+            {"name": "./usr/lib/libx.so.1", "data": b"ELF"},
+            {"name": "./usr/lib/libx.so", "kind": tarfile.SYMTYPE, "link": "libx.so.1"},
+            {"name": "./usr/lib/hard", "kind": tarfile.LNKTYPE, "link": "./usr/lib/libx.so.1"},
+            {"name": "./lib64/ld.so", "kind": tarfile.SYMTYPE, "link": "/usr/lib/ld.so"},
+        ]
+    )
     (tmp_path / "ok.deb").write_bytes(crafted_deb(data))
     names = debpkg.unpack_package(tmp_path / "ok.deb", tmp_path / "root")
     assert names == ["usr", "usr/lib/libx.so.1", "usr/lib/libx.so", "usr/lib/hard", "lib64/ld.so"]
@@ -109,8 +128,10 @@ def test_a_pinned_kernel_tarball_cannot_escape_the_cache(tmp_path: Path, outside
     tarball = tmp_path / "linux-evil.tar.xz"
     tarball.write_bytes(crafted_tar(escapes(outside)["symlink then a file through it"]))
     recipe = tmp_path / "evil.yaml"
-    recipe.write_text("extends: default\nkernel:\n  source:\n"
-                      f"    tarball: {tarball}\n    sha256: {hashlib.sha256(tarball.read_bytes()).hexdigest()}\n")
+    recipe.write_text(
+        "extends: default\nkernel:\n  source:\n"
+        f"    tarball: {tarball}\n    sha256: {hashlib.sha256(tarball.read_bytes()).hexdigest()}\n"
+    )
     before = tree_state(outside)
     run = run_cli("build", str(recipe), "--out", str(tmp_path / "out"), cache=tmp_path / "cache")
     assert run.code == SourceError.exit_code, run.stderr

@@ -23,25 +23,77 @@ BAD_PATHS = ("a file", "a foreign non-empty dir", "/", "a read-only dir", "a ful
 Verb = tuple[Callable[[Path, dict[str, Path]], list[str]], dict[str, set[int]]]
 REFUSED, HOST = {7}, {4}
 VERBS: dict[str, Verb] = {
-    "build --out": (lambda p, ctx: ["build", "default", "--out", str(p)],
-                    {"a file": REFUSED, "a foreign non-empty dir": REFUSED, "/": REFUSED,
-                     "a read-only dir": HOST, "a full tmpfs": HOST}),
-    "build --cache-dir": (lambda p, ctx: ["build", "default", "--out", str(ctx["scratch"] / "o"),
-                                          "--offline", "--cache-dir", str(p)],
-                          {"a file": REFUSED, "a foreign non-empty dir": REFUSED, "/": REFUSED,
-                           "a read-only dir": HOST, "a full tmpfs": HOST}),
-    "plan --cache-dir": (lambda p, ctx: ["plan", "default", "--cache-dir", str(p)],
-                         {"a file": REFUSED, "a foreign non-empty dir": REFUSED, "/": REFUSED,
-                          "a read-only dir": {0}, "a full tmpfs": {0}}),
-    "cache prune --all": (lambda p, ctx: ["cache", "prune", "--all", "--cache-dir", str(p)],
-                          {"a file": REFUSED, "a foreign non-empty dir": REFUSED, "/": REFUSED,
-                           "a read-only dir": {0}, "a full tmpfs": {0}}),
-    "dumpdisk extract": (lambda p, ctx: ["dumpdisk", "extract", str(ctx["disk"]), str(p)],
-                         {"a file": REFUSED, "a foreign non-empty dir": REFUSED, "/": REFUSED,
-                          "a read-only dir": HOST, "a full tmpfs": HOST}),
-    "install --destdir": (lambda p, ctx: ["install", "default", "--from", str(ctx["out"]), "--layout",
-                                          "2.7+", "--destdir", str(p)],
-                          {"a file": REFUSED, "a read-only dir": {4, 7}, "a full tmpfs": {4, 7}}),
+    "build --out": (
+        lambda p, ctx: ["build", "default", "--out", str(p)],
+        {
+            "a file": REFUSED,
+            "a foreign non-empty dir": REFUSED,
+            "/": REFUSED,
+            "a read-only dir": HOST,
+            "a full tmpfs": HOST,
+        },
+    ),
+    "build --cache-dir": (
+        lambda p, ctx: [
+            "build",
+            "default",
+            "--out",
+            str(ctx["scratch"] / "o"),
+            "--offline",
+            "--cache-dir",
+            str(p),
+        ],
+        {
+            "a file": REFUSED,
+            "a foreign non-empty dir": REFUSED,
+            "/": REFUSED,
+            "a read-only dir": HOST,
+            "a full tmpfs": HOST,
+        },
+    ),
+    "plan --cache-dir": (
+        lambda p, ctx: ["plan", "default", "--cache-dir", str(p)],
+        {
+            "a file": REFUSED,
+            "a foreign non-empty dir": REFUSED,
+            "/": REFUSED,
+            "a read-only dir": {0},
+            "a full tmpfs": {0},
+        },
+    ),
+    "cache prune --all": (
+        lambda p, ctx: ["cache", "prune", "--all", "--cache-dir", str(p)],
+        {
+            "a file": REFUSED,
+            "a foreign non-empty dir": REFUSED,
+            "/": REFUSED,
+            "a read-only dir": {0},
+            "a full tmpfs": {0},
+        },
+    ),
+    "dumpdisk extract": (
+        lambda p, ctx: ["dumpdisk", "extract", str(ctx["disk"]), str(p)],
+        {
+            "a file": REFUSED,
+            "a foreign non-empty dir": REFUSED,
+            "/": REFUSED,
+            "a read-only dir": HOST,
+            "a full tmpfs": HOST,
+        },
+    ),
+    "install --destdir": (
+        lambda p, ctx: [
+            "install",
+            "default",
+            "--from",
+            str(ctx["out"]),
+            "--layout",
+            "2.7+",
+            "--destdir",
+            str(p),
+        ],
+        {"a file": REFUSED, "a read-only dir": {4, 7}, "a full tmpfs": {4, 7}},
+    ),
 }
 CASES = [(verb, bad) for verb, (_, codes) in VERBS.items() for bad in BAD_PATHS if bad in codes]
 
@@ -64,8 +116,15 @@ def _bad_path(bad: str, scratch: Path, stack: ExitStack) -> tuple[Path, Path | N
         return scratch / "D", scratch
     if bad == "/":
         return Path("/"), None
-    mount = stack.enter_context(tmpfs(scratch / "mnt", "1m", read_only=bad == "a read-only dir",
-                                      full=bad == "a full tmpfs", seed={"keep": b"hi\n"}))
+    mount = stack.enter_context(
+        tmpfs(
+            scratch / "mnt",
+            "1m",
+            read_only=bad == "a read-only dir",
+            full=bad == "a full tmpfs",
+            seed={"keep": b"hi\n"},
+        )
+    )
     return mount / "new", mount
 
 
@@ -73,14 +132,19 @@ def _owned(verb: str, watched: Path, path: Path) -> Callable[[str], bool]:
     """What the verb may legitimately create below *watched* (DESTDIR's zfcpdump directory)."""
     if verb == "install --destdir":
         rel = os.path.relpath(path / "lib/s390-tools/zfcpdump", watched)
-        return lambda name: name == rel or name.startswith(rel + "/") or rel.startswith(name + "/") \
+        return lambda name: (
+            name == rel
+            or name.startswith(rel + "/")
+            or rel.startswith(name + "/")
             or name in ("lib", "lib/s390-tools")
+        )
     return lambda name: False
 
 
 @pytest.mark.parametrize(("verb", "bad"), CASES)
-def test_nothing_outside_the_tools_own_paths_changes(tmp_path: Path, verb: str, bad: str,
-                                                     dump_disk: Path, built_default) -> None:  # noqa: ANN001
+def test_nothing_outside_the_tools_own_paths_changes(
+    tmp_path: Path, verb: str, bad: str, dump_disk: Path, built_default
+) -> None:  # noqa: ANN001
     argv_for, codes = VERBS[verb]
     scratch = tmp_path / "scratch"
     scratch.mkdir()
@@ -97,6 +161,7 @@ def test_nothing_outside_the_tools_own_paths_changes(tmp_path: Path, verb: str, 
     if run.code:
         assert run.error()["message"] and run.error()["hint"], run.error()
     owned = _owned(verb, watched, path) if watched else (lambda name: False)
-    changed = {k for k in before.keys() | after.keys()
-               if before.get(k) != after.get(k) and not owned(k) and k != "."}
+    changed = {
+        k for k in before.keys() | after.keys() if before.get(k) != after.get(k) and not owned(k) and k != "."
+    }
     assert not changed, f"{verb} with {bad} changed {sorted(changed)[:10]}"

@@ -20,9 +20,25 @@ def offline_build(out: Path, cache: Path) -> tuple[subprocess.CompletedProcess[s
     if shutil.which("unshare") is None:
         pytest.fail("unshare (util-linux) is missing: ./setup.sh test installs it")
     started = time.monotonic()
-    result = subprocess.run(["unshare", "-n", sys.executable, str(ROOT / "build.py"), "build", "default",
-                             "--offline", "--out", str(out), "--cache-dir", str(cache), "--json"],
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [
+            "unshare",
+            "-n",
+            sys.executable,
+            str(ROOT / "build.py"),
+            "build",
+            "default",
+            "--offline",
+            "--out",
+            str(out),
+            "--cache-dir",
+            str(cache),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     return result, time.monotonic() - started
 
 
@@ -44,6 +60,7 @@ def test_offline_runtime_packages_never_run_apt(tmp_path: Path, monkeypatch: pyt
     monkeypatch.setenv("PATH", str(tmp_path))  # no apt-get at all: running it would be a HostError
     started = time.monotonic()
     with pytest.raises(SourceError, match="libpython3.11-minimal") as caught:
-        debpkg.fetch_packages(["python3.11-minimal", "libpython3.11-minimal"], "s390x", tmp_path / "c",
-                              offline=True)
+        debpkg.fetch_packages(
+            ["python3.11-minimal", "libpython3.11-minimal"], "s390x", tmp_path / "c", offline=True
+        )
     assert "offline" in str(caught.value) and time.monotonic() - started < 1.0

@@ -81,8 +81,9 @@ def test_build_refuses_an_out_it_does_not_own(tmp_path: Path, case: str) -> None
     assert "Traceback" not in run.stderr
     assert not run.of("stage-start"), "the refusal must come before any stage runs"
     after = tree_state(tmp_path)
-    assert {k: v for k, v in after.items() if not k.startswith("cache")} == \
-        {k: v for k, v in before.items() if not k.startswith("cache")}
+    assert {k: v for k, v in after.items() if not k.startswith("cache")} == {
+        k: v for k, v in before.items() if not k.startswith("cache")
+    }
 
 
 @pytest.mark.parametrize("where", ["/", "HOME", "checkout", "checkout/.git"])
@@ -93,8 +94,7 @@ def test_build_refuses_special_places(tmp_path: Path, where: str) -> None:
     out = {"/": Path("/"), "HOME": home, "checkout": ROOT, "checkout/.git": ROOT / ".git"}[where]
     watched = out if out != Path("/") else None
     before = tree_state(watched) if watched else top_level_state()
-    run = run_cli("build", "default", "--out", str(out), cache=tmp_path / "cache",
-                  env={"HOME": str(home)})
+    run = run_cli("build", "default", "--out", str(out), cache=tmp_path / "cache", env={"HOME": str(home)})
     assert run.code == OWNERSHIP_EXIT, run.stderr
     assert "refusing" in run.error()["message"] or "did not make" in run.error()["message"]
     assert run.events[-1]["event"] == "result" and "Traceback" not in run.stderr
@@ -106,9 +106,22 @@ def test_out_dot_in_a_checkout_is_refused(tmp_path: Path) -> None:
     import sys
 
     before = tree_state(ROOT / ".git" / "refs")
-    result = subprocess.run([sys.executable, str(ROOT / "build.py"), "build", "--out", ".", "--json",
-                             "--cache-dir", str(tmp_path / "cache")], cwd=ROOT, capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "build.py"),
+            "build",
+            "--out",
+            ".",
+            "--json",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == OWNERSHIP_EXIT
     assert "checkout" in result.stderr + result.stdout
     assert tree_state(ROOT / ".git" / "refs") == before and (ROOT / "README.md").is_file()
@@ -128,7 +141,12 @@ def test_cache_dir_must_be_ours(tmp_path: Path) -> None:
     foreign = _foreign_dir(tmp_path)
     before = tree_state(tmp_path)
     for cache in (tmp_path / "file", foreign):
-        for verb in (("build", "default"), ("plan", "default"), ("cache", "list"), ("cache", "prune", "--all")):
+        for verb in (
+            ("build", "default"),
+            ("plan", "default"),
+            ("cache", "list"),
+            ("cache", "prune", "--all"),
+        ):
             run = run_cli(*verb, cache=cache)
             assert run.code == OWNERSHIP_EXIT, (verb, cache, run.stderr)
             assert run.events[-1]["event"] == "result" and "Traceback" not in run.stderr
@@ -140,8 +158,11 @@ def test_a_new_cache_gets_its_tag_and_an_old_cache_is_still_ours(tmp_path: Path)
     (old / "objects").mkdir(parents=True)
     ownership.check_cache_dir(old)
     ownership.tag_cache_dir(tmp_path / "new")
-    assert (tmp_path / "new" / "CACHEDIR.TAG").read_text().startswith(
-        "Signature: 8a477f597d28d172789f06886806bc55")
+    assert (
+        (tmp_path / "new" / "CACHEDIR.TAG")
+        .read_text()
+        .startswith("Signature: 8a477f597d28d172789f06886806bc55")
+    )
     ownership.check_cache_dir(tmp_path / "new")
 
 

@@ -35,10 +35,16 @@ for generation in range(start, start + int(sys.argv[2])):
 """
 
 
-def publisher(target: Path, generations: int, *prefix: str, start: int = 0) -> subprocess.CompletedProcess[str]:
+def publisher(
+    target: Path, generations: int, *prefix: str, start: int = 0
+) -> subprocess.CompletedProcess[str]:
     code = PUBLISHER.format(src=str(ROOT / "src"))
-    return subprocess.run([*prefix, sys.executable, "-c", code, str(target), str(generations), str(start)],
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [*prefix, sys.executable, "-c", code, str(target), str(generations), str(start)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def generation(target: Path) -> int:
@@ -66,16 +72,27 @@ def test_an_observer_never_sees_the_output_missing_or_half_written(tmp_path: Pat
 
 
 @pytest.mark.parametrize(("kill_at", "expected"), [("renameat2", 0), ("unlinkat", 1)])
-def test_a_publish_killed_at_the_swap_leaves_a_whole_build(tmp_path: Path, kill_at: str,
-                                                           expected: int) -> None:
+def test_a_publish_killed_at_the_swap_leaves_a_whole_build(
+    tmp_path: Path, kill_at: str, expected: int
+) -> None:
     """strace kills the publisher at the swap itself (renameat2) or right after it, while the
     old copy is being deleted (the first unlinkat): OUT is the whole old or the whole new build."""
     if shutil.which("strace") is None:
         pytest.fail("strace is missing: ./setup.sh test installs it")
     target = tmp_path / "out" / "default"
     assert publisher(target, 1).returncode == 0
-    killed = publisher(target, 1, "strace", "-f", "-qq", "-o", os.devnull,
-                       "-e", f"inject={kill_at}:signal=KILL:when=1", start=1)
+    killed = publisher(
+        target,
+        1,
+        "strace",
+        "-f",
+        "-qq",
+        "-o",
+        os.devnull,
+        "-e",
+        f"inject={kill_at}:signal=KILL:when=1",
+        start=1,
+    )
     assert killed.returncode != 0, "strace should have killed the publisher"
     assert generation(target) == expected  # before the swap: the old build; after it: the new
     assert (target / "zfcpdump.rd").read_bytes() == b"rd %d" % expected

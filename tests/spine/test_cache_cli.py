@@ -16,6 +16,7 @@ def make_store(root: Path) -> tuple[Store, dict[str, Path]]:
     """Two objects and a workspace; 'old' and the workspace were last used 40 days ago."""
     store = Store(root)
     made = {}
+
     def one_mib_object(out: Path) -> None:
         (out / "blob").write_bytes(b"x" * 2**20)
 

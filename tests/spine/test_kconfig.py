@@ -24,7 +24,7 @@ def test_default_render_keeps_every_stock_line_except_relocatable() -> None:
 
 def test_override_is_rendered_in_place_with_its_origin(tmp_path: Path) -> None:
     path = tmp_path / "r.yaml"
-    path.write_text("extends: default\nkernel:\n  config:\n    set: {NR_CPUS: 4, LSM: \"yama\", HID: y}\n")
+    path.write_text('extends: default\nkernel:\n  config:\n    set: {NR_CPUS: 4, LSM: "yama", HID: y}\n')
     text = kconfig.render_defconfig(recipe.load(path))
     lines = text.splitlines()
     assert lines[lines.index("CONFIG_NR_CPUS=4") - 1] == "# overridden by recipe r"
@@ -37,8 +37,9 @@ def test_fragment_and_set_of_the_same_new_symbol_render_once(tmp_path: Path) -> 
     fragment = tmp_path / "extra.config"
     fragment.write_text("CONFIG_MAGIC_SYSRQ=y\n")
     path = tmp_path / "r.yaml"
-    path.write_text("extends: default\nkernel:\n  config:\n    fragments: [extra.config]\n"
-                    "    set: {MAGIC_SYSRQ: n}\n")
+    path.write_text(
+        "extends: default\nkernel:\n  config:\n    fragments: [extra.config]\n    set: {MAGIC_SYSRQ: n}\n"
+    )
     text = kconfig.render_defconfig(recipe.load(path))
     assert text.count("MAGIC_SYSRQ") == 1
     assert "# CONFIG_MAGIC_SYSRQ is not set" in text
@@ -54,8 +55,13 @@ def entry(symbol: str, value: str) -> kconfig.Entry:
 
 
 def test_drops_detect_changed_and_missing_symbols() -> None:
-    wanted = {"A": entry("A", "y"), "B": entry("B", "n"), "C": entry("C", "0x10"),
-              "D": entry("D", "y"), "CC_IS_GCC": entry("CC_IS_GCC", "n")}
+    wanted = {
+        "A": entry("A", "y"),
+        "B": entry("B", "n"),
+        "C": entry("C", "0x10"),
+        "D": entry("D", "y"),
+        "CC_IS_GCC": entry("CC_IS_GCC", "n"),
+    }
     final = {"A": "y", "C": "16", "CC_IS_GCC": "y"}
     drops = kconfig.dropped_symbols(wanted, final)
     assert [(e.symbol, actual) for e, actual in drops] == [("D", None)]

@@ -17,8 +17,16 @@ import pytest
 
 from support.buildcli import ROOT, BuiltRecipe, CliRun, run_cli, shared_cache_dir
 
-REQUIRED = ["CRASH_DUMP", "PROC_VMCORE", "BLK_DEV_INITRD", "ZFCP", "BLK_DEV_SD",
-            "MSDOS_PARTITION", "EFI_PARTITION", "DEBUG_FS"]
+REQUIRED = [
+    "CRASH_DUMP",
+    "PROC_VMCORE",
+    "BLK_DEV_INITRD",
+    "ZFCP",
+    "BLK_DEV_SD",
+    "MSDOS_PARTITION",
+    "EFI_PARTITION",
+    "DEBUG_FS",
+]
 
 pytestmark = pytest.mark.kernel
 
@@ -77,8 +85,9 @@ def test_symbol_missing_from_kconfig_is_refused(tmp_path: Path, built_default: B
 
 
 def test_missing_tarball(tmp_path: Path) -> None:
-    recipe = child_recipe(tmp_path, f"kernel:\n  source:\n    tarball: "
-                          f"{tmp_path / 'nope.tar.xz'}\n    sha256: {'b' * 64}\n")
+    recipe = child_recipe(
+        tmp_path, f"kernel:\n  source:\n    tarball: {tmp_path / 'nope.tar.xz'}\n    sha256: {'b' * 64}\n"
+    )
     run = run_cli("build", str(recipe), "--out", str(tmp_path / "out"), cache=tmp_path / "cache")
     assert run.code == 3
     assert "does not exist" in run.error()["message"]
@@ -91,8 +100,7 @@ def test_sha256_mismatch_keeps_nothing(tmp_path: Path) -> None:
         info = tarfile.TarInfo("linux/Makefile")
         info.size = len(data)
         tar.addfile(info, io.BytesIO(data))
-    recipe = child_recipe(tmp_path, f"kernel:\n  source:\n    tarball: {tarball}\n"
-                          f"    sha256: {'a' * 64}\n")
+    recipe = child_recipe(tmp_path, f"kernel:\n  source:\n    tarball: {tarball}\n    sha256: {'a' * 64}\n")
     cache = tmp_path / "cache"
     run = run_cli("build", str(recipe), "--out", str(tmp_path / "out"), cache=cache)
     assert run.code == 3
@@ -116,8 +124,10 @@ def failing_toolchain(tmp_path: Path) -> str:
     for tool in ("ld", "as", "ar", "nm", "objcopy", "objdump", "strip", "readelf", "cpp"):
         os.symlink(f"/usr/bin/s390x-linux-gnu-{tool}", bindir / f"s390x-broken-{tool}")
     gcc = bindir / "s390x-broken-gcc"
-    gcc.write_text("#!/bin/sh\ncase \"$*\" in *asm-offsets.c*) echo 'asm-offsets.c:1: error: "
-                   "injected failure' >&2; exit 1;; esac\nexec s390x-linux-gnu-gcc \"$@\"\n")
+    gcc.write_text(
+        '#!/bin/sh\ncase "$*" in *asm-offsets.c*) echo \'asm-offsets.c:1: error: '
+        'injected failure\' >&2; exit 1;; esac\nexec s390x-linux-gnu-gcc "$@"\n'
+    )
     gcc.chmod(0o755)
     return str(bindir / "s390x-broken-")
 
@@ -142,8 +152,9 @@ def unique_suffix() -> str:
 def build_with_localversion(tmp_path: Path, suffix: str) -> CliRun:
     # Same recipe name as the default, so it shares the default's O= workspace.
     (tmp_path / suffix).mkdir()
-    recipe = child_recipe(tmp_path / suffix, f"kernel:\n  config:\n    set: {{LOCALVERSION: \"{suffix}\"}}\n",
-                          name="default")
+    recipe = child_recipe(
+        tmp_path / suffix, f'kernel:\n  config:\n    set: {{LOCALVERSION: "{suffix}"}}\n', name="default"
+    )
     run = run_cli("build", str(recipe), "--out", str(tmp_path / suffix / "out"))
     assert run.code == 0, run.stderr
     kernel = next(e for e in run.of("stage-finish") if e["stage"] == "kernel")
@@ -176,11 +187,24 @@ def private_cache(tmp_path: Path) -> Path:
 def test_interrupted_build_is_never_reused(tmp_path: Path, built_default: BuiltRecipe) -> None:
     cache = private_cache(tmp_path)  # always cold, so there is a build to interrupt
     recipe = child_recipe(tmp_path, "", name="interrupt")
-    command = [sys.executable, str(ROOT / "build.py"), "build", str(recipe), "--json",
-               "--out", str(tmp_path / "out"), "--cache-dir", str(cache)]
+    command = [
+        sys.executable,
+        str(ROOT / "build.py"),
+        "build",
+        str(recipe),
+        "--json",
+        "--out",
+        str(tmp_path / "out"),
+        "--cache-dir",
+        str(cache),
+    ]
     # A shell's background job inherits SIGINT as ignored; a user's terminal does not.
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True,
-                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     assert process.stdout is not None
     for line in process.stdout:
         if '"stage-start"' in line and '"kernel"' in line:
@@ -213,8 +237,7 @@ def test_full_disk_while_unpacking(tmp_path: Path) -> None:
                 info.size = len(data)
                 tar.addfile(info, io.BytesIO(data))
         digest = hashlib.sha256(tarball.read_bytes()).hexdigest()
-        recipe = child_recipe(tmp_path, f"kernel:\n  source:\n    tarball: {tarball}\n"
-                              f"    sha256: {digest}\n")
+        recipe = child_recipe(tmp_path, f"kernel:\n  source:\n    tarball: {tarball}\n    sha256: {digest}\n")
         run = run_cli("build", str(recipe), "--out", str(tmp_path / "out"), cache=mountpoint)
         assert run.code == 4, run.stderr
         assert "no space left" in run.error()["message"]

@@ -52,7 +52,10 @@ def test_plan_of_a_built_default_says_everything_is_cached(built_default: BuiltR
     check_schema(run)
     stages = table(run, "stages")
     assert {name: row[1] for name, row in stages.items()} == {
-        "source": "cached", "kconfig": "cached", "kernel": "cached"}
+        "source": "cached",
+        "kconfig": "cached",
+        "kernel": "cached",
+    }
     text = messages(run)
     assert "~ RELOCATABLE: n -> y" in text
     assert "resolved recipe" in text and "linux-source-6.1" in text
@@ -60,8 +63,10 @@ def test_plan_of_a_built_default_says_everything_is_cached(built_default: BuiltR
 
 def test_plan_of_a_layered_recipe_shows_its_additions(tmp_path: Path, built_default: BuiltRecipe) -> None:
     child = tmp_path / "layered.yaml"
-    child.write_text(f"extends: {ROOT / 'recipes' / 'qemu-test.yaml'}\nkernel:\n  config:\n"
-                     "    set: {LOCALVERSION: \"-never-built-plan\"}\n")
+    child.write_text(
+        f"extends: {ROOT / 'recipes' / 'qemu-test.yaml'}\nkernel:\n  config:\n"
+        '    set: {LOCALVERSION: "-never-built-plan"}\n'
+    )
     run = run_cli("plan", str(child))
     assert run.code == 0, run.stderr
     text = messages(run)
@@ -97,8 +102,9 @@ def test_manifest_records_inputs_and_outputs(built_default: BuiltRecipe) -> None
 def test_manifest_is_reproducible(tmp_path: Path, built_default: BuiltRecipe) -> None:
     again = run_cli("build", "default", "--out", str(tmp_path / "again"))
     assert again.code == 0, again.stderr
-    assert (tmp_path / "again" / "manifest.json").read_bytes() == \
-        (built_default.out / "manifest.json").read_bytes()
+    assert (tmp_path / "again" / "manifest.json").read_bytes() == (
+        built_default.out / "manifest.json"
+    ).read_bytes()
 
 
 def test_budget_gate_fires_with_a_ranked_breakdown(tmp_path: Path, built_default: BuiltRecipe) -> None:

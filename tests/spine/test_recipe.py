@@ -37,10 +37,14 @@ def test_qemu_test_layers_fragments_and_keeps_parent(tmp_path: Path) -> None:
 
 
 def test_child_set_merges_symbol_by_symbol(tmp_path: Path) -> None:
-    parent = write(tmp_path / "parent.yaml", "kernel:\n  source: {debian: linux-source-6.1}\n"
-                   "  config:\n    set: {A_ONE: y, B_TWO: n}\n")
-    child = write(tmp_path / "child.yaml", f"extends: {parent.name}\nkernel:\n  config:\n"
-                  "    set: {B_TWO: y, C_THREE: 12}\n")
+    parent = write(
+        tmp_path / "parent.yaml",
+        "kernel:\n  source: {debian: linux-source-6.1}\n  config:\n    set: {A_ONE: y, B_TWO: n}\n",
+    )
+    child = write(
+        tmp_path / "child.yaml",
+        f"extends: {parent.name}\nkernel:\n  config:\n    set: {{B_TWO: y, C_THREE: 12}}\n",
+    )
     loaded = recipe.load(child)
     assert loaded.get("kernel.config.set") == {"A_ONE": "y", "B_TWO": "y", "C_THREE": 12}
 
@@ -70,10 +74,13 @@ def test_bad_choice_suggests_closest(tmp_path: Path) -> None:
     assert "did you mean 'xz'" in error_of(path)
 
 
-@pytest.mark.parametrize("symbol, fragment", [
-    ("CONFIG_ZFCP", "without the CONFIG_ prefix"),
-    ("zfcp", "bad name 'zfcp'"),
-])
+@pytest.mark.parametrize(
+    "symbol, fragment",
+    [
+        ("CONFIG_ZFCP", "without the CONFIG_ prefix"),
+        ("zfcp", "bad name 'zfcp'"),
+    ],
+)
 def test_bad_symbol_name(tmp_path: Path, symbol: str, fragment: str) -> None:
     path = write(tmp_path / "r.yaml", f"kernel:\n  config:\n    set: {{{symbol}: y}}\n")
     assert fragment in error_of(path)
@@ -119,19 +126,49 @@ def test_missing_recipe_lists_available() -> None:
     assert "default" in (caught.value.hint or "")
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("32MiB", 32 << 20), ("2.5MiB", int(2.5 * (1 << 20))), ("4096", 4096), (12, 12), ("1G", 1 << 30),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("32MiB", 32 << 20),
+        ("2.5MiB", int(2.5 * (1 << 20))),
+        ("4096", 4096),
+        (12, 12),
+        ("1G", 1 << 30),
+    ],
+)
 def test_parse_size(text: object, expected: int) -> None:
     assert recipe.parse_size(text) == expected
 
 
-yaml_scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=8),
-                         st.lists(st.text(max_size=4), max_size=3))
-yaml_trees = st.recursive(yaml_scalars, lambda inner: st.dictionaries(
-    st.sampled_from(["kernel", "source", "config", "set", "arch", "build", "jobs", "writer",
-                     "after", "debian", "ZFCP", "fragments", "initramfs", "bogus"]), inner,
-    max_size=4), max_leaves=12)
+yaml_scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.text(max_size=8), st.lists(st.text(max_size=4), max_size=3)
+)
+yaml_trees = st.recursive(
+    yaml_scalars,
+    lambda inner: st.dictionaries(
+        st.sampled_from(
+            [
+                "kernel",
+                "source",
+                "config",
+                "set",
+                "arch",
+                "build",
+                "jobs",
+                "writer",
+                "after",
+                "debian",
+                "ZFCP",
+                "fragments",
+                "initramfs",
+                "bogus",
+            ]
+        ),
+        inner,
+        max_size=4,
+    ),
+    max_leaves=12,
+)
 
 
 @settings(max_examples=150, deadline=None)
@@ -151,8 +188,12 @@ def test_validator_only_raises_recipe_errors(tree: object, tmp_path_factory: pyt
 
 def test_child_source_replaces_the_parent_source(tmp_path: Path) -> None:
     path = write(tmp_path / "r.yaml", f"extends: default\nkernel:\n  source: {{tree: {tmp_path}}}\n")
-    assert recipe.load(path).get("kernel.source") == {"debian": None, "tarball": None,
-                                                       "sha256": None, "tree": str(tmp_path)}
+    assert recipe.load(path).get("kernel.source") == {
+        "debian": None,
+        "tarball": None,
+        "sha256": None,
+        "tree": str(tmp_path),
+    }
 
 
 def test_null_clears_an_optional_key(tmp_path: Path) -> None:

@@ -11,8 +11,9 @@ from support.buildcli import ROOT
 
 def tracked() -> list[tuple[str, str]]:
     """(mode, path) of every tracked file."""
-    listing = subprocess.run(["git", "-C", str(ROOT), "ls-files", "-s", "-z"], capture_output=True,
-                             check=True).stdout.decode()
+    listing = subprocess.run(
+        ["git", "-C", str(ROOT), "ls-files", "-s", "-z"], capture_output=True, check=True
+    ).stdout.decode()
     return [(line.split()[0], line.split("\t", 1)[1]) for line in listing.split("\0") if line]
 
 

@@ -36,8 +36,9 @@ class CliRun:
         return errors[0]
 
 
-def run_cli(*args: str, cache: Path | None = None, env: dict[str, str] | None = None,
-            timeout: float = 1800) -> CliRun:
+def run_cli(
+    *args: str, cache: Path | None = None, env: dict[str, str] | None = None, timeout: float = 1800
+) -> CliRun:
     """Run `build.py ARGS --json` in a subprocess, as CI would, and parse its events.
 
     `--cache-dir` is added (*cache*, else the shared one) unless ARGS name it already, or
@@ -45,8 +46,9 @@ def run_cli(*args: str, cache: Path | None = None, env: dict[str, str] | None = 
     needs_cache = "--cache-dir" not in args and args[:1] != ("dumpdisk",)
     own_cache = ["--cache-dir", str(cache or shared_cache_dir())] if needs_cache else []
     command = [sys.executable, str(ROOT / "build.py"), *args, "--json", *own_cache]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
-                            env={**os.environ, **(env or {})})
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
+    )
     events = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     return CliRun(result.returncode, events, result.stderr)
 

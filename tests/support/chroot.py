@@ -26,8 +26,7 @@ CHROOT = "/usr/sbin/chroot"
 
 
 def host_arch() -> str:
-    result = subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True,
-                            check=True)
+    result = subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True, check=True)
     return result.stdout.strip()
 
 
@@ -75,17 +74,18 @@ def shebang(script: Path) -> list[str]:
     return [p.decode() for p in parts]
 
 
-def run(root: Path, argv: list[str], timeout: float = 300, cwd: str = "/",
-        input_text: str | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    root: Path, argv: list[str], timeout: float = 300, cwd: str = "/", input_text: str | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run s390x *argv* (paths inside *root*) under the root's static qemu, with env -i."""
     inner = ["/" + QEMU_IN_ROOT, *argv]
     cmd = ["/usr/bin/env", "-i", UNSHARE, "-m", CHROOT, str(root), *inner]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                          input=input_text, check=False)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, input=input_text, check=False)
 
 
-def run_script(root: Path, script: str, args: list[str], timeout: float = 300
-               ) -> subprocess.CompletedProcess[str]:
+def run_script(
+    root: Path, script: str, args: list[str], timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
     """Run the in-root *script* as execve(2) would: its #! interpreter, the script, *args*."""
     return run(root, [*shebang(root / script.lstrip("/")), script, *args], timeout)
 
@@ -106,8 +106,12 @@ def is_char_device(path: Path) -> bool:
 
 def decompress(data: bytes) -> bytes:
     """Undo any of the initramfs compressions with the standard command-line tools."""
-    magics = {b"\x1f\x8b": ["gzip", "-dc"], b"\xfd7zXZ": ["xz", "-dc"],
-              b"\x28\xb5\x2f\xfd": ["zstd", "-dc"], b"\x02\x21\x4c\x18": ["lz4", "-dc"]}
+    magics = {
+        b"\x1f\x8b": ["gzip", "-dc"],
+        b"\xfd7zXZ": ["xz", "-dc"],
+        b"\x28\xb5\x2f\xfd": ["zstd", "-dc"],
+        b"\x02\x21\x4c\x18": ["lz4", "-dc"],
+    }
     for magic, cmd in magics.items():
         if data.startswith(magic):
             return subprocess.run(cmd, input=data, capture_output=True, check=True).stdout

@@ -74,9 +74,17 @@ Entry = initramfs.Entry  # path, kind (dir|file|symlink|chr), mode, data, target
 
 
 def init_script(token: str, append: str = CAPTURE_APPEND) -> str:
-    return INIT_TEMPLATE.format(start=MARK_START, version=MARK_VERSION, token_mark=MARK_TOKEN,
-                                token=token, append=append, loaded=MARK_LOADED,
-                                failed=MARK_KEXEC_FAILED, crash=MARK_CRASH, alive=MARK_ALIVE)
+    return INIT_TEMPLATE.format(
+        start=MARK_START,
+        version=MARK_VERSION,
+        token_mark=MARK_TOKEN,
+        token=token,
+        append=append,
+        loaded=MARK_LOADED,
+        failed=MARK_KEXEC_FAILED,
+        crash=MARK_CRASH,
+        alive=MARK_ALIVE,
+    )
 
 
 def _control_depends(deb: Path) -> list[str]:
@@ -180,8 +188,9 @@ def _dirs_for(paths: list[str]) -> list[str]:
     return sorted(dirs)
 
 
-def crashside_entries(stage: Path, capture_image: Path, capture_rd: Path, token: str,
-                      append: str = CAPTURE_APPEND) -> list[Entry]:
+def crashside_entries(
+    stage: Path, capture_image: Path, capture_rd: Path, token: str, append: str = CAPTURE_APPEND
+) -> list[Entry]:
     """All cpio members of the crash-side initramfs."""
     files: dict[str, tuple[bytes, int]] = {
         "init": (init_script(token, append).encode(), 0o755),
@@ -193,8 +202,7 @@ def crashside_entries(stage: Path, capture_image: Path, capture_rd: Path, token:
         files[path] = (real.read_bytes(), 0o755)
     dirs = sorted(set(_dirs_for(list(files))) | {"dev", "proc", "sys", "bin", "sbin", "tmp"})
     entries = [Entry(d, "dir") for d in dirs]
-    entries += [Entry("dev/console", "chr", 0o600, rdev=(5, 1)),
-                Entry("dev/null", "chr", 0o666, rdev=(1, 3))]
+    entries += [Entry("dev/console", "chr", 0o600, rdev=(5, 1)), Entry("dev/null", "chr", 0o666, rdev=(1, 3))]
     entries += [Entry("bin/sh", "symlink", 0o777, target="busybox")]
     entries += [Entry(p, "file", mode, data) for p, (data, mode) in sorted(files.items())]
     return entries
@@ -206,8 +214,14 @@ def write_rd(entries: list[Entry], out_path: Path, compression: str = "gzip") ->
     return out_path
 
 
-def build_crashside_rd(capture_image: Path, capture_rd: Path, out_path: Path, token: str,
-                       cache_dir: Path | None = None, append: str = CAPTURE_APPEND) -> Path:
+def build_crashside_rd(
+    capture_image: Path,
+    capture_rd: Path,
+    out_path: Path,
+    token: str,
+    cache_dir: Path | None = None,
+    append: str = CAPTURE_APPEND,
+) -> Path:
     """Build the crash-side initramfs at *out_path* (gzip cpio) and return its path.
 
     *append* is the capture kernel's command line (kexec --append).
@@ -286,10 +300,24 @@ def _c_probe(work: Path, period_ms: int) -> bytes | None:
     if compiler is None:
         return None
     (work / "probe.c").write_text(PROBE_C)
-    subprocess.run([compiler, "-Os", "-static", "-nostdlib", "-ffreestanding",
-                    "-fno-stack-protector", f"-DPERIOD_NS={period_ms * 1_000_000}L",
-                    "-Wl,--build-id=none", "-s", "-o", str(work / "probe"), str(work / "probe.c")],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            compiler,
+            "-Os",
+            "-static",
+            "-nostdlib",
+            "-ffreestanding",
+            "-fno-stack-protector",
+            f"-DPERIOD_NS={period_ms * 1_000_000}L",
+            "-Wl,--build-id=none",
+            "-s",
+            "-o",
+            str(work / "probe"),
+            str(work / "probe.c"),
+        ],
+        check=True,
+        capture_output=True,
+    )
     return (work / "probe").read_bytes()
 
 
@@ -297,8 +325,10 @@ def _busybox_probe(work: Path, period_ms: int, cache_dir: Path | None) -> list[E
     debs = debpkg.fetch_packages(["busybox-static"], ARCH, cache_dir or default_cache_dir())
     debpkg.unpack_package(debs[0], work)
     script = PROBE_SH.format(interval=period_ms / 1000).encode()
-    return [Entry("probe/busybox", "file", 0o755, _resolve(work, "bin/busybox").read_bytes()),
-            Entry("probe/init", "file", 0o755, script)]
+    return [
+        Entry("probe/busybox", "file", 0o755, _resolve(work, "bin/busybox").read_bytes()),
+        Entry("probe/init", "file", 0o755, script),
+    ]
 
 
 def probe_entries(period_ms: int = 100, cache_dir: Path | None = None) -> list[Entry]:
@@ -314,8 +344,9 @@ def probe_entries(period_ms: int = 100, cache_dir: Path | None = None) -> list[E
         shutil.rmtree(work, ignore_errors=True)
 
 
-def probed_rd(capture_rd: Path, out_path: Path, period_ms: int = 100,
-              cache_dir: Path | None = None) -> tuple[Path, int]:
+def probed_rd(
+    capture_rd: Path, out_path: Path, period_ms: int = 100, cache_dir: Path | None = None
+) -> tuple[Path, int]:
     """*capture_rd* byte for byte, followed by a second cpio holding the MemAvailable probe.
 
     The kernel unpacks concatenated archives in turn, so the original rd stays intact; boot it
@@ -336,4 +367,3 @@ def list_rd(path: Path) -> list[str]:
     """Member names of an initramfs (for tests of this module)."""
     with libarchive.file_reader(str(path)) as archive:
         return [entry.pathname for entry in archive]
-

@@ -14,8 +14,11 @@ Loads = list[tuple[int, int, int]]
 def pt_loads(path: Path) -> Loads:
     """(paddr, file offset, file size) of every PT_LOAD segment."""
     with open(path, "rb") as handle:
-        return [(s["p_paddr"], s["p_offset"], s["p_filesz"]) for s in ELFFile(handle).iter_segments()
-                if s["p_type"] == "PT_LOAD"]
+        return [
+            (s["p_paddr"], s["p_offset"], s["p_filesz"])
+            for s in ELFFile(handle).iter_segments()
+            if s["p_type"] == "PT_LOAD"
+        ]
 
 
 def read_physical(path: Path, loads: Loads, paddr: int, size: int) -> bytes:

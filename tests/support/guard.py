@@ -30,13 +30,21 @@ def tree_state(root: Path) -> dict[str, str]:
 
 def top_level_state(root: Path = Path("/")) -> dict[str, str]:
     """The names, types and mtimes directly in *root*: cheap evidence that `/` was not touched."""
-    return {name: f"{os.lstat(root / name).st_mode:o} {os.lstat(root / name).st_mtime_ns}"
-            for name in sorted(os.listdir(root))}
+    return {
+        name: f"{os.lstat(root / name).st_mode:o} {os.lstat(root / name).st_mtime_ns}"
+        for name in sorted(os.listdir(root))
+    }
 
 
 @contextmanager
-def tmpfs(where: Path, size: str = "1m", *, read_only: bool = False, full: bool = False,
-          seed: dict[str, bytes] | None = None) -> Iterator[Path]:
+def tmpfs(
+    where: Path,
+    size: str = "1m",
+    *,
+    read_only: bool = False,
+    full: bool = False,
+    seed: dict[str, bytes] | None = None,
+) -> Iterator[Path]:
     """A tmpfs at *where*: seeded with files, then filled up or remounted read-only."""
     where.mkdir(parents=True, exist_ok=True)
     subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], check=True)

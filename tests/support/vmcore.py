@@ -43,7 +43,7 @@ def cpu_regs(cpu: int) -> bytes:
 def cpu_notes(cpu: int) -> bytes:
     prstatus = bytearray(PRSTATUS_SIZE)
     struct.pack_into(">I", prstatus, PR_PID_AT, cpu + 1)
-    prstatus[PR_REG_AT:PR_REG_AT + 216] = cpu_regs(cpu)
+    prstatus[PR_REG_AT : PR_REG_AT + 216] = cpu_regs(cpu)
     out = note(b"CORE", NT_PRSTATUS, bytes(prstatus))
     out += note(b"CORE", NT_PRFPREG, bytes((cpu + i) & 0xFF for i in range(FPREGSET_SIZE)))
     for ntype, size in S390_NOTES:
@@ -105,9 +105,16 @@ def _fill(handle: object, load: Load, rng: random.Random, head: int, tag_stride:
             handle.write((b"PA" + pa.to_bytes(8, "big"))[:avail])
 
 
-def write_vmcore(path: Path, loads: list[tuple[int, int]], cpus: int = 2,
-                 vmcoreinfo: bool = False, notes_page: bool = False, seed: int = 1,
-                 head: int = 64 << 10, tag_stride: int = 1 << 20) -> Vmcore:
+def write_vmcore(
+    path: Path,
+    loads: list[tuple[int, int]],
+    cpus: int = 2,
+    vmcoreinfo: bool = False,
+    notes_page: bool = False,
+    seed: int = 1,
+    head: int = 64 << 10,
+    tag_stride: int = 1 << 20,
+) -> Vmcore:
     """Write a sparse core with PT_LOADs for the (paddr, size) pairs in *loads*.
 
     Notes follow the program headers (inside the header page) unless *notes_page*, which puts

@@ -116,12 +116,14 @@ def command(args: list[str], root: Path) -> list[str]:
     return ["qemu-s390x", "-L", str(root), str(root / rel), *args]
 
 
-def run(args: list[str], root: Path, stdout: int | object | None = None,
-        timeout: float = 300) -> subprocess.CompletedProcess[bytes]:
+def run(
+    args: list[str], root: Path, stdout: int | object | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[bytes]:
     """Run zgetdump with *args*; stdout is captured unless a file object is given."""
     out = subprocess.PIPE if stdout is None else stdout
-    return subprocess.run(command(args, root), stdout=out, stderr=subprocess.PIPE,
-                          timeout=timeout, check=False)
+    return subprocess.run(
+        command(args, root), stdout=out, stderr=subprocess.PIPE, timeout=timeout, check=False
+    )
 
 
 def info(path: Path, root: Path) -> subprocess.CompletedProcess[bytes]:

@@ -32,7 +32,7 @@ def ckm(data: bytes, seed: int = 0x12345678) -> int:
     s = seed
     data = data + b"\0" * (-len(data) % 4)
     for i in range(0, len(data), 4):
-        s += int.from_bytes(data[i:i + 4], "big")
+        s += int.from_bytes(data[i : i + 4], "big")
         if s > 0xFFFFFFFF:
             s = (s & 0xFFFFFFFF) + 1
     return s
@@ -65,8 +65,17 @@ class ZiplDisk:
             handle.write(data)
 
     def superblock(self) -> dict[str, int]:
-        names = ("magic", "version", "part_start", "part_size", "dump_offset", "dump_size",
-                 "csum_offset", "csum_size", "csum")
+        names = (
+            "magic",
+            "version",
+            "part_start",
+            "part_size",
+            "dump_offset",
+            "dump_size",
+            "csum_offset",
+            "csum_size",
+            "csum",
+        )
         return dict(zip(names, struct.unpack(">9Q", self.read(self.sb_offset, 72)), strict=True))
 
     def set_superblock(self, **fields: int) -> None:
@@ -141,8 +150,15 @@ class _Builder:
         self.sentinels.append((offset, data))
 
 
-def make_disk(path: Path, dump_size: int, *, tail: int = 32 * MIB, logical: bool = False,
-              block: int = 512, start_sector: int | None = None) -> ZiplDisk:
+def make_disk(
+    path: Path,
+    dump_size: int,
+    *,
+    tail: int = 32 * MIB,
+    logical: bool = False,
+    block: int = 512,
+    start_sector: int | None = None,
+) -> ZiplDisk:
     """Create a zipl-prepared SCSI dump disk image at *path* (sparse)."""
     b = block
     filler = (2048, 2048)  # 1 MiB at 1 MiB: partition 1 (or the first logical one)
@@ -159,15 +175,18 @@ def make_disk(path: Path, dump_size: int, *, tail: int = 32 * MIB, logical: bool
     bld.put(0, _mbr(b, sb_offset, prog_block))
     _write_guards(bld, filler, start * b, dump_size, sb_offset, prog_block, disk_size)
     bld.put(start * b, b"\0" * (64 << 10))
-    bld.put(sb_offset, struct.pack(">9Q", SB_MAGIC, 1, start * b, part_size, 0, dump_size, 0,
-                                   4096, 0x12345678))
+    bld.put(
+        sb_offset, struct.pack(">9Q", SB_MAGIC, 1, start * b, part_size, 0, dump_size, 0, 4096, 0x12345678)
+    )
     bld.handle.close()
-    return ZiplDisk(Path(path), b, number, start * b, part_size, dump_size, sb_offset,
-                    disk_size, bld.sentinels)
+    return ZiplDisk(
+        Path(path), b, number, start * b, part_size, dump_size, sb_offset, disk_size, bld.sentinels
+    )
 
 
-def _write_tables(bld: _Builder, logical: bool, filler: tuple[int, int], start: int,
-                  count: int, total: int) -> int:
+def _write_tables(
+    bld: _Builder, logical: bool, filler: tuple[int, int], start: int, count: int, total: int
+) -> int:
     b = bld.block
     if not logical:
         bld.put(0x1BE, _table([_entry(0x83, *filler), _entry(0x83, start, count)]))
@@ -175,8 +194,10 @@ def _write_tables(bld: _Builder, logical: bool, filler: tuple[int, int], start: 
     ext = 1024  # extended partition at 512 KiB, EBRs inside it
     ebr2 = start - 8
     bld.put(0x1BE, _table([_entry(0x83, 8, 1000 - 8), _entry(0x05, ext, total - ext - 8)]))
-    bld.put(ext * b + 0x1BE, _table([_entry(0x83, filler[0] - ext, filler[1]),
-                                     _entry(0x05, ebr2 - ext, count + 8)]))
+    bld.put(
+        ext * b + 0x1BE,
+        _table([_entry(0x83, filler[0] - ext, filler[1]), _entry(0x05, ebr2 - ext, count + 8)]),
+    )
     bld.put(ebr2 * b + 0x1BE, _table([_entry(0x83, 8, count)]))
     return 6
 
@@ -191,8 +212,15 @@ def _write_program_table(bld: _Builder, prog_block: int) -> None:
         bld.sentinels.append((offset, data))
 
 
-def _write_guards(bld: _Builder, filler: tuple[int, int], part_start: int, dump_size: int,
-                  sb_offset: int, prog_block: int, disk_size: int) -> None:
+def _write_guards(
+    bld: _Builder,
+    filler: tuple[int, int],
+    part_start: int,
+    dump_size: int,
+    sb_offset: int,
+    prog_block: int,
+    disk_size: int,
+) -> None:
     b = bld.block
     bld.guard(0x98, 0x1B8 - 0x98, "mbr-gap")
     bld.guard(filler[0] * b, 64 << 10, "filler-partition")

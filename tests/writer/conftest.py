@@ -27,6 +27,7 @@ def env_factory(tmp_path: Path):  # noqa: ANN201 - returns a factory
 
     def factory(**kwargs: object) -> Env:
         return make_env(tmp_path / f"env{next(counter)}", **kwargs)
+
     return factory
 
 

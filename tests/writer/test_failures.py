@@ -80,11 +80,16 @@ def test_truncated_elf(env) -> None:  # noqa: ANN001
     refused(env, "truncated")
 
 
-@pytest.mark.parametrize("offset,data,needle", [
-    (0, b"\x7fELG", "not ELF"), (4, b"\x01", "not big-endian ELF64"),
-    (18, b"\x00\x3e", "not an s390x core"), (54, b"\x00\x38\x00\x00", "unsupported program headers"),
-    (32, struct.pack(">Q", 1 << 40), "exceed the core"),
-])
+@pytest.mark.parametrize(
+    "offset,data,needle",
+    [
+        (0, b"\x7fELG", "not ELF"),
+        (4, b"\x01", "not big-endian ELF64"),
+        (18, b"\x00\x3e", "not an s390x core"),
+        (54, b"\x00\x38\x00\x00", "unsupported program headers"),
+        (32, struct.pack(">Q", 1 << 40), "exceed the core"),
+    ],
+)
 def test_corrupt_elf(env, offset, data, needle) -> None:  # noqa: ANN001
     with open(env.core.path, "r+b") as handle:
         handle.seek(offset)
@@ -198,8 +203,12 @@ sys.exit(Dump(Slow(sys.argv[2])).run())
 
 def test_sigterm_mid_copy_subprocess(env) -> None:  # noqa: ANN001
     (env.root / "etc/zfcpdump.conf").write_text("chunk_kib = 64\n")
-    proc = subprocess.Popen([sys.executable, "-c", SLOW_WRITER, str(REPO / "src"), str(env.root)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SLOW_WRITER, str(REPO / "src"), str(env.root)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout is not None
     deadline = time.monotonic() + 30
     for line in proc.stdout:

@@ -21,9 +21,16 @@ def assert_good_dump(env) -> None:  # noqa: ANN001
     assert "Dump successful" in env.text
 
 
-@pytest.mark.parametrize("disk_kwargs", [
-    {}, {"logical": True}, {"start_sector": 4097}, {"block": 4096},
-], ids=["primary", "logical", "unaligned-start", "4k-blocks"])
+@pytest.mark.parametrize(
+    "disk_kwargs",
+    [
+        {},
+        {"logical": True},
+        {"start_sector": 4097},
+        {"block": 4096},
+    ],
+    ids=["primary", "logical", "unaligned-start", "4k-blocks"],
+)
 def test_dump_area_equals_vmcore(env_factory, disk_kwargs) -> None:  # noqa: ANN001
     env = env_factory(**disk_kwargs)
     code, _ = env.run()
@@ -50,7 +57,7 @@ def test_header_page_written_last(env) -> None:  # noqa: ANN001
     # first header-page write is the busy marker, the last one the real header, after all data
     assert writes[header[0]] == (start, len(BUSY_MARKER))
     assert header[-1] > max(body)
-    assert [off for off, _ in writes[header[-1] + 1:]] == [sb]
+    assert [off for off, _ in writes[header[-1] + 1 :]] == [sb]
     assert writes[header[-1]] == (start, 4096)
 
 
@@ -60,10 +67,14 @@ def test_hsa_released_between_hsa_regions_and_rest(env) -> None:  # noqa: ANN001
     start = env.disk.dump_start
     release = sysm.events.index(("write_text", "/sys/kernel/debug/zcore/hsa", 0, 0))
     before = [(o - start, n) for k, p, o, n in sysm.events[:release] if k == "pwrite" and o >= start + 4096]
-    after = [(o - start, n) for k, p, o, n in sysm.events[release:] if k == "pwrite"
-             and start + 4096 <= o < start + env.core.size]
-    hsa_file = {(ld.offset, ld.offset + min(ld.size, HSA - ld.paddr)) for ld in env.core.loads
-                if ld.paddr < HSA}
+    after = [
+        (o - start, n)
+        for k, p, o, n in sysm.events[release:]
+        if k == "pwrite" and start + 4096 <= o < start + env.core.size
+    ]
+    hsa_file = {
+        (ld.offset, ld.offset + min(ld.size, HSA - ld.paddr)) for ld in env.core.loads if ld.paddr < HSA
+    }
     covered = sum(n for _, n in before if _ < env.core.size)
     assert covered == sum(e - s for s, e in hsa_file)
     assert all(any(s <= o < e for s, e in hsa_file) for o, _ in before if o < env.core.size)
@@ -172,8 +183,12 @@ def test_zfcp_ipl_device_attach(env) -> None:  # noqa: ANN001
     r = env.root
     ipl = r / "sys/firmware/ipl"
     ipl.mkdir(parents=True)
-    for name, value in (("ipl_type", "fcp_dump"), ("device", "0.0.1700"),
-                        ("wwpn", "0x500507630300c562"), ("lun", "0x4010403200000000")):
+    for name, value in (
+        ("ipl_type", "fcp_dump"),
+        ("device", "0.0.1700"),
+        ("wwpn", "0x500507630300c562"),
+        ("lun", "0x4010403200000000"),
+    ):
         (ipl / name).write_text(value + "\n")
     zfcp = r / "sys/bus/ccw/drivers/zfcp/0.0.1700"
     (zfcp / "0x500507630300c562").mkdir(parents=True)
@@ -193,11 +208,12 @@ def test_zfcp_ipl_device_attach(env) -> None:  # noqa: ANN001
     code, _ = env.run()
     assert code == 0, env.text
     writes = [a for a in env.actions() if a.startswith("write ")]
-    assert writes[:4] == ["write /sys/module/zfcp/parameters/allow_lun_scan 0",
-                          "write /sys/bus/ccw/drivers/zfcp/0.0.1700/online 1",
-                          "write /sys/bus/ccw/drivers/zfcp/0.0.1700/port_add 0x500507630300c562",
-                          "write /sys/bus/ccw/drivers/zfcp/0.0.1700/0x500507630300c562/unit_add "
-                          "0x4010403200000000"]
+    assert writes[:4] == [
+        "write /sys/module/zfcp/parameters/allow_lun_scan 0",
+        "write /sys/bus/ccw/drivers/zfcp/0.0.1700/online 1",
+        "write /sys/bus/ccw/drivers/zfcp/0.0.1700/port_add 0x500507630300c562",
+        "write /sys/bus/ccw/drivers/zfcp/0.0.1700/0x500507630300c562/unit_add 0x4010403200000000",
+    ]
     assert env.sda.read_bytes() == b"decoy" * 1000
     assert "dump disk /dev/sdb" in env.text
     assert env.dump_bytes() == env.vmcore_bytes()

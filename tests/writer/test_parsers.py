@@ -44,7 +44,7 @@ def good_core(tmp_path_factory) -> bytes:  # noqa: ANN001
 
 
 def _reader(data: bytes):  # noqa: ANN202
-    return lambda off, n: data[off:off + n]
+    return lambda off, n: data[off : off + n]
 
 
 def _parse_core(data: bytes) -> None:
@@ -91,8 +91,10 @@ def test_fuzz_superblock_random(raw: bytes, sb_off: int, disk: int) -> None:
 
 
 @FUZZ
-@given(st.lists(st.sampled_from([0, 1, 4096, 1 << 20, 1 << 30, (1 << 64) - 1]), min_size=7, max_size=7),
-       st.integers(0, 1 << 30))
+@given(
+    st.lists(st.sampled_from([0, 1, 4096, 1 << 20, 1 << 30, (1 << 64) - 1]), min_size=7, max_size=7),
+    st.integers(0, 1 << 30),
+)
 def test_fuzz_superblock_fields(fields: list[int], sb_off: int) -> None:
     raw = struct.pack(">9Q", 0x5A46435044554D50, 1, *fields)
     try:
@@ -119,8 +121,9 @@ def test_fuzz_mbr(raw: bytes) -> None:
 
 @pytest.fixture(scope="module")
 def disk_image(tmp_path_factory) -> bytes:  # noqa: ANN001
-    env = make_env(tmp_path_factory.mktemp("disk"), loads=[(0, 8192)], dump_size=1 << 20, tail=64 << 10,
-                   logical=True)
+    env = make_env(
+        tmp_path_factory.mktemp("disk"), loads=[(0, 8192)], dump_size=1 << 20, tail=64 << 10, logical=True
+    )
     return env.sda.read_bytes()
 
 
@@ -141,18 +144,24 @@ def test_fuzz_layout_mutations(disk_image: bytes, data: st.DataObject) -> None:
 
 
 def test_plan_example() -> None:
-    segs = [Segment(PT_LOAD, 0x1000, 0, 0, 0x3000, 0x3000),
-            Segment(PT_LOAD, 0x4000, 0x2000, 0x2000, 0x4000, 0x4000),
-            Segment(PT_LOAD, 0x8000, 0x10000, 0x10000, 0x1000, 0x1000)]
+    segs = [
+        Segment(PT_LOAD, 0x1000, 0, 0, 0x3000, 0x3000),
+        Segment(PT_LOAD, 0x4000, 0x2000, 0x2000, 0x4000, 0x4000),
+        Segment(PT_LOAD, 0x8000, 0x10000, 0x10000, 0x1000, 0x1000),
+    ]
     plan = make_plan(0x9000, hsa_ranges(segs, 0x4000))
     assert plan.hsa == [(0x1000, 0x6000)]
     assert plan.rest == [(0x6000, 0x9000)]
     assert plan.header == (0, HEADER_PAGE)
 
 
-@given(st.integers(1, 1 << 14), st.lists(st.tuples(st.integers(0, 1 << 14), st.integers(0, 1 << 14),
-                                                   st.integers(0, 1 << 12)), max_size=8),
-       st.integers(0, 1 << 14))
+@given(
+    st.integers(1, 1 << 14),
+    st.lists(
+        st.tuples(st.integers(0, 1 << 14), st.integers(0, 1 << 14), st.integers(0, 1 << 12)), max_size=8
+    ),
+    st.integers(0, 1 << 14),
+)
 def test_plan_covers_file_once(size: int, loads: list[tuple[int, int, int]], hsa: int) -> None:
     segs = [Segment(PT_LOAD, off, pa, pa, n, n) for off, pa, n in loads]
     plan = make_plan(size, hsa_ranges(segs, hsa))
@@ -163,8 +172,9 @@ def test_plan_covers_file_once(size: int, loads: list[tuple[int, int, int]], hsa
         pos = end
     assert pos == size
     assert plan.header == (0, min(size, HEADER_PAGE))
-    below = {b for s in segs if s.paddr < hsa
-             for b in range(s.offset, s.offset + min(s.filesz, hsa - s.paddr))}
+    below = {
+        b for s in segs if s.paddr < hsa for b in range(s.offset, s.offset + min(s.filesz, hsa - s.paddr))
+    }
     wanted = {b for b in below if HEADER_PAGE <= b < size}
     assert {b for start, end in plan.hsa for b in range(start, end)} == wanted
 
@@ -178,12 +188,19 @@ def test_config_roundtrip_and_defaults() -> None:
     assert config.parse("# c\n\n debug = 4  # trailing\n")["debug"] == 4
 
 
-@pytest.mark.parametrize("text,needle", [
-    ("after = reboot\n", "after must be one of"), ("nope = 1\n", "unknown key"),
-    ("debug = 9\n", "out of range"), ("debug 3\n", "expected key = value"),
-    ("debug = 2\ndebug = 3\n", "duplicate"), ("device = sda\n", "/dev/ path"),
-    ("chunk_kib = 66\n", "out of range"), ("disk_timeout = -1\n", "whole number"),
-])
+@pytest.mark.parametrize(
+    "text,needle",
+    [
+        ("after = reboot\n", "after must be one of"),
+        ("nope = 1\n", "unknown key"),
+        ("debug = 9\n", "out of range"),
+        ("debug 3\n", "expected key = value"),
+        ("debug = 2\ndebug = 3\n", "duplicate"),
+        ("device = sda\n", "/dev/ path"),
+        ("chunk_kib = 66\n", "out of range"),
+        ("disk_timeout = -1\n", "whole number"),
+    ],
+)
 def test_config_errors(text: str, needle: str) -> None:
     with pytest.raises(ConfigError, match=needle):
         config.parse(text)

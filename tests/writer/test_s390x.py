@@ -11,9 +11,11 @@ from writer_helpers import REPO
 
 pytestmark = pytest.mark.slow
 
-PROBE = ("import sys; sys.path.insert(0, sys.argv[1]); from zfcpdump_writer.main import main; "
-         "code = main(sys.argv[2:]); print('BYTEORDER', sys.byteorder); "
-         "print('MODULES', ' '.join(sorted(sys.modules))); sys.exit(code)")
+PROBE = (
+    "import sys; sys.path.insert(0, sys.argv[1]); from zfcpdump_writer.main import main; "
+    "code = main(sys.argv[2:]); print('BYTEORDER', sys.byteorder); "
+    "print('MODULES', ' '.join(sorted(sys.modules))); sys.exit(code)"
+)
 
 
 @pytest.fixture(scope="module")
@@ -28,9 +30,25 @@ def py_root():  # noqa: ANN201
 
 def test_writer_runs_big_endian(env, py_root, zg_root) -> None:  # noqa: ANN001
     python = py_root / "usr/bin/python3.11"
-    res = subprocess.run(["qemu-s390x", "-L", str(py_root), str(python), "-I", "-S", "-B", "-c", PROBE,
-                          str(REPO / "src"), "--root", str(env.root)],
-                         capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        [
+            "qemu-s390x",
+            "-L",
+            str(py_root),
+            str(python),
+            "-I",
+            "-S",
+            "-B",
+            "-c",
+            PROBE,
+            str(REPO / "src"),
+            "--root",
+            str(env.root),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 0, res.stdout + res.stderr
     assert "BYTEORDER big" in res.stdout and "Dump successful" in res.stdout
     assert env.dump_bytes() == env.vmcore_bytes()

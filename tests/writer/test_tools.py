@@ -67,6 +67,7 @@ def test_dumpdisk_cli(env, capsys) -> None:  # noqa: ANN001
     assert events[0]["event"] == "dumpdisk" and events[0]["state"] == "complete"
     assert events[-1]["event"] == "result"
 
+
 def test_parse_args() -> None:
     assert parse_args(["--root", "/r", "--config=/c"]) == {"root": "/r", "config": "/c", "system": False}
     for bad in (["--root"], ["--bogus"], ["-x"]):
@@ -85,15 +86,34 @@ def test_main_refuses_live_system(capsys) -> None:  # noqa: ANN001
 
 def test_python_m_entry_isolated(env) -> None:  # noqa: ANN001
     """`python -I -S -B -m zfcpdump_writer --root` works and imports only what we report."""
-    probe = ("import sys; sys.path.insert(0, sys.argv[1]); from zfcpdump_writer.main import main; "
-             "code = main(sys.argv[2:]); print('MODULES', ' '.join(sorted(sys.modules))); sys.exit(code)")
-    res = subprocess.run([sys.executable, "-I", "-S", "-B", "-c", probe, str(REPO / "src"),
-                          "--root", str(env.root)], capture_output=True, text=True, timeout=120)
+    probe = (
+        "import sys; sys.path.insert(0, sys.argv[1]); from zfcpdump_writer.main import main; "
+        "code = main(sys.argv[2:]); print('MODULES', ' '.join(sorted(sys.modules))); sys.exit(code)"
+    )
+    res = subprocess.run(
+        [sys.executable, "-I", "-S", "-B", "-c", probe, str(REPO / "src"), "--root", str(env.root)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 0, res.stdout + res.stderr
     assert "Dump successful" in res.stdout
     modules = set(res.stdout.split("MODULES", 1)[1].split())
-    for heavy in ("argparse", "logging", "subprocess", "re", "typing", "dataclasses", "signal",
-                  "inspect", "contextlib", "collections", "threading", "ctypes", "json"):
+    for heavy in (
+        "argparse",
+        "logging",
+        "subprocess",
+        "re",
+        "typing",
+        "dataclasses",
+        "signal",
+        "inspect",
+        "contextlib",
+        "collections",
+        "threading",
+        "ctypes",
+        "json",
+    ):
         assert heavy not in modules, heavy
     assert env.dump_bytes() == env.vmcore_bytes()
 

@@ -27,9 +27,9 @@ def note_descriptors(path: Path) -> dict[int, list[bytes]]:
 def _notes(data: bytes, out: dict[int, list[bytes]]) -> None:
     pos = 0
     while pos + 12 <= len(data):
-        namesz, descsz, ntype = (int.from_bytes(data[pos + i:pos + i + 4], "big") for i in (0, 4, 8))
+        namesz, descsz, ntype = (int.from_bytes(data[pos + i : pos + i + 4], "big") for i in (0, 4, 8))
         desc = pos + 12 + (namesz + 3) // 4 * 4
-        out.setdefault(ntype, []).append(data[desc:desc + descsz])
+        out.setdefault(ntype, []).append(data[desc : desc + descsz])
         pos = desc + (descsz + 3) // 4 * 4
 
 
@@ -38,7 +38,7 @@ def assert_same_memory(original: vmcore.Vmcore, converted: Path) -> None:
     assert sum(size for *_, size in loads) == sum(ld.size for ld in original.loads)
     notes = note_descriptors(converted)
     # psw, gprs and acrs of every CPU (zgetdump does not carry orig_gpr2 over)
-    regs = [d[vmcore.PR_REG_AT:vmcore.PR_REG_AT + 208] for d in notes[vmcore.NT_PRSTATUS]]
+    regs = [d[vmcore.PR_REG_AT : vmcore.PR_REG_AT + 208] for d in notes[vmcore.NT_PRSTATUS]]
     assert regs == [vmcore.cpu_regs(cpu)[:208] for cpu in range(original.cpus)]
     for ntype, size in vmcore.S390_NOTES:  # timer, todcmp, todpreg, control regs, prefix
         assert notes[ntype] == [bytes([cpu + 1]) * size for cpu in range(original.cpus)]
@@ -64,8 +64,9 @@ def test_zgetdump_accepts_and_converts(env, zg_root) -> None:  # noqa: ANN001
 
 def test_zgetdump_kdump_style_notes_page(env_factory, zg_root) -> None:  # noqa: ANN001
     env = env_factory(hsa=None)
-    core = vmcore.write_vmcore(env.root / "proc/vmcore", [(0, 3 * MIB), (16 * MIB, 5 * MIB)], cpus=3,
-                               notes_page=True, seed=7)
+    core = vmcore.write_vmcore(
+        env.root / "proc/vmcore", [(0, 3 * MIB), (16 * MIB, 5 * MIB)], cpus=3, notes_page=True, seed=7
+    )
     env.core = core
     code, _ = env.run()
     assert code == 0, env.text

@@ -58,8 +58,9 @@ class Env:
     def sda(self) -> Path:
         return self.root / "dev" / "sda"
 
-    def run(self, system_cls: type = RecordingSystem, config: str | None = None,
-            **kwargs: object) -> tuple[int, RootedSystem]:
+    def run(
+        self, system_cls: type = RecordingSystem, config: str | None = None, **kwargs: object
+    ) -> tuple[int, RootedSystem]:
         out = io.StringIO()
         sysm = system_cls(str(self.root), out=out, **kwargs)
         cfg_path = None
@@ -85,14 +86,20 @@ class Env:
         return self.core.path.read_bytes()
 
 
-def make_env(base: Path, loads: list[tuple[int, int]] | None = None, hsa: int | None = HSA,
-             dump_size: int = 32 * MIB, **disk_kwargs: object) -> Env:
+def make_env(
+    base: Path,
+    loads: list[tuple[int, int]] | None = None,
+    hsa: int | None = HSA,
+    dump_size: int = 32 * MIB,
+    **disk_kwargs: object,
+) -> Env:
     root = base / "root"
     for sub in ("proc", "dev", "sys/kernel/debug/zcore", "etc"):
         (root / sub).mkdir(parents=True, exist_ok=True)
     core = vmcore.write_vmcore(root / "proc" / "vmcore", loads or LOADS, cpus=2, vmcoreinfo=True)
-    disk = zipldisk.make_disk(root / "dev" / "sda", dump_size, tail=disk_kwargs.pop("tail", 2 * MIB),
-                              **disk_kwargs)
+    disk = zipldisk.make_disk(
+        root / "dev" / "sda", dump_size, tail=disk_kwargs.pop("tail", 2 * MIB), **disk_kwargs
+    )
     if disk.block != 512:
         (root / "sys/block/sda/queue").mkdir(parents=True)
         (root / "sys/block/sda/queue/logical_block_size").write_text(f"{disk.block}\n")
@@ -103,5 +110,3 @@ def make_env(base: Path, loads: list[tuple[int, int]] | None = None, hsa: int | 
         (zcore / "hsa").write_text(f"{hsa:x}\n")
         (zcore / "reipl").write_text("")
     return Env(root, disk, core)
-
-

@@ -20,6 +20,7 @@ def positive_int(text: str) -> int:
 
 def finite_float(minimum: float, inclusive: bool) -> Callable[[str], float]:
     """argparse type: a finite number above (or at, when *inclusive*) *minimum*."""
+
     def parse(text: str) -> float:
         try:
             value = float(text)
@@ -29,4 +30,5 @@ def finite_float(minimum: float, inclusive: bool) -> Callable[[str], float]:
             bound = f">= {minimum:g}" if inclusive else f"> {minimum:g}"
             raise argparse.ArgumentTypeError(f"must be a finite number {bound}, got {text}")
         return value
+
     return parse

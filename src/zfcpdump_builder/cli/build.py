@@ -25,23 +25,32 @@ from .common import (
 
 
 def add_arguments(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    parser = sub.add_parser("build", help="build zfcpdump.image and zfcpdump.rd from a recipe",
-                            description=textwrap.dedent("""\
+    parser = sub.add_parser(
+        "build",
+        help="build zfcpdump.image and zfcpdump.rd from a recipe",
+        description=textwrap.dedent("""\
         Build the kernel and the initramfs of RECIPE and publish them in OUT
         (default: out/<recipe>/): zfcpdump.image, zfcpdump.rd, System.map, kernel.config
         and manifest.json. Every stage is cached under a hash of its inputs, so an
         unchanged rerun does no work and a changed input redoes only what depends on it."""),
-                            epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     recipe_argument(parser)
     common_options(parser)
     parser.add_argument("--out", "-o", type=Path, default=None, help="output directory")
     parser.add_argument("--jobs", "-j", type=positive_int, default=None, help="override build.jobs")
-    parser.add_argument("--offline", action="store_true",
-                        help="never download: use only what the cache already holds")
+    parser.add_argument(
+        "--offline", action="store_true", help="never download: use only what the cache already holds"
+    )
     parser.add_argument("--install", action="store_true", help="install after building")
     parser.add_argument("--destdir", type=Path, default=None, help="staging root for --install")
-    parser.add_argument("--link", choices=("symlink", "copy"), default=None,
-                        help="with --install: how zipl's names refer to the pair")
+    parser.add_argument(
+        "--link",
+        choices=("symlink", "copy"),
+        default=None,
+        help="with --install: how zipl's names refer to the pair",
+    )
     layout_arguments(parser)
     parser.set_defaults(handler=cmd_build)
 
@@ -56,7 +65,16 @@ def cmd_build(args: argparse.Namespace, reporter: Reporter) -> int:
     ownership.check_output_dir(out_dir, ctx.cache_dir)
     pipeline.finish(result, out_dir, ctx)
     if args.install:
-        install.install_artifacts(out_dir, loaded, reporter, install.Options(
-            args.install_dir, args.destdir.resolve() if args.destdir else None, args.layout,
-            args.link, args.zipl))
+        install.install_artifacts(
+            out_dir,
+            loaded,
+            reporter,
+            install.Options(
+                args.install_dir,
+                args.destdir.resolve() if args.destdir else None,
+                args.layout,
+                args.link,
+                args.zipl,
+            ),
+        )
     return 0

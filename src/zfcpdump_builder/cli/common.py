@@ -17,20 +17,33 @@ EPILOG = "exit codes:\n" + "\n".join(f"  {code:>3}  {what}" for what, code in er
 
 def common_options(parser: argparse.ArgumentParser) -> None:
     """--cache-dir, --json and -v."""
-    parser.add_argument("--cache-dir", type=Path, default=None,
-                        help="stage cache and downloads (default: $XDG_CACHE_HOME/zfcpdump-build "
-                             "or ~/.cache/zfcpdump-build)")
-    parser.add_argument("--json", action="store_true",
-                        help="emit JSON-lines events on stdout (schema: README, 'JSON events')")
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="stage cache and downloads (default: $XDG_CACHE_HOME/zfcpdump-build or ~/.cache/zfcpdump-build)",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="emit JSON-lines events on stdout (schema: README, 'JSON events')"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="more detail")
 
 
 def recipe_argument(parser: argparse.ArgumentParser) -> None:
     """RECIPE, as a positional argument or as --recipe."""
-    parser.add_argument("recipe_pos", nargs="?", metavar="RECIPE",
-                        help="recipe name in recipes/ or a path to a YAML file (default: default)")
-    parser.add_argument("--recipe", "-r", dest="recipe_opt", metavar="RECIPE",
-                        help="the recipe, as an option (handy after other positional arguments)")
+    parser.add_argument(
+        "recipe_pos",
+        nargs="?",
+        metavar="RECIPE",
+        help="recipe name in recipes/ or a path to a YAML file (default: default)",
+    )
+    parser.add_argument(
+        "--recipe",
+        "-r",
+        dest="recipe_opt",
+        metavar="RECIPE",
+        help="the recipe, as an option (handy after other positional arguments)",
+    )
 
 
 def recipe_name(args: argparse.Namespace) -> str:
@@ -49,16 +62,33 @@ def cache_dir(args: argparse.Namespace) -> Path:
 
 
 def context(args: argparse.Namespace, reporter: Reporter) -> pipeline.BuildContext:
-    return pipeline.BuildContext(cache_dir=cache_dir(args), reporter=reporter,
-                                 offline=getattr(args, "offline", False), jobs=getattr(args, "jobs", None))
+    return pipeline.BuildContext(
+        cache_dir=cache_dir(args),
+        reporter=reporter,
+        offline=getattr(args, "offline", False),
+        jobs=getattr(args, "jobs", None),
+    )
 
 
 def layout_arguments(parser: argparse.ArgumentParser) -> None:
     """--dir, --layout and --zipl, shared by `install` and `dumpdisk prepare`."""
-    parser.add_argument("--dir", dest="install_dir", metavar="DIR",
-                        help="the zfcpdump directory on the target (default: the one compiled into "
-                             "zipl, else the recipe's install.dir)")
-    parser.add_argument("--layout", choices=LAYOUT_CHOICES, default=None,
-                        help="names the target's zipl reads (default: the recipe's install.zipl_layout)")
-    parser.add_argument("--zipl", type=Path, default=None, metavar="PATH",
-                        help="detect the layout from this zipl binary (read, never run by install)")
+    parser.add_argument(
+        "--dir",
+        dest="install_dir",
+        metavar="DIR",
+        help="the zfcpdump directory on the target (default: the one compiled into "
+        "zipl, else the recipe's install.dir)",
+    )
+    parser.add_argument(
+        "--layout",
+        choices=LAYOUT_CHOICES,
+        default=None,
+        help="names the target's zipl reads (default: the recipe's install.zipl_layout)",
+    )
+    parser.add_argument(
+        "--zipl",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="detect the layout from this zipl binary (read, never run by install)",
+    )

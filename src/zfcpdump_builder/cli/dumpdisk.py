@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .. import recipe
 from ..core.events import JsonReporter, Reporter
-from ..deploy import dumpdisk, prepare, zipl
+from ..deploy import device, dumpdisk, prepare, zipl
 from .common import common_options, layout_arguments, recipe_argument, recipe_name
 
 
@@ -31,20 +31,23 @@ def extract_cmd(args: argparse.Namespace, reporter: Reporter) -> int:
 def prepare_cmd(args: argparse.Namespace, reporter: Reporter) -> int:
     """Preflight, then `zipl -d DEV` (only printed with --dry-run)."""
     loaded = recipe.load(recipe_name(args))
-    request = prepare.Request(args.device, args.zipl, args.layout, args.install_dir, args.from_dir,
-                              args.dry_run, args.force)
+    request = prepare.Request(
+        args.device, args.zipl, args.layout, args.install_dir, args.from_dir, args.dry_run, args.force
+    )
     _, checks, binary = prepare.preflight(request, loaded, reporter)
-    prepare.report_checks(checks, reporter)
-    prepare.raise_first_failure(checks)
+    device.report_checks(checks, reporter)
+    device.raise_first_failure(checks)
     command = zipl.dump_command(args.device, str(binary or "zipl"), args.yes)
     reporter.info(f"zipl command: {shlex.join(command)}")
     if args.dry_run:
         reporter.info("dry run: zipl was not run, nothing was changed")
         return 0
     prepare.run_zipl(command, reporter)
-    disk = prepare.disk_of(args.device)
-    reporter.info(f"dump record installed on {args.device}; check the disk with "
-                  f"`./build.py dumpdisk inspect {disk}` or `zgetdump -d {disk}`")
+    disk = device.disk_of(args.device)
+    reporter.info(
+        f"dump record installed on {args.device}; check the disk with "
+        f"`./build.py dumpdisk inspect {disk}` or `zgetdump -d {disk}`"
+    )
     return 0
 
 
@@ -71,19 +74,33 @@ def add_arguments(subparsers: argparse._SubParsersAction) -> None:  # type: igno
 
 def _add_prepare(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = sub.add_parser(
-        "prepare", help="preflight checks, then zipl -d DEV (install the SCSI dump record)",
+        "prepare",
+        help="preflight checks, then zipl -d DEV (install the SCSI dump record)",
         description="Check that the installed zfcpdump pair is complete and within budget.memory and "
-                    "that DEV is an unused partition, then run `zipl -d DEV`, which erases DEV and "
-                    "copies the image and ramdisk zipl reads onto it.")
+        "that DEV is an unused partition, then run `zipl -d DEV`, which erases DEV and "
+        "copies the image and ramdisk zipl reads onto it.",
+    )
     parser.add_argument("device", metavar="DEV", help="the dump partition (not a whole disk)")
     recipe_argument(parser)
     common_options(parser)
-    parser.add_argument("--from", dest="from_dir", type=Path, metavar="OUT",
-                        help="also require the installed pair to be the build in OUT")
+    parser.add_argument(
+        "--from",
+        dest="from_dir",
+        type=Path,
+        metavar="OUT",
+        help="also require the installed pair to be the build in OUT",
+    )
     layout_arguments(parser)
     parser.add_argument("--dry-run", action="store_true", help="print the checks and the zipl command only")
-    parser.add_argument("--force", action="store_true",
-                        help="go ahead although --dir differs from the directory compiled into zipl")
-    parser.add_argument("--yes", "-y", action="store_true",
-                        help="pass -n to zipl (answer its 'all data will be lost' question with yes)")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="go ahead although --dir differs from the directory compiled into zipl",
+    )
+    parser.add_argument(
+        "--yes",
+        "-y",
+        action="store_true",
+        help="pass -n to zipl (answer its 'all data will be lost' question with yes)",
+    )
     parser.set_defaults(handler=prepare_cmd)

@@ -23,19 +23,35 @@ DESCRIPTION = textwrap.dedent("""\
 
 def add_arguments(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
-    parser = subparsers.add_parser("install", help="install zfcpdump.image + zfcpdump.rd for zipl",
-                                   description=DESCRIPTION, epilog=EPILOG,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = subparsers.add_parser(
+        "install",
+        help="install zfcpdump.image + zfcpdump.rd for zipl",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     recipe_argument(parser)
     common_options(parser)
-    parser.add_argument("--from", dest="from_dir", type=Path, metavar="OUT_DIR",
-                        help="the build output to install (default: out/<recipe>/)")
+    parser.add_argument(
+        "--from",
+        dest="from_dir",
+        type=Path,
+        metavar="OUT_DIR",
+        help="the build output to install (default: out/<recipe>/)",
+    )
     layout_arguments(parser)
-    parser.add_argument("--destdir", type=Path, default=None,
-                        help="staging root: install into DESTDIR/<dir>; the build host's zipl is "
-                             "never consulted")
-    parser.add_argument("--link", choices=("symlink", "copy"), default=None,
-                        help="how zipl's names refer to the pair (default: the recipe's install.link)")
+    parser.add_argument(
+        "--destdir",
+        type=Path,
+        default=None,
+        help="staging root: install into DESTDIR/<dir>; the build host's zipl is never consulted",
+    )
+    parser.add_argument(
+        "--link",
+        choices=("symlink", "copy"),
+        default=None,
+        help="how zipl's names refer to the pair (default: the recipe's install.link)",
+    )
     parser.add_argument("--dry-run", action="store_true", help="show what would be installed")
     parser.set_defaults(handler=cmd_install)
 
@@ -45,6 +61,10 @@ def cmd_install(args: argparse.Namespace, reporter: Reporter) -> int:
     loaded = recipe.load(recipe_name(args))
     out_dir = (args.from_dir or Path("out") / loaded.name).resolve()
     destdir = args.destdir.resolve() if args.destdir else None
-    install_artifacts(out_dir, loaded, reporter,
-                      Options(args.install_dir, destdir, args.layout, args.link, args.zipl, args.dry_run))
+    install_artifacts(
+        out_dir,
+        loaded,
+        reporter,
+        Options(args.install_dir, destdir, args.layout, args.link, args.zipl, args.dry_run),
+    )
     return 0

@@ -34,7 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="zfcpdump-build",
         description="Build the IBM Z zfcpdump stand-alone dump tool from declarative recipes.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for verb in VERBS:
         verb.add_arguments(sub)
@@ -72,13 +74,14 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
-def _terminate(signum: int, frame: object) -> None:
+def _terminate(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt  # SIGTERM (CI cancelling a job) cleans up like Ctrl-C
 
 
 def _interrupted(reporter: Reporter) -> int:
-    reporter.error("interrupted", errors.INTERRUPTED_EXIT,
-                   "interrupted; no partial stage was kept, the next run resumes")
+    reporter.error(
+        "interrupted", errors.INTERRUPTED_EXIT, "interrupted; no partial stage was kept, the next run resumes"
+    )
     return errors.INTERRUPTED_EXIT
 
 
@@ -95,8 +98,13 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
         return _report(reporter, errors.from_os_error(exc))
     except Exception as exc:  # noqa: BLE001 - the boundary: a bug must still end cleanly
         log = crashlog.write(exc, getattr(args, "cache_dir", None))
-        reporter.error("internal", 1, f"internal error: {type(exc).__name__}: {exc}",
-                       "this is a bug in zfcpdump-build: please report it with the log", log)
+        reporter.error(
+            "internal",
+            1,
+            f"internal error: {type(exc).__name__}: {exc}",
+            "this is a bug in zfcpdump-build: please report it with the log",
+            log,
+        )
         return 1
 
 

@@ -16,11 +16,14 @@ from .common import common_options, context, default_out, recipe_argument, recip
 
 def add_arguments(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
-    parser = sub.add_parser("plan", help="show what a build would do, without building",
-                            description="Print the resolved recipe (after extends), the rendered "
-                            "defconfig's diff against the kernel's stock zfcpdump_defconfig, the "
-                            "source, toolchain and runtime, which stages are cached and which "
-                            "would run, and the output and install paths. Builds nothing.")
+    parser = sub.add_parser(
+        "plan",
+        help="show what a build would do, without building",
+        description="Print the resolved recipe (after extends), the rendered "
+        "defconfig's diff against the kernel's stock zfcpdump_defconfig, the "
+        "source, toolchain and runtime, which stages are cached and which "
+        "would run, and the output and install paths. Builds nothing.",
+    )
     recipe_argument(parser)
     common_options(parser)
     parser.add_argument("--out", "-o", type=Path, default=None, help="output directory")
@@ -38,13 +41,16 @@ def cmd_plan(args: argparse.Namespace, reporter: Reporter) -> int:
     rendered = kconfig.render_defconfig(loaded)
     stock, label = stock_defconfig(tree, loaded)
     diff = defconfig_diff(stock, rendered)
-    reporter.info(f"defconfig changes against {label}:\n"
-                  + ("\n".join(diff) if diff else "  (none)"))
+    reporter.info(f"defconfig changes against {label}:\n" + ("\n".join(diff) if diff else "  (none)"))
     reporter.table("inputs", ["what", "value"], describe_inputs(loaded, spec))
     reporter.table("stages", ["stage", "state", "key"], stage_states(loaded, ctx, tree, rendered))
-    reporter.table("paths", ["what", "path"], [
-        ("output", str(default_out(args, loaded))),
-        ("install dir", loaded.get("install.dir")),
-        ("cache", str(ctx.cache_dir)),
-    ])
+    reporter.table(
+        "paths",
+        ["what", "path"],
+        [
+            ("output", str(default_out(args, loaded))),
+            ("install dir", loaded.get("install.dir")),
+            ("cache", str(ctx.cache_dir)),
+        ],
+    )
     return 0

@@ -36,13 +36,20 @@ def host_arch() -> str:
 def apt_options(arch: str, state_dir: Path) -> list[str]:
     """apt options that keep every piece of state under *state_dir*."""
     return [
-        "-o", f"APT::Architecture={arch}",
-        "-o", f"APT::Architectures={arch}",
-        "-o", f"Dir::State::Lists={state_dir / 'lists'}",
-        "-o", f"Dir::State::status={state_dir / 'status'}",
-        "-o", f"Dir::Cache={state_dir / 'cache'}",
-        "-o", "Debug::NoLocking=1",
-        "-o", "APT::Sandbox::User=root",
+        "-o",
+        f"APT::Architecture={arch}",
+        "-o",
+        f"APT::Architectures={arch}",
+        "-o",
+        f"Dir::State::Lists={state_dir / 'lists'}",
+        "-o",
+        f"Dir::State::status={state_dir / 'status'}",
+        "-o",
+        f"Dir::Cache={state_dir / 'cache'}",
+        "-o",
+        "Debug::NoLocking=1",
+        "-o",
+        "APT::Sandbox::User=root",
     ]
 
 
@@ -58,9 +65,7 @@ def _run_apt(args: list[str], cwd: Path | None = None) -> subprocess.CompletedPr
             "apt-get is not available on this host; use a runtime/kernel source of kind "
             "'debs' (a directory of .deb/.rpm files) or 'sysroot' instead"
         )
-    return subprocess.run(
-        ["apt-get", *args], cwd=cwd, text=True, capture_output=True, check=False
-    )
+    return subprocess.run(["apt-get", *args], cwd=cwd, text=True, capture_output=True, check=False)
 
 
 def update_lists(arch: str, state_dir: Path) -> None:
@@ -84,7 +89,9 @@ def package_version(name: str, arch: str, state_dir: Path) -> str | None:
     """The candidate version apt would download, or None when unknown."""
     result = subprocess.run(
         ["apt-cache", *apt_options(arch, state_dir), "policy", name],
-        text=True, capture_output=True, check=False,
+        text=True,
+        capture_output=True,
+        check=False,
     )
     for line in result.stdout.splitlines():
         line = line.strip()
@@ -100,7 +107,10 @@ def _find_downloaded(name: str, arch: str, dest: Path) -> Path | None:
 
 
 def fetch_packages(
-    names: list[str], arch: str, cache_dir: Path, reporter: object | None = None,
+    names: list[str],
+    arch: str,
+    cache_dir: Path,
+    reporter: object | None = None,
     offline: bool = False,
 ) -> list[Path]:
     """Download the named packages for *arch* into *cache_dir*/debs; return their paths.
@@ -114,9 +124,11 @@ def fetch_packages(
     with file_lock(cache_dir / f"apt-{arch}.lock"):
         missing = [n for n in names if _find_downloaded(n, arch, dest) is None]
         if missing and offline:
-            raise SourceError(f"offline build, but {len(missing)} {arch} package(s) are not in the "
-                              f"cache ({dest}): {', '.join(missing)}",
-                              hint="run the build once online with the same --cache-dir")
+            raise SourceError(
+                f"offline build, but {len(missing)} {arch} package(s) are not in the "
+                f"cache ({dest}): {', '.join(missing)}",
+                hint="run the build once online with the same --cache-dir",
+            )
         if missing:
             _say(reporter, f"[fetch] downloading {', '.join(missing)} ({arch})")
             update_lists(arch, state_dir)
@@ -141,7 +153,8 @@ def _say(reporter: object | None, text: str) -> None:
 def _raise_download_error(names: list[str], arch: str, stderr: str) -> None:
     lines = [ln for ln in stderr.strip().splitlines() if ln.startswith("E:")] or stderr.splitlines()[-4:]
     raise SourceError(
-        f"could not download {', '.join(names)} for {arch}: " + " ".join(lines)
+        f"could not download {', '.join(names)} for {arch}: "
+        + " ".join(lines)
         + f"\n(check the package names exist for architecture {arch} in your apt sources)"
     )
 
@@ -167,8 +180,9 @@ def unpack_package(pkg: Path, dest: Path) -> list[str]:
     return extract_entries(_payload_entries(pkg), dest, pkg.name)
 
 
-def unpack_archive(archive: Path, dest: Path, advance: Callable[[], None] | None = None,
-                   devices: bool = False) -> list[str]:
+def unpack_archive(
+    archive: Path, dest: Path, advance: Callable[[], None] | None = None, devices: bool = False
+) -> list[str]:
     """Extract any archive libarchive reads (tar.xz, tar.gz, cpio …) under *dest*.
 
     *devices*: also make its character/block device and FIFO nodes (an initramfs, as root)."""
@@ -180,8 +194,13 @@ def unpack_archive(archive: Path, dest: Path, advance: Callable[[], None] | None
     return extract_entries(entries(), dest, archive.name, advance, devices)
 
 
-def extract_entries(entries: Iterator[libarchive.ArchiveEntry], dest: Path, what: str,
-                    advance: Callable[[], None] | None = None, devices: bool = False) -> list[str]:
+def extract_entries(
+    entries: Iterator[libarchive.ArchiveEntry],
+    dest: Path,
+    what: str,
+    advance: Callable[[], None] | None = None,
+    devices: bool = False,
+) -> list[str]:
     """Write *entries* under *dest*, refusing any member that could land outside it.
 
     This is the one extractor for every archive (kernel tarballs, .deb and .rpm payloads):
@@ -205,9 +224,10 @@ def extract_entries(entries: Iterator[libarchive.ArchiveEntry], dest: Path, what
         raise SourceError(f"cannot read {what}: {exc}") from exc
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
-            raise HostError(f"no space left on device while unpacking {what} into {dest}",
-                            hint="free some space or choose another --cache-dir; the partial "
-                                 "tree is removed") from exc
+            raise HostError(
+                f"no space left on device while unpacking {what} into {dest}",
+                hint="free some space or choose another --cache-dir; the partial tree is removed",
+            ) from exc
         raise HostError(f"cannot unpack {what} into {dest}: {exc.strerror}") from exc
     return names
 
@@ -222,9 +242,11 @@ class _SafeExtractor:
         self.real_dirs: set[str] = {""}
 
     def refuse(self, name: str, why: str) -> SourceError:
-        return SourceError(f"{self.what}: refusing member {name[:200]!r}: {why}",
-                           hint="the archive is unsafe or corrupt; nothing outside the cache was "
-                                "written, and the partial tree is removed")
+        return SourceError(
+            f"{self.what}: refusing member {name[:200]!r}: {why}",
+            hint="the archive is unsafe or corrupt; nothing outside the cache was "
+            "written, and the partial tree is removed",
+        )
 
     def relpath(self, name: str) -> str:
         if name.startswith("/"):
@@ -246,8 +268,7 @@ class _SafeExtractor:
                 continue
             path = self.root / done
             if path.is_symlink():
-                raise self.refuse(name, f"its path goes through the symlink {done} -> "
-                                        f"{os.readlink(path)}")
+                raise self.refuse(name, f"its path goes through the symlink {done} -> {os.readlink(path)}")
             if os.path.lexists(path) and not path.is_dir():
                 raise self.refuse(name, f"its path goes through the non-directory {done}")
             path.mkdir(exist_ok=True)
@@ -286,7 +307,9 @@ class _SafeExtractor:
         source = self.root / linked
         parent = linked.rpartition("/")[0]
         if parent not in self.real_dirs or source.is_symlink() or not source.is_file():
-            raise self.refuse(entry.pathname, f"it hard-links {entry.linkpath[:200]!r}, which is not a "
-                                              "regular file extracted before it")
+            raise self.refuse(
+                entry.pathname,
+                f"it hard-links {entry.linkpath[:200]!r}, which is not a regular file extracted before it",
+            )
         shutil.copyfile(source, target, follow_symlinks=False)
         os.chmod(target, source.stat(follow_symlinks=False).st_mode & 0o7777)

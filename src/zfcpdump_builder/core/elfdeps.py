@@ -179,8 +179,9 @@ class ElfClosure:
         return True
 
 
-def elf_closure(root: Path, start: Iterable[str], arch: str,
-                override: dict[str, Path] | None = None) -> ElfClosure:
+def elf_closure(
+    root: Path, start: Iterable[str], arch: str, override: dict[str, Path] | None = None
+) -> ElfClosure:
     """The PT_INTERP and DT_NEEDED closure of the in-root objects *start*, checked for *arch*.
 
     Libraries are placed at the path where the loader finds them (symlinks resolved into a
@@ -207,8 +208,7 @@ def elf_closure(root: Path, start: Iterable[str], arch: str,
     return closure
 
 
-def _interp_step(closure: ElfClosure, root: Path, image_path: str,
-                 info: ElfInfo) -> list[tuple[str, str]]:
+def _interp_step(closure: ElfClosure, root: Path, image_path: str, info: ElfInfo) -> list[tuple[str, str]]:
     if not info.interp:
         return []
     interp = info.interp.lstrip("/")
@@ -216,13 +216,16 @@ def _interp_step(closure: ElfClosure, root: Path, image_path: str,
         closure.interp = interp
         closure.interp_real = resolve_in_root(root, interp)
         if closure.interp_real is None:
-            raise SourceError(f"the program interpreter {info.interp} of /{image_path} is missing "
-                              "from the packages (libc6 provides it)")
+            raise SourceError(
+                f"the program interpreter {info.interp} of /{image_path} is missing "
+                "from the packages (libc6 provides it)"
+            )
     return [(interp, f"PT_INTERP of /{image_path}")]
 
 
-def _needed_steps(closure: ElfClosure, root: Path, image_path: str, info: ElfInfo,
-                  arch: str) -> list[tuple[str, str]]:
+def _needed_steps(
+    closure: ElfClosure, root: Path, image_path: str, info: ElfInfo, arch: str
+) -> list[tuple[str, str]]:
     steps = []
     for soname in info.needed:
         reason = f"DT_NEEDED {soname} of /{image_path}"
@@ -245,8 +248,10 @@ def _needed_steps(closure: ElfClosure, root: Path, image_path: str, info: ElfInf
 
 def _search_dirs(image_path: str, info: ElfInfo, arch: str) -> list[str]:
     origin = os.path.dirname(image_path)
-    dirs = [p.replace("$ORIGIN", "/" + origin).replace("${ORIGIN}", "/" + origin).lstrip("/")
-            for p in info.runpath]
+    dirs = [
+        p.replace("$ORIGIN", "/" + origin).replace("${ORIGIN}", "/" + origin).lstrip("/")
+        for p in info.runpath
+    ]
     return [os.path.normpath(d) for d in dirs] + list(default_libdirs(arch))
 
 

@@ -36,8 +36,13 @@ EVENT_SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
     "message": {"level": (str,), "text": (str,)},
     "artifact": {"name": (str,), "path": (str,), "sha256": (str,), "size": (int,)},
     "table": {"title": (str,), "columns": (list,), "rows": (list,)},
-    "error": {"kind": (str,), "exit_code": (int,), "message": (str,), "hint": (str, type(None)),
-              "log": (str, type(None))},
+    "error": {
+        "kind": (str,),
+        "exit_code": (int,),
+        "message": (str,),
+        "hint": (str, type(None)),
+        "log": (str, type(None)),
+    },
     "result": {"status": (str,), "exit_code": (int,)},
     "dumpdisk": {"path": (str,), "error": (str, type(None))},
 }
@@ -74,14 +79,17 @@ class Reporter:
 
     def table(self, title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         self.info(title)
-        widths = [max(len(str(c)), *(len(str(r[i])) for r in rows)) if rows else len(c)
-                  for i, c in enumerate(columns)]
+        widths = [
+            max(len(str(c)), *(len(str(r[i])) for r in rows)) if rows else len(c)
+            for i, c in enumerate(columns)
+        ]
         self.info("  ".join(str(c).ljust(w) for c, w in zip(columns, widths, strict=False)))
         for row in rows:
             self.info("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=False)))
 
-    def error(self, kind: str, exit_code: int, message: str,
-              hint: str | None = None, log: str | None = None) -> None:
+    def error(
+        self, kind: str, exit_code: int, message: str, hint: str | None = None, log: str | None = None
+    ) -> None:
         print(f"error: {message}", file=self.stream, flush=True)
         if hint:
             print(f"hint: {hint}", file=self.stream, flush=True)
@@ -96,8 +104,9 @@ class Reporter:
         self.info(f"[{handle.stage}] {handle.done}{total} {handle.unit}".rstrip())
 
     @contextmanager
-    def progress(self, stage: str, description: str, total: int | None,
-                 unit: str = "") -> Iterator[ProgressHandle]:
+    def progress(
+        self, stage: str, description: str, total: int | None, unit: str = ""
+    ) -> Iterator[ProgressHandle]:
         handle = ProgressHandle(self, stage, total, unit)
         self.info(f"[{stage}] {description}")
         yield handle
@@ -106,8 +115,9 @@ class Reporter:
 class ProgressHandle:
     """Advance a progress display; throttled so logs stay readable."""
 
-    def __init__(self, reporter: Reporter, stage: str, total: int | None, unit: str,
-                 update: Any = None) -> None:
+    def __init__(
+        self, reporter: Reporter, stage: str, total: int | None, unit: str, update: Any = None
+    ) -> None:
         self.reporter = reporter
         self.stage = stage
         self.total = total
@@ -157,8 +167,9 @@ class RichReporter(Reporter):
             table.add_row(*(str(v) for v in row))
         self.console.print(table)
 
-    def error(self, kind: str, exit_code: int, message: str,
-              hint: str | None = None, log: str | None = None) -> None:
+    def error(
+        self, kind: str, exit_code: int, message: str, hint: str | None = None, log: str | None = None
+    ) -> None:
         self.console.print(f"[bold red]error:[/] {message}", highlight=False)
         if hint:
             self.console.print(f"[yellow]hint:[/] {hint}", highlight=False)
@@ -166,10 +177,16 @@ class RichReporter(Reporter):
             self.console.print(f"full log: {log}", highlight=False)
 
     @contextmanager
-    def progress(self, stage: str, description: str, total: int | None,
-                 unit: str = "") -> Iterator[ProgressHandle]:
-        columns = [TextColumn(f"[bold]{stage}[/] {description}"), BarColumn(),
-                   MofNCompleteColumn(), TextColumn(unit), TimeElapsedColumn()]
+    def progress(
+        self, stage: str, description: str, total: int | None, unit: str = ""
+    ) -> Iterator[ProgressHandle]:
+        columns = [
+            TextColumn(f"[bold]{stage}[/] {description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn(unit),
+            TimeElapsedColumn(),
+        ]
         with Progress(*columns, console=self.console, transient=True) as bar:
             task = bar.add_task(description, total=total)
 
@@ -211,20 +228,21 @@ class JsonReporter(Reporter):
     def table(self, title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         self.emit("table", title=title, columns=list(columns), rows=[list(r) for r in rows])
 
-    def error(self, kind: str, exit_code: int, message: str,
-              hint: str | None = None, log: str | None = None) -> None:
+    def error(
+        self, kind: str, exit_code: int, message: str, hint: str | None = None, log: str | None = None
+    ) -> None:
         self.emit("error", kind=kind, exit_code=exit_code, message=message, hint=hint, log=log)
 
     def result(self, exit_code: int) -> None:
         self.emit("result", status="ok" if exit_code == 0 else "failed", exit_code=exit_code)
 
     def progress_line(self, handle: ProgressHandle) -> None:
-        self.emit("progress", stage=handle.stage, done=handle.done, total=handle.total,
-                  unit=handle.unit)
+        self.emit("progress", stage=handle.stage, done=handle.done, total=handle.total, unit=handle.unit)
 
     @contextmanager
-    def progress(self, stage: str, description: str, total: int | None,
-                 unit: str = "") -> Iterator[ProgressHandle]:
+    def progress(
+        self, stage: str, description: str, total: int | None, unit: str = ""
+    ) -> Iterator[ProgressHandle]:
         yield ProgressHandle(self, stage, total, unit)
 
 

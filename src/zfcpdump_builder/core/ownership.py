@@ -25,8 +25,10 @@ MANIFEST = "manifest.json"
 MANIFEST_MAX = 16 << 20  # a manifest is a few hundred KiB; larger is not ours
 CACHE_TAG = "CACHEDIR.TAG"
 # The Cache Directory Tagging Specification's signature: backup tools skip such a directory.
-CACHE_TAG_TEXT = ("Signature: 8a477f597d28d172789f06886806bc55\n"
-                  "# This directory is the stage cache of zfcpdump-build; it may be deleted.\n")
+CACHE_TAG_TEXT = (
+    "Signature: 8a477f597d28d172789f06886806bc55\n"
+    "# This directory is the stage cache of zfcpdump-build; it may be deleted.\n"
+)
 CACHE_SUBDIRS = ("objects", "workspaces", "debs", "locks", "tmp", "logs", "downloads")
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
 OUT_HINT = "choose a new or empty directory with --out, or move that one aside yourself"
@@ -36,9 +38,11 @@ def safe_name(name: str, what: str) -> str:
     """*name* as a single path component: no separators, no `..`, no leading dot."""
     if SAFE_NAME.fullmatch(name) and name not in (".", ".."):
         return name
-    raise RecipeError(f"{what} {name!r} cannot name a directory (it must start with a letter or "
-                      "digit and hold only letters, digits and . _ + -)",
-                      hint="rename the recipe file, e.g. to my-recipe.yaml")
+    raise RecipeError(
+        f"{what} {name!r} cannot name a directory (it must start with a letter or "
+        "digit and hold only letters, digits and . _ + -)",
+        hint="rename the recipe file, e.g. to my-recipe.yaml",
+    )
 
 
 def _protected() -> dict[Path, str]:
@@ -60,8 +64,9 @@ def _guard_special(path: Path, role: str, also: dict[Path, str]) -> None:
         if path == special:
             raise OwnershipError(f"{role} {path} is {what}: refusing to replace it", hint=OUT_HINT)
         if _is_within(special, path):
-            raise OwnershipError(f"{role} {path} contains {what} ({special}): refusing to replace it",
-                                 hint=OUT_HINT)
+            raise OwnershipError(
+                f"{role} {path} contains {what} ({special}): refusing to replace it", hint=OUT_HINT
+            )
 
 
 def read_manifest(folder: Path) -> dict[str, Any] | None:
@@ -73,8 +78,11 @@ def read_manifest(folder: Path) -> dict[str, Any] | None:
         data = json.loads(path.read_bytes())
     except (OSError, ValueError):
         return None
-    ok = (isinstance(data, dict) and isinstance(data.get("manifest_version"), int)
-          and isinstance(data.get("outputs"), dict))
+    ok = (
+        isinstance(data, dict)
+        and isinstance(data.get("manifest_version"), int)
+        and isinstance(data.get("outputs"), dict)
+    )
     return data if ok else None
 
 
@@ -104,12 +112,18 @@ def check_output_dir(out: Path, cache_dir: Path) -> None:
         raise OwnershipError(f"--out {out} is {kind}: refusing to replace it", hint=OUT_HINT)
     foreign = foreign_entries(out)
     if foreign is None:
-        raise OwnershipError(f"--out {out} is a non-empty directory this tool did not make "
-                             f"(it has no {MANIFEST} of ours): nothing was changed", hint=OUT_HINT)
+        raise OwnershipError(
+            f"--out {out} is a non-empty directory this tool did not make "
+            f"(it has no {MANIFEST} of ours): nothing was changed",
+            hint=OUT_HINT,
+        )
     if foreign:
         shown = ", ".join(foreign[:5]) + (" …" if len(foreign) > 5 else "")
-        raise OwnershipError(f"--out {out} holds files no build put there ({shown}): replacing it "
-                             "would delete them; nothing was changed", hint=OUT_HINT)
+        raise OwnershipError(
+            f"--out {out} holds files no build put there ({shown}): replacing it "
+            "would delete them; nothing was changed",
+            hint=OUT_HINT,
+        )
 
 
 def check_cache_dir(cache_dir: Path) -> None:
@@ -124,8 +138,11 @@ def check_cache_dir(cache_dir: Path) -> None:
     if (cache / CACHE_TAG).is_file() or any((cache / d).is_dir() for d in CACHE_SUBDIRS[:3]):
         return
     if os.listdir(cache):
-        raise OwnershipError(f"--cache-dir {cache} is a non-empty directory that is not a "
-                             f"zfcpdump-build cache (no {CACHE_TAG}): nothing was changed", hint=hint)
+        raise OwnershipError(
+            f"--cache-dir {cache} is a non-empty directory that is not a "
+            f"zfcpdump-build cache (no {CACHE_TAG}): nothing was changed",
+            hint=hint,
+        )
 
 
 def tag_cache_dir(cache_dir: Path) -> None:

@@ -31,8 +31,7 @@ def _find(name: str, base: Path, folder: str, what: str) -> Path:
     for candidate in candidates:
         if candidate.exists():
             return candidate.resolve()
-    raise RecipeError(f"{what} {name!r} not found (looked in: "
-                      f"{', '.join(str(c) for c in candidates)})")
+    raise RecipeError(f"{what} {name!r} not found (looked in: {', '.join(str(c) for c in candidates)})")
 
 
 def find_config(name: str, base: Path) -> Path:

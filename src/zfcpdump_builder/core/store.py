@@ -192,8 +192,9 @@ class Store:
                 return StageOutput(stage, key, found, True, 0.0)
             return self._build(stage, key, inputs, producer)
 
-    def _build(self, stage: str, key: str, inputs: dict[str, Any],
-               producer: Callable[[Path], dict[str, Any] | None]) -> StageOutput:
+    def _build(
+        self, stage: str, key: str, inputs: dict[str, Any], producer: Callable[[Path], dict[str, Any] | None]
+    ) -> StageOutput:
         self.tmp.mkdir(parents=True, exist_ok=True)
         work = self.tmp / f"{stage}-{key[:32]}.{os.getpid()}"
         shutil.rmtree(work, ignore_errors=True)
@@ -209,9 +210,11 @@ class Store:
         except OSError as exc:
             shutil.rmtree(work, ignore_errors=True)
             if exc.errno == errno.ENOSPC:
-                raise HostError(f"no space left on device while building stage {stage} "
-                                f"in {self.root}", hint="free some space or set --cache-dir "
-                                "to a larger filesystem; nothing partial was kept") from exc
+                raise HostError(
+                    f"no space left on device while building stage {stage} in {self.root}",
+                    hint="free some space or set --cache-dir "
+                    "to a larger filesystem; nothing partial was kept",
+                ) from exc
             raise
         except BaseException:
             shutil.rmtree(work, ignore_errors=True)
@@ -229,10 +232,15 @@ class Store:
 
     def entries(self) -> list[CacheEntry]:
         """Every object and workspace, least recently used first."""
-        found = [CacheEntry("object", path, self.locks / f"{path.name}.lock", path.stat().st_mtime)
-                 for path in _subdirs(self.objects) if (path / META_FILE).is_file()]
-        found += [CacheEntry("workspace", path, self.locks / f"workspace-{path.name}.lock",
-                             path.stat().st_mtime) for path in _subdirs(self.root / "workspaces")]
+        found = [
+            CacheEntry("object", path, self.locks / f"{path.name}.lock", path.stat().st_mtime)
+            for path in _subdirs(self.objects)
+            if (path / META_FILE).is_file()
+        ]
+        found += [
+            CacheEntry("workspace", path, self.locks / f"workspace-{path.name}.lock", path.stat().st_mtime)
+            for path in _subdirs(self.root / "workspaces")
+        ]
         return sorted(found, key=lambda entry: entry.last_used)
 
     def remove(self, entry: CacheEntry) -> bool:

@@ -36,12 +36,18 @@ def resolve(cross_compile: str, ccache: bool | str) -> Toolchain:
     prefix = ("" if native else CROSS_PREFIX) if cross_compile == "auto" else cross_compile
     gcc = shutil.which(f"{prefix}gcc")
     if gcc is None:
-        hint = (f"on Debian/Ubuntu: apt-get install {DEBIAN_PACKAGES}" if prefix == CROSS_PREFIX
-                else "install gcc and binutils for s390x, or set toolchain.cross_compile")
+        hint = (
+            f"on Debian/Ubuntu: apt-get install {DEBIAN_PACKAGES}"
+            if prefix == CROSS_PREFIX
+            else "install gcc and binutils for s390x, or set toolchain.cross_compile"
+        )
         raise HostError(f"the compiler {prefix}gcc was not found on PATH", hint=hint)
     use_ccache = bool(shutil.which("ccache")) if ccache == "auto" else bool(ccache)
     if use_ccache and not shutil.which("ccache"):
-        raise HostError("toolchain.ccache is true but ccache is not installed",
-                        hint="apt-get install ccache, or set toolchain.ccache: auto")
-    return Toolchain(prefix, use_ccache, _first_line([gcc, "--version"]),
-                     _first_line([f"{prefix}ld", "--version"]))
+        raise HostError(
+            "toolchain.ccache is true but ccache is not installed",
+            hint="apt-get install ccache, or set toolchain.ccache: auto",
+        )
+    return Toolchain(
+        prefix, use_ccache, _first_line([gcc, "--version"]), _first_line([f"{prefix}ld", "--version"])
+    )

@@ -56,18 +56,21 @@ def check_extract_target(source: Path, out: Path, force: bool = False) -> None:
     if not os.path.lexists(out):
         return
     if os.path.exists(out) and os.path.samefile(source, out):
-        raise DumpDiskError(f"OUT {out} is the dump disk {source} itself: refusing to overwrite it",
-                            hint=hint)
+        raise DumpDiskError(
+            f"OUT {out} is the dump disk {source} itself: refusing to overwrite it", hint=hint
+        )
     if out.is_symlink() or not out.is_file():
-        raise DumpDiskError(f"OUT {out} exists and is not a regular file: refusing to write to it",
-                            hint=hint)
+        raise DumpDiskError(f"OUT {out} exists and is not a regular file: refusing to write to it", hint=hint)
     for backing in _backing_files(source):
         if os.path.exists(backing) and os.path.samefile(backing, out):
-            raise DumpDiskError(f"OUT {out} is the file behind the dump device {source}: "
-                                "refusing to overwrite it", hint=hint)
+            raise DumpDiskError(
+                f"OUT {out} is the file behind the dump device {source}: refusing to overwrite it", hint=hint
+            )
     if not force:
-        raise DumpDiskError(f"OUT {out} already exists: refusing to overwrite it",
-                            hint="pass --force to replace it, or name a new file")
+        raise DumpDiskError(
+            f"OUT {out} already exists: refusing to overwrite it",
+            hint="pass --force to replace it, or name a new file",
+        )
 
 
 def extract(path: str | Path, out: str | Path, force: bool = False) -> int:
@@ -93,14 +96,22 @@ def extract(path: str | Path, out: str | Path, force: bool = False) -> int:
 
 def rows(info: dict[str, Any]) -> list[list[str]]:
     """The inspect result as (field, value) rows for a table."""
+
     def mb(key: str) -> str:
         return f"{info[key] / MB:.1f} MB ({info[key]} bytes)" if key in info else "-"
 
     out = [["path", info["path"]], ["state", str(info.get("state") or "-")]]
     if info.get("error"):
         out.append(["error", info["error"]])
-    for key in ("disk_size", "part_start", "part_size", "dump_start", "dump_size", "dump_bytes",
-                "memory_bytes"):
+    for key in (
+        "disk_size",
+        "part_start",
+        "part_size",
+        "dump_start",
+        "dump_size",
+        "dump_bytes",
+        "memory_bytes",
+    ):
         if key in info:
             out.append([key, mb(key)])
     for key in ("partition", "sb_offset", "block", "cpus"):
@@ -109,8 +120,10 @@ def rows(info: dict[str, Any]) -> list[list[str]]:
     if "csum" in info:
         out.append(["checksum", f"{info['csum']:#010x} ({'ok' if info['csum_ok'] else 'MISMATCH'})"])
     for load in info.get("loads", []):
-        out.append(["PT_LOAD", f"paddr {load['paddr']:#x} size {load['size'] / MB:.1f} MB "
-                               f"at offset {load['offset']:#x}"])
+        out.append(
+            [
+                "PT_LOAD",
+                f"paddr {load['paddr']:#x} size {load['size'] / MB:.1f} MB at offset {load['offset']:#x}",
+            ]
+        )
     return out
-
-

@@ -1,36 +1,15 @@
-"""`build.py install`: put zfcpdump.image + zfcpdump.rd where the target's zipl reads them.
+"""`install`: put a build's zfcpdump.image + zfcpdump.rd where the target's zipl reads them.
 
 The pair is installed under the mission's names (`zfcpdump.image`, `zfcpdump.rd`) and, when
 the target's zipl reads other names (see `zipl.LAYOUTS`), under those too, as relative
-symlinks or as copies. zipl silently drops a missing ramdisk, so the install is
-both-or-neither. The steps (`step_names`) are:
-
-1. `write/NAME` for every name: a temp file (or symlink) in the final directory, fsynced,
-   mode 0644. Temp files always live in the final directory, so every rename stays on one
-   filesystem, whatever DESTDIR is.
-2. `journal`: hard-link the current files to `.NAME.install-prev` backups and write the
-   journal `.zfcpdump-install.journal` (then fsync the directory).
-3. `rename/NAME` for every name: the temp file replaces the final name.
-4. `sync`: fsync the directory.
-5. `commit`: remove the journal (the commit point), then the backups.
-
-A failure at any step rolls back to the previous pair at once. A crash (power loss, SIGKILL)
-during step 3 leaves the journal behind: the next `install` rolls back before it starts, and
-`dumpdisk prepare` refuses to run until then. Fault injection: pass `fault(number, name)` to
-`Transaction.run`, or set ZFCPDUMP_INSTALL_FAULT=N|STEP (1-based number or step name) and
-optionally ZFCPDUMP_INSTALL_FAULT_MODE=crash (exit at once, without any cleanup).
+symlinks or as copies. Both files are first checked against the build's manifest.json. The
+files land in one journaled transaction (transaction.py): both or neither.
 """
 
 from __future__ import annotations
 
-import errno
-import fcntl
-import json
 import os
 import platform
-import shutil
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,265 +20,17 @@ from ..core.ownership import read_manifest
 from ..core.store import file_sha256
 from ..recipe.loader import Recipe
 from . import zipl
+from .transaction import Fault, InstallPlan, Transaction, env_fault, host_hint, locked, make_plan, recover
 from .zipl import BASE_IMAGE, BASE_RD
 
-TMP_TAG = ".install-tmp."
-BACKUP_TAG = ".install-prev"
-JOURNAL_NAME = "zfcpdump-install.journal"
-JOURNAL = f".{JOURNAL_NAME}"
-FAULT_ENV = "ZFCPDUMP_INSTALL_FAULT"
-FAULT_MODE_ENV = "ZFCPDUMP_INSTALL_FAULT_MODE"
-FAULT_EXIT = 86
-FILE_MODE = 0o644
-
-Fault = Callable[[int, str], None]
-
-
-class InjectedFault(Exception):
-    """Raised by the fault-injection hook (tests, ZFCPDUMP_INSTALL_FAULT)."""
-
-
-@dataclass(frozen=True)
-class InstallEntry:
-    """One name in the zfcpdump directory: a copy of *source*, or a symlink to *link*."""
-
-    name: str
-    source: Path | None = None
-    link: str | None = None
-
-    def describe(self) -> str:
-        return f"-> {self.link}" if self.link else f"copy of {self.source}"
-
-
-@dataclass(frozen=True)
-class InstallPlan:
-    folder: Path          # the directory on this host (DESTDIR + the target's directory)
-    target: zipl.Target   # layout and directory as the target's zipl sees them
-    link: str
-    entries: tuple[InstallEntry, ...]
-
-
-def make_plan(image: Path, rd: Path, folder: Path, target: zipl.Target, link: str) -> InstallPlan:
-    """The base pair first, then the names zipl reads (when they differ)."""
-    entries = [InstallEntry(BASE_IMAGE, source=image), InstallEntry(BASE_RD, source=rd)]
-    layout = target.layout
-    if layout.image != BASE_IMAGE:
-        for alias, base, source in ((layout.image, BASE_IMAGE, image), (layout.rd, BASE_RD, rd)):
-            entries.append(InstallEntry(alias, link=base) if link == "symlink" else InstallEntry(alias, source=source))
-    return InstallPlan(folder, target, link, tuple(entries))
-
-
-def step_names(plan: InstallPlan) -> list[str]:
-    """The ordered steps of an install of *plan* (numbered from 1 for fault injection)."""
-    return ([f"write/{e.name}" for e in plan.entries] + ["journal"]
-            + [f"rename/{e.name}" for e in plan.entries] + ["sync", "commit"])
-
-
 # --- file system primitives ------------------------------------------------------------
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    except OSError as exc:
-        if exc.errno not in (errno.EROFS, errno.EINVAL):
-            raise
-    finally:
-        os.close(fd)
-
-
-def _copy_synced(src: Path, dst: Path, mode: int = FILE_MODE) -> None:
-    """Copy *src* to the new file *dst* with *mode*, and fsync it."""
-    fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
-    try:
-        with open(src, "rb") as inp, os.fdopen(fd, "wb", closefd=False) as out:
-            shutil.copyfileobj(inp, out, 1 << 20)
-        os.fchmod(fd, mode)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _backup(path: Path, backup: Path) -> None:
-    """A hard link of *path* (never following a symlink); a copy where links are refused."""
-    try:
-        os.link(path, backup, follow_symlinks=False)
-        return
-    except OSError as exc:
-        if exc.errno not in (errno.EPERM, errno.EXDEV, errno.EOPNOTSUPP, errno.EMLINK):
-            raise
-    if path.is_symlink():
-        os.symlink(os.readlink(path), backup)
-    else:
-        _copy_synced(path, backup, path.stat().st_mode & 0o7777)
-
-
-def _sweep(folder: Path) -> None:
-    """Remove temp files and backups of any earlier install (ours: known names only)."""
-    for name in (*zipl.KNOWN_NAMES, JOURNAL_NAME):
-        for leftover in folder.glob(f".{name}{TMP_TAG}*"):
-            leftover.unlink(missing_ok=True)
-        (folder / f".{name}{BACKUP_TAG}").unlink(missing_ok=True)
-
-
-def _restore(folder: Path, name: str, existed: bool) -> None:
-    final, backup = folder / name, folder / f".{name}{BACKUP_TAG}"
-    if existed:
-        if os.path.lexists(backup):
-            os.replace(backup, final)
-    elif os.path.lexists(final):
-        final.unlink()
-
-
-def _read_journal(path: Path) -> dict[str, bool]:
-    try:
-        names = json.loads(path.read_text())["names"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise InstallError(f"the install journal {path} is corrupt ({exc})",
-                           hint="compare the files with their .install-prev backups by hand") from None
-    return {str(k): bool(v) for k, v in names.items()}
-
-
-def pending(folder: Path) -> bool:
-    """True when an interrupted install left its journal in *folder*."""
-    return (folder / JOURNAL).exists()
-
-
-def recover(folder: Path) -> bool:
-    """Roll back an interrupted install in *folder* (idempotent); True when one was found."""
-    journal = folder / JOURNAL
-    found = journal.exists()
-    if found:
-        for name, existed in _read_journal(journal).items():
-            _restore(folder, name, existed)
-        _fsync_dir(folder)
-        journal.unlink()
-    _sweep(folder)
-    _fsync_dir(folder)
-    return found
-
-
-@contextmanager
-def _locked(folder: Path) -> Iterator[None]:
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise InstallError(f"another install into {folder} is running") from None
-    try:
-        yield
-    finally:
-        os.close(fd)
 
 
 # --- the transaction -------------------------------------------------------------------
 
-class Transaction:
-    """One install of *plan*: the steps of the module docstring, rolled back on any failure."""
-
-    def __init__(self, plan: InstallPlan) -> None:
-        self.plan = plan
-        self.pid = os.getpid()
-
-    def final(self, name: str) -> Path:
-        return self.plan.folder / name
-
-    def tmp(self, name: str) -> Path:
-        return self.plan.folder / f".{name}{TMP_TAG}{self.pid}"
-
-    def actions(self) -> list[Callable[[], None]]:
-        entries = self.plan.entries
-        return ([lambda e=e: self._write(e) for e in entries] + [self._journal]
-                + [lambda e=e: os.replace(self.tmp(e.name), self.final(e.name)) for e in entries]
-                + [lambda: _fsync_dir(self.plan.folder), self._commit])
-
-    def _write(self, entry: InstallEntry) -> None:
-        if entry.link is not None:
-            os.symlink(entry.link, self.tmp(entry.name))
-        else:
-            _copy_synced(entry.source, self.tmp(entry.name))  # type: ignore[arg-type]
-
-    def _journal(self) -> None:
-        existed = {e.name: os.path.lexists(self.final(e.name)) for e in self.plan.entries}
-        for name, there in existed.items():
-            if there:
-                _backup(self.final(name), self.plan.folder / f".{name}{BACKUP_TAG}")
-        tmp = self.tmp(JOURNAL_NAME)
-        tmp.write_text(json.dumps({"pid": self.pid, "names": existed}, indent=1) + "\n")
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, self.plan.folder / JOURNAL)
-        _fsync_dir(self.plan.folder)
-
-    def _commit(self) -> None:
-        """Remove the journal: from here on the new pair stands, so cleanup is best effort."""
-        (self.plan.folder / JOURNAL).unlink()
-        try:
-            _fsync_dir(self.plan.folder)
-            _sweep(self.plan.folder)
-        except OSError:
-            pass  # leftover backups are swept by the next install
-
-    def run(self, fault: Fault | None = None) -> None:
-        """Run every step; on failure roll back and raise InstallError (or re-raise)."""
-        for number, (name, action) in enumerate(zip(step_names(self.plan), self.actions(),
-                                                    strict=True), start=1):
-            try:
-                if fault is not None:
-                    fault(number, name)
-                action()
-            except BaseException as exc:
-                self._fail(exc, number, name)
-                raise
-
-    def _fail(self, exc: BaseException, number: int, name: str) -> None:
-        folder = self.plan.folder
-        try:
-            recover(folder)
-        except (OSError, InstallError) as again:
-            raise InstallError(f"install into {folder} failed at step {number} ({name}): {_why(exc)}, "
-                               f"and the rollback failed too: {_why(again)}",
-                               hint=f"the journal {folder / JOURNAL} is kept: rerun the install to "
-                                    "finish the rollback") from exc
-        if isinstance(exc, OSError | InjectedFault):
-            raise InstallError(f"install into {folder} failed at step {number} ({name}): {_why(exc)}; "
-                               "the previous files are unchanged",
-                               hint=_hint(exc, folder)) from exc
-
-
-def _why(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.strerror:
-        return f"{exc.strerror} ({exc.filename})" if exc.filename else exc.strerror
-    if isinstance(exc, InstallError):
-        return exc.message
-    return str(exc) or type(exc).__name__
-
-
-def _hint(exc: BaseException, folder: Path) -> str | None:
-    if isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return f"{folder} is not writable: run as root, or stage the files with --destdir"
-    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-        return f"free some space on the filesystem holding {folder}"
-    return None
-
-
-def env_fault() -> Fault | None:
-    """The fault hook described by ZFCPDUMP_INSTALL_FAULT(_MODE), if set."""
-    where = os.environ.get(FAULT_ENV, "").strip()
-    if not where:
-        return None
-    crash = os.environ.get(FAULT_MODE_ENV, "raise").strip() == "crash"
-
-    def fault(number: int, name: str) -> None:
-        if where in (str(number), name):
-            if crash:
-                os._exit(FAULT_EXIT)
-            raise InjectedFault(f"fault injected at step {number} ({name})")
-    return fault
-
 
 # --- from artifacts to an installed pair -----------------------------------------------
+
 
 @dataclass
 class Options:
@@ -322,14 +53,18 @@ def artifacts(out_dir: Path) -> tuple[Path, Path]:
     image, rd = out_dir / BASE_IMAGE, out_dir / BASE_RD
     missing = [p.name for p in (image, rd) if not p.is_file()]
     if missing:
-        raise InstallError(f"{out_dir} lacks {' and '.join(missing)}: nothing was installed "
-                           "(the image and the ramdisk are installed together or not at all)",
-                           hint="build first: ./build.py build [RECIPE], or name the output with --from")
+        raise InstallError(
+            f"{out_dir} lacks {' and '.join(missing)}: nothing was installed "
+            "(the image and the ramdisk are installed together or not at all)",
+            hint="build first: ./build.py build [RECIPE], or name the output with --from",
+        )
     manifest = read_manifest(out_dir)
     if manifest is None:
-        raise InstallError(f"{out_dir} has no build manifest.json of ours: nothing was installed "
-                           "(install checks every file against the build's manifest)",
-                           hint="install the output of ./build.py build, which writes manifest.json")
+        raise InstallError(
+            f"{out_dir} has no build manifest.json of ours: nothing was installed "
+            "(install checks every file against the build's manifest)",
+            hint="install the output of ./build.py build, which writes manifest.json",
+        )
     for path in (image, rd):
         verify_artifact(path, manifest["outputs"].get(path.name))
     return image, rd
@@ -338,25 +73,37 @@ def artifacts(out_dir: Path) -> tuple[Path, Path]:
 def verify_artifact(path: Path, record: Any) -> None:
     """*path* has the size and sha256 its manifest record names, or InstallError."""
     if not isinstance(record, dict):
-        raise InstallError(f"{path.name} is not listed in {path.parent / 'manifest.json'}: nothing "
-                           "was installed", hint="rebuild: ./build.py build [RECIPE]")
+        raise InstallError(
+            f"{path.name} is not listed in {path.parent / 'manifest.json'}: nothing was installed",
+            hint="rebuild: ./build.py build [RECIPE]",
+        )
     size = path.stat().st_size
     if size != record.get("size"):
-        raise InstallError(f"{path} is {size} bytes, but the build's manifest says {record.get('size')}: "
-                           "it changed after the build; nothing was installed",
-                           hint="rebuild: ./build.py build [RECIPE]")
+        raise InstallError(
+            f"{path} is {size} bytes, but the build's manifest says {record.get('size')}: "
+            "it changed after the build; nothing was installed",
+            hint="rebuild: ./build.py build [RECIPE]",
+        )
     if file_sha256(path) != record.get("sha256"):
-        raise InstallError(f"{path} does not match the sha256 in the build's manifest: it changed "
-                           "after the build; nothing was installed", hint="rebuild: ./build.py build [RECIPE]")
+        raise InstallError(
+            f"{path} does not match the sha256 in the build's manifest: it changed "
+            "after the build; nothing was installed",
+            hint="rebuild: ./build.py build [RECIPE]",
+        )
 
 
 def choice(loaded: Recipe, opts: Options) -> zipl.Choice:
     machine = platform.machine()
-    return zipl.Choice(layout=opts.layout, directory=opts.directory, zipl=opts.zipl,
-                       recipe_layout=loaded.get("install.zipl_layout"),
-                       recipe_dir=loaded.get("install.dir"), destdir=opts.destdir,
-                       host_detection=machine == "s390x",
-                       why_no_host=f"this is a cross build (the build host is {machine}, not s390x)")
+    return zipl.Choice(
+        layout=opts.layout,
+        directory=opts.directory,
+        zipl=opts.zipl,
+        recipe_layout=loaded.get("install.zipl_layout"),
+        recipe_dir=loaded.get("install.dir"),
+        destdir=opts.destdir,
+        host_detection=machine == "s390x",
+        why_no_host=f"this is a cross build (the build host is {machine}, not s390x)",
+    )
 
 
 def host_folder(directory: str, destdir: Path | None) -> Path:
@@ -374,17 +121,23 @@ def escapes(folder: Path, destdir: Path) -> bool:
 def prepare_folder(folder: Path, destdir: Path | None) -> None:
     """Create *folder* (0755) and check it is a writable directory inside DESTDIR."""
     if destdir is not None and escapes(folder, destdir):
-        raise InstallError(f"{folder} leads outside DESTDIR {destdir} (through an absolute symlink?)",
-                           hint="make the symlinks inside DESTDIR relative")
+        raise InstallError(
+            f"{folder} leads outside DESTDIR {destdir} (through an absolute symlink?)",
+            hint="make the symlinks inside DESTDIR relative",
+        )
     try:
         folder.mkdir(mode=0o755, parents=True, exist_ok=True)
     except OSError as exc:
-        raise InstallError(f"cannot create the zfcpdump directory {folder}: {exc.strerror}",
-                           hint=_hint(exc, folder) or "choose a DESTDIR that is a directory you may "
-                                                      "write, or none to install on this host") from None
+        raise InstallError(
+            f"cannot create the zfcpdump directory {folder}: {exc.strerror}",
+            hint=host_hint(exc, folder)
+            or "choose a DESTDIR that is a directory you may write, or none to install on this host",
+        ) from None
     if not os.access(folder, os.W_OK):
-        raise InstallError(f"the zfcpdump directory {folder} is not writable: nothing was changed",
-                           hint=f"run as root, make {folder} writable, or stage with --destdir")
+        raise InstallError(
+            f"the zfcpdump directory {folder} is not writable: nothing was changed",
+            hint=f"run as root, make {folder} writable, or stage with --destdir",
+        )
     for name in zipl.KNOWN_NAMES:
         if (folder / name).is_dir() and not (folder / name).is_symlink():
             raise InstallError(f"{folder / name} is a directory: refusing to replace it")
@@ -396,14 +149,19 @@ def install_artifacts(out_dir: Path, loaded: Recipe, reporter: Reporter, opts: O
     target = zipl.resolve(choice(loaded, opts))
     for note in target.notes:
         reporter.warning(note)
-    plan = make_plan(image, rd, host_folder(target.directory, opts.destdir), target,
-                     opts.link or loaded.get("install.link"))
+    plan = make_plan(
+        image,
+        rd,
+        host_folder(target.directory, opts.destdir),
+        target,
+        opts.link or loaded.get("install.link"),
+    )
     report_plan(plan, reporter)
     if opts.dry_run:
         reporter.info("dry run: nothing was changed")
         return plan
     prepare_folder(plan.folder, opts.destdir)
-    with _locked(plan.folder):
+    with locked(plan.folder):
         if recover(plan.folder):
             reporter.warning(f"an interrupted install in {plan.folder} was rolled back first")
         Transaction(plan).run(opts.fault or env_fault())
@@ -411,22 +169,18 @@ def install_artifacts(out_dir: Path, loaded: Recipe, reporter: Reporter, opts: O
     return plan
 
 
-def install_from_build(result: Any, out_dir: Path, recipe: Recipe, destdir: Path | None,
-                       reporter: Reporter) -> InstallPlan:
-    """`build --install`: install what `build` just published in *out_dir*."""
-    return install_artifacts(out_dir, recipe, reporter,
-                             Options(destdir=destdir.resolve() if destdir else None))
-
-
 def report_plan(plan: InstallPlan, reporter: Reporter) -> None:
     target = plan.target
     detected = target.detected
     if detected is not None:
         reporter.table(f"zipl {detected.binary}", ["field", "value"], detected.rows())
-    reporter.info(f"layout {target.layout.name} ({target.layout.versions}; {target.reason}): zipl reads "
-                  f"{target.image_path()} and {target.rd_path()}")
-    reporter.table(f"install into {plan.folder}", ["name", "what"],
-                   [[e.name, e.describe()] for e in plan.entries])
+    reporter.info(
+        f"layout {target.layout.name} ({target.layout.versions}; {target.reason}): zipl reads "
+        f"{target.image_path()} and {target.rd_path()}"
+    )
+    reporter.table(
+        f"install into {plan.folder}", ["name", "what"], [[e.name, e.describe()] for e in plan.entries]
+    )
 
 
 def report_done(plan: InstallPlan, reporter: Reporter, destdir: Path | None) -> None:
@@ -442,5 +196,3 @@ def report_done(plan: InstallPlan, reporter: Reporter, destdir: Path | None) -> 
 
 
 # --- command line ----------------------------------------------------------------------
-
-

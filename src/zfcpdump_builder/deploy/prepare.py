@@ -8,185 +8,30 @@ Any failed check stops prepare; warnings are shown and let it go on.
 
 from __future__ import annotations
 
-import errno
 import json
-import os
-import re
 import shlex
-import stat
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..core.errors import BudgetError, BuildError, InstallError
+from ..core.errors import BudgetError, InstallError
 from ..core.events import Reporter
 from ..core.store import file_sha256
-from ..recipe.loader import Recipe, parse_size
+from ..recipe.loader import Recipe
+from ..recipe.values import parse_size
 from ..stages import budget
-from .install import JOURNAL, pending
+from .device import Check, device_checks, fail, ok
+from .transaction import JOURNAL, pending
 from .zipl import BASE_IMAGE, BASE_RD, Choice, Target, detect, find_zipl, norm_path, resolve
-
-
-@dataclass
-class Check:
-    """One preflight check: status is ok, warn or FAIL."""
-
-    name: str
-    status: str
-    detail: str
-    error: type[BuildError] = InstallError
-    hint: str | None = None
-
-    @property
-    def failed(self) -> bool:
-        return self.status == "FAIL"
-
-
-def ok(name: str, detail: str) -> Check:
-    return Check(name, "ok", detail)
-
-
-def fail(name: str, detail: str, hint: str | None = None,
-         error: type[BuildError] = InstallError) -> Check:
-    return Check(name, "FAIL", detail, error, hint)
-
-
-@dataclass
-class Device:
-    """A block device and its sysfs directory."""
-
-    path: Path
-    rdev: int
-    sysdir: Path
-
-    @property
-    def majmin(self) -> str:
-        return f"{os.major(self.rdev)}:{os.minor(self.rdev)}"
-
-
-@dataclass
-class Sys:
-    """Where the kernel's views live (overridable for tests)."""
-
-    sysfs: Path = Path("/sys")
-    mountinfo: Path = Path("/proc/self/mountinfo")
-    swaps: Path = Path("/proc/swaps")
-
-
-def open_device(name: str, sys_: Sys) -> Device | Check:
-    path = Path(os.path.realpath(name))
-    try:
-        st = os.stat(path)
-    except OSError as exc:
-        return fail("block device", f"{name}: {exc.strerror}")
-    if not stat.S_ISBLK(st.st_mode):
-        return fail("block device", f"{name} is not a block device")
-    sysdir = sys_.sysfs / "dev" / "block" / f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"
-    return Device(path, st.st_rdev, Path(os.path.realpath(sysdir)))
-
-
-def _read(path: Path) -> str:
-    try:
-        return path.read_text().strip()
-    except OSError:
-        return ""
-
-
-def whole_disk(dev: Device) -> str:
-    """The /dev name of the disk holding partition *dev* (its sysfs parent)."""
-    return f"/dev/{dev.sysdir.parent.name}"
-
-
-def partition_check(dev: Device) -> Check:
-    """A plain partition has sysfs `partition`; a multipath partition a dm uuid `partN-…`."""
-    number = _read(dev.sysdir / "partition")
-    if number:
-        return ok("partition", f"{dev.path} is partition {number} of {whole_disk(dev)}")
-    uuid = _read(dev.sysdir / "dm" / "uuid")
-    if re.match(r"part\d+-", uuid):
-        return ok("partition", f"{dev.path} is device-mapper partition {uuid.split('-', 1)[0]}")
-    return fail("partition", f"{dev.path} is a whole disk, not a partition",
-                hint="zipl -d needs the dump PARTITION (e.g. /dev/sda1 or /dev/mapper/<WWID>-part1); "
-                     "create one with fdisk/sfdisk first")
-
-
-def mount_points(dev: Device, mountinfo: Path) -> list[str]:
-    """Mount points of *dev* in mountinfo (by major:minor, and by source path)."""
-    found = []
-    for line in _read(mountinfo).splitlines():
-        fields = line.split()
-        if len(fields) < 10:
-            continue
-        source = fields[fields.index("-") + 2] if "-" in fields else ""
-        if fields[2] == dev.majmin or _same_device(source, dev.rdev):
-            found.append(fields[4])
-    return found
-
-
-def _same_device(source: str, rdev: int) -> bool:
-    if not source.startswith("/"):
-        return False
-    try:
-        st = os.stat(source)
-    except OSError:
-        return False
-    return stat.S_ISBLK(st.st_mode) and st.st_rdev == rdev
-
-
-def swap_check(dev: Device, swaps: Path) -> Check | None:
-    for line in _read(swaps).splitlines()[1:]:
-        name = line.split()[0] if line.split() else ""
-        if _same_device(name, dev.rdev):
-            return fail("not swap", f"{dev.path} is an active swap area ({name})",
-                        hint=f"swapoff {name}, and remove it from /etc/fstab")
-    return None
-
-
-def use_checks(dev: Device, sys_: Sys) -> list[Check]:
-    """Not mounted, not swap, not held by device-mapper/md/LVM, and openable exclusively."""
-    points = mount_points(dev, sys_.mountinfo)
-    if points:
-        return [fail("not mounted", f"{dev.path} is mounted on {', '.join(points)}",
-                     hint=f"unmount it first (umount {points[0]}); zipl -d erases the partition")]
-    swap = swap_check(dev, sys_.swaps)
-    if swap is not None:
-        return [swap]
-    holders = sorted(p.name for p in (dev.sysdir / "holders").glob("*"))
-    if holders:
-        return [fail("not in use", f"{dev.path} is held by {', '.join(holders)}",
-                     hint="use the device-mapper (multipath) partition instead, or release it")]
-    return [ok("not mounted", "not in /proc/self/mountinfo or /proc/swaps, no holders"), _exclusive(dev)]
-
-
-def _exclusive(dev: Device) -> Check:
-    try:
-        fd = os.open(dev.path, os.O_RDONLY | os.O_EXCL)
-    except OSError as exc:
-        if exc.errno == errno.EBUSY:
-            return fail("not in use", f"{dev.path} is busy (an exclusive open failed): in use by the kernel")
-        return Check("not in use", "warn", f"cannot open {dev.path} exclusively: {exc.strerror}")
-    os.close(fd)
-    return ok("not in use", "exclusive open succeeded")
-
-
-def device_checks(name: str, sys_: Sys | None = None) -> list[Check]:
-    """Every check on the dump device, stopping at the first that fails."""
-    sys_ = sys_ or Sys()
-    dev = open_device(name, sys_)
-    if isinstance(dev, Check):
-        return [dev]
-    checks = [ok("block device", f"{dev.path} ({dev.majmin})"), partition_check(dev)]
-    if checks[-1].failed:
-        return checks
-    return checks + use_checks(dev, sys_)
 
 
 def _file_check(label: str, path: Path, missing: str) -> Check:
     if not path.is_file():
         what = "a dangling symlink" if path.is_symlink() else "missing"
-        return fail(label, f"{path} is {what}: {missing}",
-                    hint="install the pair first: ./build.py install [RECIPE]")
+        return fail(
+            label, f"{path} is {what}: {missing}", hint="install the pair first: ./build.py install [RECIPE]"
+        )
     mode = path.stat().st_mode & 0o777
     return ok(label, f"{path} ({path.stat().st_size} bytes, mode {mode:o})")
 
@@ -194,15 +39,21 @@ def _file_check(label: str, path: Path, missing: str) -> Check:
 def artifact_checks(folder: Path, target: Target) -> list[Check]:
     """The names zipl reads exist, and match zfcpdump.image/.rd when those are installed too."""
     image, rd = folder / target.layout.image, folder / target.layout.rd
-    checks = [_file_check("image", image, "zipl refuses to prepare a dump disk without it"),
-              _file_check("ramdisk", rd, "zipl would SILENTLY drop it, leaving a dump disk "
-                                         "without user space")]
+    checks = [
+        _file_check("image", image, "zipl refuses to prepare a dump disk without it"),
+        _file_check("ramdisk", rd, "zipl would SILENTLY drop it, leaving a dump disk without user space"),
+    ]
     if any(c.failed for c in checks) or target.layout.name == "pre-2.0":
         return checks
     for alias, base in ((image, folder / BASE_IMAGE), (rd, folder / BASE_RD)):
         if base.is_file() and file_sha256(alias) != file_sha256(base):
-            checks.append(fail("pair", f"{alias.name} differs from {base.name}: a half-updated install",
-                               hint="reinstall: ./build.py install [RECIPE]"))
+            checks.append(
+                fail(
+                    "pair",
+                    f"{alias.name} differs from {base.name}: a half-updated install",
+                    hint="reinstall: ./build.py install [RECIPE]",
+                )
+            )
     return checks
 
 
@@ -213,8 +64,13 @@ def out_checks(folder: Path, target: Target, out: Path) -> list[Check]:
         if not built.is_file():
             checks.append(fail("build output", f"{built} is missing"))
         elif file_sha256(folder / name) != file_sha256(built):
-            checks.append(fail("installed = OUT", f"{folder / name} is not {built}",
-                               hint=f"install that build first: ./build.py install --from {out}"))
+            checks.append(
+                fail(
+                    "installed = OUT",
+                    f"{folder / name} is not {built}",
+                    hint=f"install that build first: ./build.py install --from {out}",
+                )
+            )
     return checks or [ok("installed = OUT", f"the installed pair is the build in {out}")]
 
 
@@ -223,8 +79,12 @@ def budget_check(image: Path, rd: Path, memory: int) -> Check:
     total = image.stat().st_size + rd.stat().st_size
     detail = f"image + rd = {total / (1 << 20):.1f} MiB of budget.memory {memory / (1 << 20):.0f} MiB"
     if total > memory:
-        return fail("budget", detail + ": they cannot even be loaded", error=BudgetError,
-                    hint="shrink the initramfs or raise budget.memory if the machine's HSA is larger")
+        return fail(
+            "budget",
+            detail + ": they cannot even be loaded",
+            error=BudgetError,
+            hint="shrink the initramfs or raise budget.memory if the machine's HSA is larger",
+        )
     return ok("budget", detail)
 
 
@@ -236,22 +96,10 @@ def run_zipl(command: list[str], reporter: Reporter) -> None:
     except OSError as exc:
         raise InstallError(f"cannot run {command[0]}: {exc.strerror}") from None
     if result.returncode != 0:
-        raise InstallError(f"zipl failed with exit code {result.returncode}; see its messages above",
-                           hint="nothing else was changed; check the device and rerun")
-
-
-def report_checks(checks: list[Check], reporter: Reporter) -> None:
-    reporter.table("preflight", ["check", "status", "detail"],
-                   [[c.name, c.status, c.detail] for c in checks])
-    for check in checks:
-        if check.status == "warn":
-            reporter.warning(f"{check.name}: {check.detail}")
-
-
-def raise_first_failure(checks: list[Check]) -> None:
-    for check in checks:
-        if check.failed:
-            raise check.error(f"{check.name}: {check.detail}", hint=check.hint)
+        raise InstallError(
+            f"zipl failed with exit code {result.returncode}; see its messages above",
+            hint="nothing else was changed; check the device and rerun",
+        )
 
 
 def _manifest_pair(manifest: Any) -> tuple[Any, Any]:
@@ -272,26 +120,36 @@ def find_manifest(image: Path, rd: Path, candidates: list[Path]) -> tuple[Path, 
     return None
 
 
-def memory_budget_check(image: Path, rd: Path, loaded: Recipe, out: Path | None,
-                        reporter: Reporter) -> Check:
+def memory_budget_check(image: Path, rd: Path, loaded: Recipe, out: Path | None, reporter: Reporter) -> Check:
     """The build's full memory budget (budget.check) for the installed pair, from its manifest."""
     candidates = [out / "manifest.json"] if out else [Path("out") / loaded.name / "manifest.json"]
     found = find_manifest(image, rd, candidates)
     if found is None or not found[1].get("memory_budget"):
-        return Check("memory budget", "warn", f"no build manifest ({', '.join(map(str, candidates))}) "
-                     "matches the installed pair: only image + rd were checked (pass --from OUT)")
+        return Check(
+            "memory budget",
+            "warn",
+            f"no build manifest ({', '.join(map(str, candidates))}) "
+            "matches the installed pair: only image + rd were checked (pass --from OUT)",
+        )
     path, manifest = found
     memory = parse_size(loaded.get("budget.memory"))
     figures = manifest["memory_budget"]
-    entries = [budget.BudgetItem(name, int(size), "from the build") for name, size in figures.items()
-               if name not in ("total", "memory")]
+    entries = [
+        budget.BudgetItem(name, int(size), "from the build")
+        for name, size in figures.items()
+        if name not in ("total", "memory")
+    ]
     try:
         totals = budget.check(entries, memory, reporter)
     except BudgetError as exc:
         return fail("memory budget", exc.message, exc.hint, BudgetError)
-    built_for = f"; the build assumed {figures['memory'] >> 20} MiB" if figures.get("memory") != memory else ""
-    return ok("memory budget", f"{totals['total'] / (1 << 20):.1f} MiB of {memory >> 20} MiB "
-                               f"(figures from {path}{built_for})")
+    built_for = (
+        f"; the build assumed {figures['memory'] >> 20} MiB" if figures.get("memory") != memory else ""
+    )
+    return ok(
+        "memory budget",
+        f"{totals['total'] / (1 << 20):.1f} MiB of {memory >> 20} MiB (figures from {path}{built_for})",
+    )
 
 
 def _zipl_check(binary: Path | None, dry_run: bool) -> Check:
@@ -299,15 +157,24 @@ def _zipl_check(binary: Path | None, dry_run: bool) -> Check:
         return ok("zipl", str(binary))
     if dry_run:
         return Check("zipl", "warn", "no zipl on this host (PATH, /sbin, /usr/sbin): the real run needs it")
-    return fail("zipl", "no zipl found (PATH, /sbin, /usr/sbin)",
-                hint="install s390-tools, or name the binary with --zipl PATH")
+    return fail(
+        "zipl",
+        "no zipl found (PATH, /sbin, /usr/sbin)",
+        hint="install s390-tools, or name the binary with --zipl PATH",
+    )
 
 
-def _artifact_stage(folder: Path, target: Target, loaded: Recipe, out: Path | None,
-                    reporter: Reporter) -> list[Check]:
+def _artifact_stage(
+    folder: Path, target: Target, loaded: Recipe, out: Path | None, reporter: Reporter
+) -> list[Check]:
     if pending(folder):
-        return [fail("install state", f"an interrupted install left {folder / JOURNAL}",
-                     hint="rerun ./build.py install: it rolls back to the previous pair first")]
+        return [
+            fail(
+                "install state",
+                f"an interrupted install left {folder / JOURNAL}",
+                hint="rerun ./build.py install: it rolls back to the previous pair first",
+            )
+        ]
     checks = artifact_checks(folder, target)
     if any(c.failed for c in checks):
         return checks
@@ -328,14 +195,22 @@ def directory_check(binary: Path | None, target: Target, force: bool) -> Check |
         return None
     if compiled is None or norm_path(compiled) == norm_path(target.directory):
         return None
-    detail = (f"{binary} reads the pair from its compiled-in {compiled}, not from {target.directory}: "
-              "the dump disk would get whatever is in the other directory")
+    detail = (
+        f"{binary} reads the pair from its compiled-in {compiled}, not from {target.directory}: "
+        "the dump disk would get whatever is in the other directory"
+    )
     if force:
-        return Check("zipl directory", "warn", detail + " (--force: going ahead, as asked; make sure "
-                     f"{compiled} holds the pair you mean)")
-    return fail("zipl directory", detail,
-                hint=f"drop --dir (zipl reads {compiled}), install there first, or pass --force "
-                     "if that directory is the same one by another path (a bind mount, say)")
+        return Check(
+            "zipl directory",
+            "warn",
+            detail + f" (--force: going ahead, as asked; make sure {compiled} holds the pair you mean)",
+        )
+    return fail(
+        "zipl directory",
+        detail,
+        hint=f"drop --dir (zipl reads {compiled}), install there first, or pass --force "
+        "if that directory is the same one by another path (a bind mount, say)",
+    )
 
 
 @dataclass(frozen=True)
@@ -343,25 +218,33 @@ class Request:
     """What `dumpdisk prepare` was asked: the device, and the choices of its options."""
 
     device: str
-    zipl: Path | None = None        # --zipl
-    layout: str | None = None       # --layout
+    zipl: Path | None = None  # --zipl
+    layout: str | None = None  # --layout
     install_dir: str | None = None  # --dir
-    from_dir: Path | None = None    # --from
+    from_dir: Path | None = None  # --from
     dry_run: bool = False
     force: bool = False
 
 
-def preflight(args: Request, loaded: Recipe,
-              reporter: Reporter) -> tuple[Target, list[Check], Path | None]:
+def preflight(args: Request, loaded: Recipe, reporter: Reporter) -> tuple[Target, list[Check], Path | None]:
     """Every check `dumpdisk prepare` makes before it runs zipl."""
     binary = args.zipl or find_zipl()
-    target = resolve(Choice(layout=args.layout, directory=args.install_dir, zipl=binary,
-                            recipe_layout=loaded.get("install.zipl_layout"),
-                            recipe_dir=loaded.get("install.dir")))
-    checks = [_zipl_check(binary, args.dry_run),
-              ok("layout", f"{target.layout.name} in {target.directory} ({target.reason})")]
-    checks += [Check("layout", "warn", note) for note in target.notes
-               if not note.startswith("--dir ")]  # the directory check below says it better
+    target = resolve(
+        Choice(
+            layout=args.layout,
+            directory=args.install_dir,
+            zipl=binary,
+            recipe_layout=loaded.get("install.zipl_layout"),
+            recipe_dir=loaded.get("install.dir"),
+        )
+    )
+    checks = [
+        _zipl_check(binary, args.dry_run),
+        ok("layout", f"{target.layout.name} in {target.directory} ({target.reason})"),
+    ]
+    checks += [
+        Check("layout", "warn", note) for note in target.notes if not note.startswith("--dir ")
+    ]  # the directory check below says it better
     mismatch = directory_check(binary, target, args.force)
     if mismatch is not None:
         checks.append(mismatch)
@@ -371,9 +254,3 @@ def preflight(args: Request, loaded: Recipe,
     checks += _artifact_stage(Path(target.directory), target, loaded, out, reporter)
     checks += device_checks(args.device)
     return target, checks, binary
-
-
-def disk_of(device: str) -> str:
-    """The whole disk holding partition *device*, for the next-step hint (else DISK)."""
-    dev = open_device(device, Sys())
-    return whole_disk(dev) if isinstance(dev, Device) and _read(dev.sysdir / "partition") else "DISK"

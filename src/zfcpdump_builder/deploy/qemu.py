@@ -118,23 +118,37 @@ class BootResult:
         """Return self when the run passed; raise TestBootError otherwise."""
         if self.passed:
             return self
-        raise TestBootError("boot test failed: " + "; ".join(self.problems()),
-                            hint="read the console log for the guest's own messages",
-                            log=str(self.log_path) if self.log_path else None)
+        raise TestBootError(
+            "boot test failed: " + "; ".join(self.problems()),
+            hint="read the console log for the guest's own messages",
+            log=str(self.log_path) if self.log_path else None,
+        )
 
 
 def qemu_argv(spec: BootSpec) -> list[str]:
     """The qemu-system-s390x command line for *spec* (the console goes to stdio)."""
-    argv = [spec.qemu, "-M", "s390-ccw-virtio", "-nographic", "-no-reboot",
-            "-m", str(spec.memory_mib), "-smp", str(spec.cpus),
-            "-kernel", str(spec.image), "-initrd", str(spec.initrd),
-            "-append", spec.cmdline()]
+    argv = [
+        spec.qemu,
+        "-M",
+        "s390-ccw-virtio",
+        "-nographic",
+        "-no-reboot",
+        "-m",
+        str(spec.memory_mib),
+        "-smp",
+        str(spec.cpus),
+        "-kernel",
+        str(spec.image),
+        "-initrd",
+        str(spec.initrd),
+        "-append",
+        spec.cmdline(),
+    ]
     if spec.disk is not None:
         drive = f"file={spec.disk},if=none,format=raw,id=d0,cache=writeback"
         if spec.disk_write_bps:
             drive += f",throttling.bps-write={spec.disk_write_bps}"
-        argv += ["-device", "virtio-scsi-ccw,id=scsi0", "-drive", drive,
-                 "-device", "scsi-hd,drive=d0"]
+        argv += ["-device", "virtio-scsi-ccw,id=scsi0", "-drive", drive, "-device", "scsi-hd,drive=d0"]
     return argv + list(spec.extra_args)
 
 
@@ -200,15 +214,15 @@ class ConsoleJudge:
 
 def _require_files(spec: BootSpec) -> None:
     if shutil.which(spec.qemu) is None:
-        raise HostError(f"{spec.qemu} is not installed",
-                        hint="install Debian's qemu-system-s390x package")
+        raise HostError(f"{spec.qemu} is not installed", hint="install Debian's qemu-system-s390x package")
     for label, path in (("image", spec.image), ("initrd", spec.initrd), ("disk", spec.disk)):
         if path is not None and not Path(path).is_file():
             raise TestBootError(f"boot test: {label} {path} does not exist")
 
 
-def _pump(proc: subprocess.Popen[bytes], judge: ConsoleJudge, log: BinaryIO,
-          deadline: float) -> tuple[bool, bool]:
+def _pump(
+    proc: subprocess.Popen[bytes], judge: ConsoleJudge, log: BinaryIO, deadline: float
+) -> tuple[bool, bool]:
     """Read the console until QEMU exits, a stop condition holds, or the deadline passes.
 
     Returns (timed_out, stopped_early).
@@ -255,8 +269,9 @@ def console_printer(reporter: Reporter) -> Callable[[str], None]:
     """Guest console lines through the Reporter: dimmed on a rich TTY, `  | `-prefixed text else."""
     if isinstance(reporter, RichReporter):
         console = reporter.console
-        return lambda line: console.print(f"  | {line}", style="dim", markup=False,
-                                          highlight=False, soft_wrap=True)
+        return lambda line: console.print(
+            f"  | {line}", style="dim", markup=False, highlight=False, soft_wrap=True
+        )
     return lambda line: reporter.info(f"  | {line}")
 
 
@@ -268,21 +283,29 @@ def boot(spec: BootSpec, reporter: Reporter | None = None, echo: bool = True) ->
     log_path = _log_path(spec)
     reporter.detail("qemu: " + " ".join(argv))
     started = time.monotonic()
-    judge = ConsoleJudge(spec, started, console_printer(reporter) if echo else (lambda ln: None))
+    judge = ConsoleJudge(spec, started, console_printer(reporter) if echo else (lambda _line: None))
     with open(log_path, "wb") as log:
         # stdin is a pipe nobody writes: QEMU never puts the user's terminal in raw mode.
-        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         try:
             timed_out, stopped = _pump(proc, judge, log, started + spec.timeout)
         finally:
             code = _stop(proc)
         _drain(proc, judge, log)
     judge.finish()
-    return BootResult(spec, judge.console, judge.seen, judge.failures_seen,
-                      round(time.monotonic() - started, 3), timed_out,
-                      stopped and judge.kill_now, not (timed_out or stopped), code,
-                      log_path, argv)
+    return BootResult(
+        spec,
+        judge.console,
+        judge.seen,
+        judge.failures_seen,
+        round(time.monotonic() - started, 3),
+        timed_out,
+        stopped and judge.kill_now,
+        not (timed_out or stopped),
+        code,
+        log_path,
+        argv,
+    )
 
 
 def _drain(proc: subprocess.Popen[bytes], judge: ConsoleJudge, log: BinaryIO) -> None:

@@ -36,10 +36,12 @@ HOST_SEARCH_DIRS = ("/sbin", "/usr/sbin")
 ROOT_SEARCH_DIRS = ("sbin", "usr/sbin", "bin", "usr/bin")
 VERSION_RE = re.compile(r"^[12]\.\d{1,2}\.\d{1,2}(?:-build-\d{8})?$")
 MAX_SCAN = 64 << 20
-LAYOUT_HINT = ("choose the layout of the TARGET's s390-tools: --layout 2.7+ (s390-tools 2.7 and later, "
-               "e.g. Debian 12 ships 2.16), --layout 2.0-2.6, or --layout pre-2.0; or set "
-               "install.zipl_layout in the recipe; or pass --zipl PATH to the target's zipl binary "
-               "(it is read, never run)")
+LAYOUT_HINT = (
+    "choose the layout of the TARGET's s390-tools: --layout 2.7+ (s390-tools 2.7 and later, "
+    "e.g. Debian 12 ships 2.16), --layout 2.0-2.6, or --layout pre-2.0; or set "
+    "install.zipl_layout in the recipe; or pass --zipl PATH to the target's zipl binary "
+    "(it is read, never run)"
+)
 
 
 @dataclass(frozen=True)
@@ -73,18 +75,26 @@ class Detected:
     version: str | None
 
     def rows(self) -> list[list[str]]:
-        return [["zipl binary", str(self.binary)], ["layout", f"{self.layout.name} ({self.layout.versions})"],
-                ["image path", self.image_path], ["ramdisk path", self.rd_path or "(not found)"],
-                ["zfcpdump dir", self.directory or "(not compiled in)"],
-                ["version string", self.version or "(not found)"]]
+        return [
+            ["zipl binary", str(self.binary)],
+            ["layout", f"{self.layout.name} ({self.layout.versions})"],
+            ["image path", self.image_path],
+            ["ramdisk path", self.rd_path or "(not found)"],
+            ["zfcpdump dir", self.directory or "(not compiled in)"],
+            ["version string", self.version or "(not found)"],
+        ]
 
 
 # --- reading a binary ------------------------------------------------------------------
 
+
 def _is_data_section(section: Section) -> bool:
     flags = section["sh_flags"]
-    return (section["sh_type"] == "SHT_PROGBITS"
-            and bool(flags & SH_FLAGS.SHF_ALLOC) and not flags & SH_FLAGS.SHF_EXECINSTR)
+    return (
+        section["sh_type"] == "SHT_PROGBITS"
+        and bool(flags & SH_FLAGS.SHF_ALLOC)
+        and not flags & SH_FLAGS.SHF_EXECINSTR
+    )
 
 
 def _elf_data(handle: BinaryIO) -> bytes | None:
@@ -147,9 +157,11 @@ def detect_strings(strings: Sequence[str], binary: Path) -> Detected:
         directory = os.path.dirname(image) if "/" in image else _find_dir(strings)
         version = next((s for s in strings if VERSION_RE.match(s)), None)
         return Detected(binary, layout, image, rd, directory, version)
-    raise InstallError(f"{binary} names no zfcpdump image (none of "
-                       f"{', '.join(lay.image for lay in LAYOUTS.values())}): is it zipl?",
-                       hint=LAYOUT_HINT)
+    raise InstallError(
+        f"{binary} names no zfcpdump image (none of "
+        f"{', '.join(lay.image for lay in LAYOUTS.values())}): is it zipl?",
+        hint=LAYOUT_HINT,
+    )
 
 
 def detect(binary: Path) -> Detected:
@@ -184,6 +196,7 @@ def find_zipl(root: Path | None = None) -> Path | None:
 
 # --- which layout and directory --------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Target:
     """Where to install and which names the target's zipl reads, and why we think so."""
@@ -205,13 +218,13 @@ class Target:
 class Choice:
     """The user's inputs to `resolve`."""
 
-    layout: str | None = None      # --layout
-    directory: str | None = None   # --dir
-    zipl: Path | None = None       # --zipl
+    layout: str | None = None  # --layout
+    directory: str | None = None  # --dir
+    zipl: Path | None = None  # --zipl
     recipe_layout: str = "auto"
     recipe_dir: str = DEFAULT_DIR
     destdir: Path | None = None
-    host_detection: bool = True    # False on a cross build
+    host_detection: bool = True  # False on a cross build
     why_no_host: str = ""
 
 
@@ -229,17 +242,24 @@ def _zipl_to_read(choice: Choice) -> Path:
     if choice.destdir is not None:
         found = find_zipl(choice.destdir)
         if found is None:
-            raise InstallError(f"install.zipl_layout is auto, and DESTDIR {choice.destdir} holds no zipl "
-                               "(looked in sbin, usr/sbin, bin, usr/bin); with --destdir the build "
-                               "host's zipl is never consulted", hint=LAYOUT_HINT)
+            raise InstallError(
+                f"install.zipl_layout is auto, and DESTDIR {choice.destdir} holds no zipl "
+                "(looked in sbin, usr/sbin, bin, usr/bin); with --destdir the build "
+                "host's zipl is never consulted",
+                hint=LAYOUT_HINT,
+            )
         return found
     if not choice.host_detection:
-        raise InstallError(f"install.zipl_layout is auto, but {choice.why_no_host}: the build host's "
-                           "zipl says nothing about the target's", hint=LAYOUT_HINT)
+        raise InstallError(
+            f"install.zipl_layout is auto, but {choice.why_no_host}: the build host's "
+            "zipl says nothing about the target's",
+            hint=LAYOUT_HINT,
+        )
     found = find_zipl()
     if found is None:
-        raise InstallError("install.zipl_layout is auto, but no zipl was found (PATH, /sbin, /usr/sbin)",
-                           hint=LAYOUT_HINT)
+        raise InstallError(
+            "install.zipl_layout is auto, but no zipl was found (PATH, /sbin, /usr/sbin)", hint=LAYOUT_HINT
+        )
     return found
 
 
@@ -247,13 +267,17 @@ def _directory(choice: Choice, detected: Detected | None) -> tuple[str, tuple[st
     compiled = detected.directory if detected else None
     if choice.directory:
         if compiled and norm_path(compiled) != norm_path(choice.directory):
-            return choice.directory, (f"--dir {choice.directory} differs from the directory compiled "
-                                      f"into {detected.binary}: {compiled}; that zipl will not find "  # type: ignore[union-attr]
-                                      "these files unless both paths are the same directory",)
+            return choice.directory, (
+                f"--dir {choice.directory} differs from the directory compiled "
+                f"into {detected.binary}: {compiled}; that zipl will not find "  # type: ignore[union-attr]
+                "these files unless both paths are the same directory",
+            )
         return choice.directory, ()
     if compiled and norm_path(compiled) != norm_path(choice.recipe_dir):
-        return compiled, (f"zipl reads {compiled}, not the recipe's install.dir {choice.recipe_dir}: "
-                          f"installing into {compiled}",)
+        return compiled, (
+            f"zipl reads {compiled}, not the recipe's install.dir {choice.recipe_dir}: "
+            f"installing into {compiled}",
+        )
     return compiled or choice.recipe_dir, ()
 
 
@@ -272,8 +296,10 @@ def _disagreement(choice: Choice, layout: ZiplLayout) -> tuple[str, ...]:
         return ()
     if detected.layout == layout:
         return ()
-    return (f"{detected.binary} reads {detected.image_path}, not {layout.image} ({layout.name}): "
-            "that zipl will not find the image",)
+    return (
+        f"{detected.binary} reads {detected.image_path}, not {layout.image} ({layout.name}): "
+        "that zipl will not find the image",
+    )
 
 
 def resolve(choice: Choice) -> Target:
@@ -285,12 +311,15 @@ def resolve(choice: Choice) -> Target:
     detected = detect(_zipl_to_read(choice))
     directory, notes = _directory(choice, detected)
     if detected.rd_path is None:
-        notes += (f"{detected.binary} names the image {detected.image_path} but no ramdisk "
-                  f"{detected.layout.rd}: check the layout",)
+        notes += (
+            f"{detected.binary} names the image {detected.image_path} but no ramdisk "
+            f"{detected.layout.rd}: check the layout",
+        )
     return Target(detected.layout, directory, f"detected from {detected.binary}", detected, notes)
 
 
 # --- the next step ---------------------------------------------------------------------
+
 
 def dump_command(device: str, zipl: str = "zipl", yes: bool = False) -> list[str]:
     """`zipl -d DEV` (= `--dumpto DEV`) installs the SCSI dump record on partition DEV.
@@ -304,8 +333,9 @@ def next_steps(target: Target, destdir: Path | None = None) -> list[str]:
     """What the admin does after `install`: put the dump record on a SCSI partition."""
     lines = []
     if destdir is not None:
-        lines.append(f"the files are staged under {destdir}; once they are on the target in "
-                     f"{target.directory}:")
+        lines.append(
+            f"the files are staged under {destdir}; once they are on the target in {target.directory}:"
+        )
     part = "/dev/mapper/<WWID>-part1"
     return lines + [
         f"next step: put the dump record on a SCSI dump partition with zipl. It copies "

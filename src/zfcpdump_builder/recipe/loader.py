@@ -8,26 +8,18 @@ so a child recipe adds fragments or overlays rather than restating the parent's.
 from __future__ import annotations
 
 import copy
-import difflib
 import hashlib
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from ..core import paths
 from ..core.errors import RecipeError
 from ..core.ownership import safe_name
 from ..core.store import canonical_json
 from .schema import SCHEMA, Key, Section
-
-SYMBOL_RE = re.compile(r"^[A-Z0-9_]+$")
-SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KiB|MiB|GiB|K|M|G|KB|MB|GB)?\s*$")
-SIZE_UNITS = {None: 1, "B": 1, "K": 1024, "KiB": 1024, "M": 1 << 20, "MiB": 1 << 20,
-              "G": 1 << 30, "GiB": 1 << 30, "KB": 1000, "MB": 1000**2, "GB": 1000**3}
-Positions = dict[tuple[str, ...], int]
+from .values import validate
+from .yamlfile import RECIPE_SUFFIXES, read_yaml
 
 
 @dataclass
@@ -64,103 +56,8 @@ def _portable(value: Any) -> Any:
     if isinstance(value, list):
         return [_portable(v) for v in value]
     if isinstance(value, str) and value.startswith(root):
-        return "$PROJECT/" + value[len(root):]
+        return "$PROJECT/" + value[len(root) :]
     return value
-
-
-MAX_RECIPE_BYTES = 256 << 10
-KEY_LIKE = re.compile(r"[A-Za-z0-9_-]{1,40}")
-RECIPE_SUFFIXES = (".yaml", ".yml")
-
-
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate keys and aliases.
-
-    Aliases are refused outright: a few hundred bytes of nested aliases (a "billion laughs")
-    expand to a tree that takes forever to walk. Recipes share settings with `extends:`.
-    """
-
-    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
-            raise yaml.composer.ComposerError(
-                None, None, "YAML aliases (*name) are not allowed in recipes; use extends: "
-                "to share settings", event.start_mark)
-        return super().compose_node(parent, index)  # type: ignore[no-any-return, misc]
-
-
-def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {_short(key)}", key_node.start_mark)
-        seen.add(key)
-    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
-
-
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
-def _short(value: Any, limit: int = 60) -> str:
-    """repr(value), cut to *limit* characters: error messages never echo a whole file."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _key_lines(node: yaml.Node, prefix: tuple[str, ...], out: Positions) -> None:
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            path = (*prefix, str(key_node.value))
-            out[path] = key_node.start_mark.line + 1
-            _key_lines(value_node, path, out)
-
-
-def _read_text(path: Path) -> str:
-    try:
-        if path.stat().st_size > MAX_RECIPE_BYTES:
-            raise RecipeError(f"{path}: {path.stat().st_size} bytes is too large for a recipe "
-                              f"(at most {MAX_RECIPE_BYTES >> 10} KiB)")
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise RecipeError(f"recipe {path} does not exist") from None
-    except OSError as exc:
-        raise RecipeError(f"cannot read recipe {path}: {exc.strerror}") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise RecipeError(f"{path}: not UTF-8 text (invalid byte at offset {exc.start}); a recipe is "
-                          f"a UTF-8 YAML file") from None
-    if "\0" in text:
-        raise RecipeError(f"{path}: holds NUL bytes ({len(raw)} bytes): not a YAML text file")
-    return text
-
-
-def read_yaml(path: Path) -> tuple[dict[str, Any], Positions, str]:
-    """Parse one recipe file: its mapping, the line of every key, and its text's sha256."""
-    text = _read_text(path)
-    loader = _Loader(text)
-    try:
-        node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        raise RecipeError(f"{where}: malformed YAML: {exc.problem or exc.context}") from None
-    except yaml.YAMLError as exc:
-        raise RecipeError(f"{path}: malformed YAML ({type(exc).__name__})") from None
-    finally:
-        loader.dispose()
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise RecipeError(f"{path}: a recipe must be a mapping of keys; this file ({len(text)} "
-                          f"characters) holds a YAML {type(data).__name__} at the top level")
-    lines: Positions = {}
-    if node is not None:
-        _key_lines(node, (), lines)
-    return data, lines, hashlib.sha256(text.encode()).hexdigest()
 
 
 def find_recipe(name: str | Path, relative_to: Path | None = None) -> Path:
@@ -175,150 +72,18 @@ def find_recipe(name: str | Path, relative_to: Path | None = None) -> Path:
     for candidate in candidates:
         if candidate.is_file():
             if candidate.suffix not in RECIPE_SUFFIXES:
-                raise RecipeError(f"{candidate} is not a recipe: recipes are .yaml or .yml files "
-                                  f"(this is a {candidate.stat().st_size}-byte file named "
-                                  f"{candidate.suffix or 'without a suffix'})",
-                                  hint="name a recipe in recipes/ or a path to a .yaml file")
+                raise RecipeError(
+                    f"{candidate} is not a recipe: recipes are .yaml or .yml files "
+                    f"(this is a {candidate.stat().st_size}-byte file named "
+                    f"{candidate.suffix or 'without a suffix'})",
+                    hint="name a recipe in recipes/ or a path to a .yaml file",
+                )
             return candidate.resolve()
     available = sorted(p.stem for p in paths.data_dir("recipes").glob("*.yaml"))
-    raise RecipeError(f"recipe {name} not found (looked in: "
-                      f"{', '.join(str(c) for c in candidates)})",
-                      hint=f"available recipes: {', '.join(available)}")
-
-
-def _where(path: Path, lines: Positions, key: tuple[str, ...]) -> str:
-    line = lines.get(key)
-    return f"{path}:{line}" if line else str(path)
-
-
-def _suggest(name: str, options: list[str]) -> str:
-    close = difflib.get_close_matches(name, options, n=1, cutoff=0.5)
-    return f"; did you mean '{close[0]}'?" if close else f"; valid keys: {', '.join(options)}"
-
-
-def validate(data: dict[str, Any], path: Path, lines: Positions,
-             schema: Section = SCHEMA, prefix: tuple[str, ...] = ()) -> None:
-    """Check *data* against *schema*; raise RecipeError on the first problem."""
-    for name, value in data.items():
-        key = (*prefix, str(name))
-        dotted = ".".join(key)
-        spec = schema.get(str(name))
-        if spec is None:
-            if not KEY_LIKE.fullmatch(str(name)):  # not a key at all: describe, never quote it
-                raise RecipeError(f"{_where(path, lines, key)}: a {len(str(name))}-character key that is "
-                                  f"not a recipe key; valid keys here: {', '.join(schema)}")
-            raise RecipeError(f"{_where(path, lines, key)}: unknown key {_short(dotted)}"
-                              + _suggest(str(name), list(schema)))
-        if isinstance(spec, Key):
-            _check_value(value, spec, f"{_where(path, lines, key)}: {dotted}")
-        elif not isinstance(value, dict):
-            raise RecipeError(f"{_where(path, lines, key)}: '{dotted}' must be a mapping "
-                              f"with keys {', '.join(spec)}, got {_type_name(value)}")
-        else:
-            validate(value, path, lines, spec, key)
-
-
-def _type_name(value: Any) -> str:
-    return "nothing" if value is None else f"{type(value).__name__} {_short(value)}"
-
-
-def _check_value(value: Any, spec: Key, where: str) -> None:
-    if value is None and spec.default is None:
-        return  # null clears an optional key inherited from a parent
-    checker = _CHECKERS[spec.kind]
-    problem = checker(value)
-    if problem:
-        raise RecipeError(f"{where}: expected {problem}, got {_type_name(value)}")
-    if spec.choices and value not in spec.choices:
-        raise RecipeError(f"{where}: expected one of {', '.join(map(str, spec.choices))}, "
-                          f"got {_short(value)}" + _suggest(str(value), [str(c) for c in spec.choices]))
-
-
-def _is_str(v: Any) -> str | None:
-    return None if isinstance(v, str) else "a string"
-
-
-def _is_int(v: Any) -> str | None:
-    return None if isinstance(v, int) and not isinstance(v, bool) else "an integer"
-
-
-def _is_bool(v: Any) -> str | None:
-    return None if isinstance(v, bool) else "true or false"
-
-
-def _is_auto_bool(v: Any) -> str | None:
-    return None if isinstance(v, bool) or v == "auto" else "true, false or auto"
-
-
-def _is_auto_int(v: Any) -> str | None:
-    ok = v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and v > 0)
-    return None if ok else "a positive integer or auto"
-
-
-def _is_list_str(v: Any) -> str | None:
-    ok = isinstance(v, list) and all(isinstance(i, str) for i in v)
-    return None if ok else "a list of strings"
-
-
-def _is_sha256(v: Any) -> str | None:
-    ok = isinstance(v, str) and re.fullmatch(r"[0-9a-fA-F]{64}", v) is not None
-    return None if ok else "64 hex digits (a sha256)"
-
-
-def _is_size(v: Any) -> str | None:
-    try:
-        parse_size(v)
-    except ValueError:
-        return "a size such as 32MiB, 2.5MiB or a byte count"
-    return None
-
-
-def _is_symbols(v: Any) -> str | None:
-    if not isinstance(v, dict):
-        return "a mapping of SYMBOL: value"
-    for symbol, value in v.items():
-        if not isinstance(symbol, str) or not SYMBOL_RE.match(symbol) or symbol.startswith("CONFIG_"):
-            hint = f" (write {symbol[7:]!r} without the CONFIG_ prefix)" if str(symbol).startswith("CONFIG_") else ""
-            return f"kconfig symbol names in capitals, digits and _{hint}; bad name {symbol!r}"
-        if normalise_symbol_value(value) is None:
-            return f"y, n, m, a number or a quoted string for {symbol}"
-    return None
-
-
-_CHECKERS = {
-    "str": _is_str, "path": _is_str, "int": _is_int, "bool": _is_bool,
-    "auto-bool": _is_auto_bool, "auto-int": _is_auto_int, "list[str]": _is_list_str,
-    "sha256": _is_sha256, "size": _is_size, "symbols": _is_symbols,
-}
-
-
-def normalise_symbol_value(value: Any) -> str | None:
-    """The .config spelling of a recipe value: y/n/m, a number, or a quoted string."""
-    if value is True:
-        return "y"
-    if value is False:
-        return "n"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, str):
-        if value in ("y", "n", "m"):
-            return value
-        if re.fullmatch(r"0x[0-9a-fA-F]+", value):
-            return value
-        escaped = value.replace("\\", "\\\\").replace('"', '\\"')
-        return f'"{escaped}"'
-    return None
-
-
-def parse_size(value: Any) -> int:
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    if not isinstance(value, str):
-        raise ValueError(value)
-    match = SIZE_RE.match(value)
-    if not match:
-        raise ValueError(value)
-    return int(float(match.group(1)) * SIZE_UNITS[match.group(2)])
+    raise RecipeError(
+        f"recipe {name} not found (looked in: {', '.join(str(c) for c in candidates)})",
+        hint=f"available recipes: {', '.join(available)}",
+    )
 
 
 # One-of mappings: a child's mapping replaces the parent's instead of merging into it.
@@ -391,7 +156,9 @@ def load(name: str | Path) -> Recipe:
     data, chain, digest = _load_chain(path, [])
     defaults = _defaults(SCHEMA)
     defaults.pop("extends")
-    defaults["kernel"]["config"]["base"] = str(paths.find_config(defaults["kernel"]["config"]["base"], path.parent))
+    defaults["kernel"]["config"]["base"] = str(
+        paths.find_config(defaults["kernel"]["config"]["base"], path.parent)
+    )
     resolved = _fill(defaults, data)
     _check_cross_field(resolved, path)
     name = safe_name(path.stem, f"recipe file {path.name}: the name")
@@ -413,11 +180,14 @@ def _check_cross_field(data: dict[str, Any], path: Path) -> None:
     kinds = [k for k in ("debian", "tarball", "tree") if source.get(k)]
     if len(kinds) != 1:
         found = ", ".join(kinds) or "none"
-        raise RecipeError(f"{path}: kernel.source needs exactly one of debian, tarball or tree "
-                          f"(found: {found})")
+        raise RecipeError(
+            f"{path}: kernel.source needs exactly one of debian, tarball or tree (found: {found})"
+        )
     if source.get("tarball") and not source.get("sha256"):
-        raise RecipeError(f"{path}: kernel.source.tarball needs kernel.source.sha256",
-                          hint="run `sha256sum` on the tarball and add `sha256: <hex>`")
+        raise RecipeError(
+            f"{path}: kernel.source.tarball needs kernel.source.sha256",
+            hint="run `sha256sum` on the tarball and add `sha256: <hex>`",
+        )
     runtime = data["runtime"]
     if runtime["kind"] in ("debs", "sysroot") and not runtime.get("path"):
         raise RecipeError(f"{path}: runtime.kind {runtime['kind']} needs runtime.path")

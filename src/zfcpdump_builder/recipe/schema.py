@@ -23,43 +23,73 @@ class Key:
 Section = dict[str, "Key | Section"]
 
 SCHEMA: Section = {
-    "extends": Key("str", None, "Recipe this one layers on (path relative to this file, or a name in recipes/)."),
+    "extends": Key(
+        "str", None, "Recipe this one layers on (path relative to this file, or a name in recipes/)."
+    ),
     "description": Key("str", "", "Free text shown by `plan`."),
     "arch": Key("str", "s390x", "Target architecture.", ("s390x",)),
     "kernel": {
         "source": {
-            "debian": Key("str", None, "Debian source package to fetch with apt-get download, e.g. linux-source-6.1."),
+            "debian": Key(
+                "str", None, "Debian source package to fetch with apt-get download, e.g. linux-source-6.1."
+            ),
             "tarball": Key("str", None, "Path or http(s) URL of a kernel tarball; needs sha256."),
             "sha256": Key("sha256", None, "Expected sha256 of the tarball (mandatory with tarball)."),
             "tree": Key("path", None, "A local, already unpacked kernel tree (used read-only)."),
         },
         "config": {
-            "base": Key("str", "zfcpdump_defconfig-6.1", "Base defconfig file, looked up beside the recipe then in configs/."),
-            "fragments": Key("list[str]", [], "Extra config fragment files, applied in order after the base."),
-            "set": Key("symbols", {}, "Symbol overrides: SYMBOL: y | n | m | number | \"string\"."),
+            "base": Key(
+                "str",
+                "zfcpdump_defconfig-6.1",
+                "Base defconfig file, looked up beside the recipe then in configs/.",
+            ),
+            "fragments": Key(
+                "list[str]", [], "Extra config fragment files, applied in order after the base."
+            ),
+            "set": Key("symbols", {}, 'Symbol overrides: SYMBOL: y | n | m | number | "string".'),
         },
     },
     "toolchain": {
-        "cross_compile": Key("str", "auto", "CROSS_COMPILE prefix; 'auto' picks s390x-linux-gnu- off s390x and native on s390x."),
+        "cross_compile": Key(
+            "str",
+            "auto",
+            "CROSS_COMPILE prefix; 'auto' picks s390x-linux-gnu- off s390x and native on s390x.",
+        ),
         "ccache": Key("auto-bool", "auto", "Use ccache: true, false, or auto (when installed)."),
     },
     "build": {
         "jobs": Key("auto-int", "auto", "Parallel make jobs; auto = number of CPUs."),
-        "source_date_epoch": Key("int", 1700000000, "Timestamp for reproducible artifacts (SOURCE_DATE_EPOCH in the environment wins)."),
+        "source_date_epoch": Key(
+            "int",
+            1700000000,
+            "Timestamp for reproducible artifacts (SOURCE_DATE_EPOCH in the environment wins).",
+        ),
     },
     "runtime": {
         "kind": Key("str", "debian", "Where the target CPython comes from.", ("debian", "debs", "sysroot")),
-        "packages": Key("list[str]", [], "Target packages to fetch (kind: debian); empty = the built-in list."),
+        "packages": Key(
+            "list[str]", [], "Target packages to fetch (kind: debian); empty = the built-in list."
+        ),
         "path": Key("path", None, "Directory of .deb/.rpm files (kind: debs) or a sysroot (kind: sysroot)."),
         "python": Key("str", "python3.11", "Interpreter name inside the runtime."),
-        "interpreter": Key("str", "custom", "packaged = the distribution's binary; custom = relinked "
-                           "from libpython with only the built-in modules the writer needs.",
-                           ("packaged", "custom")),
+        "interpreter": Key(
+            "str",
+            "custom",
+            "packaged = the distribution's binary; custom = relinked "
+            "from libpython with only the built-in modules the writer needs.",
+            ("packaged", "custom"),
+        ),
     },
     "initramfs": {
-        "compression": Key("str", "auto", "rd compression; auto = smallest kernel-safe choice.",
-                           ("auto", "xz", "gzip", "zstd", "lz4", "none")),
-        "overlay": Key("list[str]", [], "Directories merged into the initramfs (beside the recipe, else in the project)."),
+        "compression": Key(
+            "str",
+            "auto",
+            "rd compression; auto = smallest kernel-safe choice.",
+            ("auto", "xz", "gzip", "zstd", "lz4", "none"),
+        ),
+        "overlay": Key(
+            "list[str]", [], "Directories merged into the initramfs (beside the recipe, else in the project)."
+        ),
         "allow_shadow": Key("bool", False, "Let overlay files replace /init or runtime files."),
         "max_compressed": Key("size", "4MiB", "Budget for the compressed zfcpdump.rd."),
         "max_unpacked": Key("size", "14MiB", "Budget for the unpacked initramfs."),
@@ -70,10 +100,18 @@ SCHEMA: Section = {
         "after": Key("str", "reipl", "What to do when done.", ("reipl", "poweroff", "halt")),
         "debug": Key("int", 2, "Default dump_debug level (1..6); dump_debug= on the command line wins."),
         "progress_interval": Key("int", 10, "Seconds between progress lines."),
-        "source": Key("str", "auto", "Dump source; auto = /proc/vmcore, else zcore/mem.",
-                      ("auto", "/proc/vmcore", "zcore/mem")),
-        "io": Key("str", "auto", "Disk writes: auto (O_DIRECT, else buffered), direct, buffered.",
-                  ("auto", "direct", "buffered")),
+        "source": Key(
+            "str",
+            "auto",
+            "Dump source; auto = /proc/vmcore, else zcore/mem.",
+            ("auto", "/proc/vmcore", "zcore/mem"),
+        ),
+        "io": Key(
+            "str",
+            "auto",
+            "Disk writes: auto (O_DIRECT, else buffered), direct, buffered.",
+            ("auto", "direct", "buffered"),
+        ),
         "verify": Key("str", "sample", "After copying, re-read a sample and compare.", ("sample", "off")),
         "chunk_kib": Key("int", 1024, "Copy buffer size in KiB (64..16384, a multiple of 4)."),
     },
@@ -83,8 +121,12 @@ SCHEMA: Section = {
     },
     "install": {
         "dir": Key("str", "/lib/s390-tools/zfcpdump", "The zfcpdump directory zipl reads."),
-        "zipl_layout": Key("str", "auto", "Names zipl expects; auto = detect from the installed zipl.",
-                           ("auto", "2.7+", "2.0-2.6", "pre-2.0")),
+        "zipl_layout": Key(
+            "str",
+            "auto",
+            "Names zipl expects; auto = detect from the installed zipl.",
+            ("auto", "2.7+", "2.0-2.6", "pre-2.0"),
+        ),
         "link": Key("str", "symlink", "How the zipl names refer to zfcpdump.image/.rd.", ("symlink", "copy")),
     },
 }

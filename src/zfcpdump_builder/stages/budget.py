@@ -40,13 +40,17 @@ def kernel_static_size(vmlinux: Path) -> int:
         return sum(seg["p_memsz"] for seg in elf.iter_segments() if seg["p_type"] == "PT_LOAD")
 
 
-def items(vmlinux: Path, rd_compressed: int, rd_unpacked: int, memory: int,
-          headroom: int) -> list[BudgetItem]:
+def items(
+    vmlinux: Path, rd_compressed: int, rd_unpacked: int, memory: int, headroom: int
+) -> list[BudgetItem]:
     page_array = memory // PAGE * STRUCT_PAGE
     return [
         BudgetItem("kernel image (vmlinux PT_LOAD)", kernel_static_size(vmlinux), "text+data+bss"),
-        BudgetItem("kernel boot allocations", page_array + KERNEL_BOOT_FIXED,
-                   "struct pages + 3 MiB slab/percpu/page tables"),
+        BudgetItem(
+            "kernel boot allocations",
+            page_array + KERNEL_BOOT_FIXED,
+            "struct pages + 3 MiB slab/percpu/page tables",
+        ),
         BudgetItem("initramfs, compressed", rd_compressed, "freed after unpacking"),
         BudgetItem("initramfs, unpacked", rd_unpacked, "rootfs for the whole dump"),
         BudgetItem("writer headroom", headroom, "RSS + bounded page cache (recipe)"),
@@ -58,14 +62,22 @@ def check(entries: list[BudgetItem], memory: int, reporter: Reporter) -> dict[st
     total = sum(e.size for e in entries)
     ranked = sorted(entries, key=lambda e: e.size, reverse=True)
     rows = [(e.name, f"{e.size / MIB:.2f}", f"{100 * e.size / memory:.0f}%", e.note) for e in ranked]
-    rows.append(("total", f"{total / MIB:.2f}", f"{100 * total / memory:.0f}%",
-                 f"of {memory / MIB:.0f} MiB dump memory"))
+    rows.append(
+        (
+            "total",
+            f"{total / MIB:.2f}",
+            f"{100 * total / memory:.0f}%",
+            f"of {memory / MIB:.0f} MiB dump memory",
+        )
+    )
     reporter.table("dump memory budget", ["item", "MiB", "share", "note"], rows)
     if total > memory:
         over = (total - memory) / MIB
-        raise BudgetError(f"the dump environment needs {total / MIB:.2f} MiB but has "
-                          f"{memory / MIB:.0f} MiB ({over:.2f} MiB over); largest item: "
-                          f"{ranked[0].name} ({ranked[0].size / MIB:.2f} MiB)",
-                          hint="shrink the kernel config or the initramfs, or raise "
-                               "budget.memory for machines with a larger HSA (z15 and newer)")
+        raise BudgetError(
+            f"the dump environment needs {total / MIB:.2f} MiB but has "
+            f"{memory / MIB:.0f} MiB ({over:.2f} MiB over); largest item: "
+            f"{ranked[0].name} ({ranked[0].size / MIB:.2f} MiB)",
+            hint="shrink the kernel config or the initramfs, or raise "
+            "budget.memory for machines with a larger HSA (z15 and newer)",
+        )
     return {e.name: e.size for e in entries} | {"total": total, "memory": memory}

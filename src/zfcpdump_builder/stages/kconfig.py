@@ -16,14 +16,17 @@ import jinja2
 
 from ..core import paths
 from ..core.errors import ConfigError, RecipeError
-from ..recipe.loader import Recipe, normalise_symbol_value
+from ..recipe.loader import Recipe
+from ..recipe.values import normalise_symbol_value
 
 LINE_SET = re.compile(r"^CONFIG_([A-Za-z0-9_]+)=(.*)$")
 LINE_UNSET = re.compile(r"^# CONFIG_([A-Za-z0-9_]+) is not set$")
 KCONFIG_DEF = re.compile(r"^\s*(?:menu)?config\s+([A-Za-z0-9_]+)\s*$")
 KCONFIG_DEPENDS = re.compile(r"^\s*depends\s+on\s+(.+?)\s*$")
 KCONFIG_SELECT = re.compile(r"^\s*select\s+([A-Za-z0-9_]+)")
-KCONFIG_ATTR_END = re.compile(r"^\s*(?:(?:menu)?config|choice|endchoice|menu|endmenu|if|endif|source|comment)\b")
+KCONFIG_ATTR_END = re.compile(
+    r"^\s*(?:(?:menu)?config|choice|endchoice|menu|endmenu|if|endif|source|comment)\b"
+)
 # Symbols whose value follows from the compiler and tools, not from a request.
 TOOLCHAIN_PREFIXES = ("CC_", "LD_", "AS_", "PAHOLE_", "RUSTC_", "BINDGEN_", "TOOLS_", "GCC_", "CLANG_")
 
@@ -62,10 +65,14 @@ def requested_entries(recipe: Recipe) -> tuple[list[KconfigEntry], list[tuple[st
     """The base entries (with overrides applied in place) and the additions by origin."""
     config = recipe.get("kernel.config")
     base = _read_entries(Path(config["base"]), "base")
-    layers = [(f"fragment {Path(f).name}", _read_entries(Path(f), f"fragment {Path(f).name}"))
-              for f in config["fragments"]]
-    overrides = [KconfigEntry(s, normalise_symbol_value(v) or "", f"recipe {recipe.name}")
-                 for s, v in config["set"].items()]
+    layers = [
+        (f"fragment {Path(f).name}", _read_entries(Path(f), f"fragment {Path(f).name}"))
+        for f in config["fragments"]
+    ]
+    overrides = [
+        KconfigEntry(s, normalise_symbol_value(v) or "", f"recipe {recipe.name}")
+        for s, v in config["set"].items()
+    ]
     layers.append((f"recipe {recipe.name}", overrides))
     positions = {e.symbol: i for i, e in enumerate(base)}
     additions: dict[str, list[KconfigEntry]] = {}
@@ -101,14 +108,17 @@ def render_defconfig(recipe: Recipe) -> str:
     """zfcpdump_defconfig text for *recipe*, through templates/zfcpdump_defconfig.j2."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(paths.data_dir("templates"))),
-        undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
         keep_trailing_newline=True,
     )
     env.filters["kconfig_line"] = _kconfig_line
     base, additions = requested_entries(recipe)
     template = env.get_template("zfcpdump_defconfig.j2")
-    return template.render(recipe_name=recipe.name, chain=[p.stem for p in recipe.chain],
-                           base=base, additions=additions)
+    return template.render(
+        recipe_name=recipe.name, chain=[p.stem for p in recipe.chain], base=base, additions=additions
+    )
 
 
 @dataclass(frozen=True)
@@ -127,12 +137,16 @@ class KconfigIndex:
         for kconfig in tree.rglob("Kconfig*"):
             if kconfig.is_file():
                 _scan_file(kconfig, symbols, depends, selected_by)
-        return cls(frozenset(symbols), {k: tuple(v) for k, v in depends.items()},
-                   {k: tuple(v) for k, v in selected_by.items()})
+        return cls(
+            frozenset(symbols),
+            {k: tuple(v) for k, v in depends.items()},
+            {k: tuple(v) for k, v in selected_by.items()},
+        )
 
 
-def _scan_file(path: Path, symbols: set[str], depends: dict[str, list[str]],
-               selected_by: dict[str, list[str]]) -> None:
+def _scan_file(
+    path: Path, symbols: set[str], depends: dict[str, list[str]], selected_by: dict[str, list[str]]
+) -> None:
     current: str | None = None
     for line in path.read_text(errors="replace").splitlines():
         match = KCONFIG_DEF.match(line)
@@ -160,8 +174,7 @@ def check_symbols_exist(wanted: dict[str, KconfigEntry], index: KconfigIndex, ke
         close = difflib.get_close_matches(symbol, index.symbols, n=1, cutoff=0.8)
         tip = f" (did you mean {close[0]}?)" if close else ""
         lines.append(f"  {symbol} from {wanted[symbol].origin}{tip}")
-    raise ConfigError(f"{len(unknown)} symbol(s) do not exist in {kernel}'s Kconfig:\n"
-                      + "\n".join(lines))
+    raise ConfigError(f"{len(unknown)} symbol(s) do not exist in {kernel}'s Kconfig:\n" + "\n".join(lines))
 
 
 def _same(requested: str, actual: str | None) -> bool:
@@ -175,14 +188,20 @@ def _same(requested: str, actual: str | None) -> bool:
         return False
 
 
-def dropped_symbols(wanted: dict[str, KconfigEntry], final: dict[str, str]) -> list[tuple[KconfigEntry, str | None]]:
+def dropped_symbols(
+    wanted: dict[str, KconfigEntry], final: dict[str, str]
+) -> list[tuple[KconfigEntry, str | None]]:
     """Requested symbols whose final value differs (toolchain-dependent ones excepted)."""
-    return [(entry, final.get(symbol)) for symbol, entry in sorted(wanted.items())
-            if not symbol.startswith(TOOLCHAIN_PREFIXES) and not _same(entry.value, final.get(symbol))]
+    return [
+        (entry, final.get(symbol))
+        for symbol, entry in sorted(wanted.items())
+        if not symbol.startswith(TOOLCHAIN_PREFIXES) and not _same(entry.value, final.get(symbol))
+    ]
 
 
-def explain_drops(drops: list[tuple[KconfigEntry, str | None]], index: KconfigIndex,
-                  final: dict[str, str]) -> str:
+def explain_drops(
+    drops: list[tuple[KconfigEntry, str | None]], index: KconfigIndex, final: dict[str, str]
+) -> str:
     lines = []
     for entry, actual in drops:
         shown = "unset" if actual is None else actual
@@ -205,7 +224,9 @@ def verify(wanted: dict[str, KconfigEntry], final_text: str, index: KconfigIndex
     final = parse_config_text(final_text)
     drops = dropped_symbols(wanted, final)
     if drops:
-        raise ConfigError(f"{len(drops)} requested symbol(s) did not survive "
-                          f"`make zfcpdump_defconfig`:\n" + explain_drops(drops, index, final),
-                          hint="fix the recipe's kernel.config (enable the dependency, or "
-                               "request the value the kernel can build)")
+        raise ConfigError(
+            f"{len(drops)} requested symbol(s) did not survive "
+            f"`make zfcpdump_defconfig`:\n" + explain_drops(drops, index, final),
+            hint="fix the recipe's kernel.config (enable the dependency, or "
+            "request the value the kernel can build)",
+        )

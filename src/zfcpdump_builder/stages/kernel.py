@@ -60,33 +60,54 @@ class BuildSettings:
             "LC_ALL": "C",
         }
 
-    def identity(self, toolchain: Toolchain) -> dict[str, Any]:
+    def identity(self) -> dict[str, Any]:
         return {"env": self.output_env(), "path_aliases": [SOURCE_ALIAS, OBJDIR_ALIAS]}
 
 
-def make_command(source: SourceTree, objdir: Path, toolchain: Toolchain, *targets: str,
-                 jobs: int = 1, path_map: dict[Path, str] | None = None) -> list[str]:
+def make_command(
+    source: SourceTree,
+    objdir: Path,
+    toolchain: Toolchain,
+    *targets: str,
+    jobs: int = 1,
+    path_map: dict[Path, str] | None = None,
+) -> list[str]:
     """make for the O= tree. *path_map* goes into CC rather than KCFLAGS, because
     arch/s390/boot compiles with its own flags and would keep the absolute paths."""
     compiler = f"{toolchain.prefix}gcc"
     if toolchain.ccache:
         compiler = f"ccache {compiler}"
     maps = [f"-ffile-prefix-map={path}={alias}" for path, alias in (path_map or {}).items()]
-    return ["make", "-C", str(source.path), f"O={objdir}", "ARCH=s390",
-            f"CROSS_COMPILE={toolchain.prefix}", f"CC={' '.join([compiler, *maps])}",
-            f"-j{jobs}", *targets]
+    return [
+        "make",
+        "-C",
+        str(source.path),
+        f"O={objdir}",
+        "ARCH=s390",
+        f"CROSS_COMPILE={toolchain.prefix}",
+        f"CC={' '.join([compiler, *maps])}",
+        f"-j{jobs}",
+        *targets,
+    ]
 
 
-def run_logged(command: list[str], log: Path, env: dict[str, str], stage: str,
-               progress: ProgressHandle | None = None) -> None:
+def run_logged(
+    command: list[str], log: Path, env: dict[str, str], stage: str, progress: ProgressHandle | None = None
+) -> None:
     """Run *command*, teeing output into *log*; on failure raise with the log's tail."""
     log.parent.mkdir(parents=True, exist_ok=True)
     tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
     full_env = {**os.environ, **env}
     with open(log, "w") as out:
         out.write("$ " + " ".join(command) + "\n")
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                   text=True, errors="replace", env=full_env)
+        process = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            env=full_env,
+        )
         assert process.stdout is not None
         try:
             for line in process.stdout:
@@ -100,23 +121,39 @@ def run_logged(command: list[str], log: Path, env: dict[str, str], stage: str,
             raise
         code = process.wait()
     if code != 0:
-        raise CompileError(f"{stage} failed (make exited {code}). Last lines:\n"
-                           + "\n".join(f"  {t}" for t in tail), log=str(log))
+        raise CompileError(
+            f"{stage} failed (make exited {code}). Last lines:\n" + "\n".join(f"  {t}" for t in tail),
+            log=str(log),
+        )
 
 
 def config_inputs(source_identity: dict[str, Any], defconfig: str, toolchain: Toolchain) -> dict[str, Any]:
-    return {"source": source_identity, "defconfig_sha256": hashlib.sha256(defconfig.encode()).hexdigest(),
-            "toolchain": toolchain.identity()}
+    return {
+        "source": source_identity,
+        "defconfig_sha256": hashlib.sha256(defconfig.encode()).hexdigest(),
+        "toolchain": toolchain.identity(),
+    }
 
 
-def build_inputs(source_identity: dict[str, Any], config_sha256: str, toolchain: Toolchain,
-                 settings: BuildSettings) -> dict[str, Any]:
-    return {"source": source_identity, "config_sha256": config_sha256,
-            "toolchain": toolchain.identity(), "build": settings.identity(toolchain)}
+def build_inputs(
+    source_identity: dict[str, Any], config_sha256: str, toolchain: Toolchain, settings: BuildSettings
+) -> dict[str, Any]:
+    return {
+        "source": source_identity,
+        "config_sha256": config_sha256,
+        "toolchain": toolchain.identity(),
+        "build": settings.identity(),
+    }
 
 
-def configure(source: SourceTree, defconfig: str, wanted: dict[str, kconfig.KconfigEntry],
-              toolchain: Toolchain, store: Store, logs: Path, reporter: Reporter) -> StageOutput:
+def configure(
+    source: SourceTree,
+    defconfig: str,
+    wanted: dict[str, kconfig.KconfigEntry],
+    toolchain: Toolchain,
+    store: Store,
+    logs: Path,
+) -> StageOutput:
     inputs = config_inputs(source.identity, defconfig, toolchain)
 
     def produce(out: Path) -> dict[str, Any]:
@@ -127,8 +164,12 @@ def configure(source: SourceTree, defconfig: str, wanted: dict[str, kconfig.Kcon
         # Kconfig looks in the O= directory before the source tree: the source stays pristine.
         (objdir / "arch/s390/configs/zfcpdump_defconfig").write_text(defconfig)
         log = logs / "config.log"
-        run_logged(make_command(source, objdir, toolchain, "zfcpdump_defconfig"), log,
-                   {"LC_ALL": "C"}, "make zfcpdump_defconfig")
+        run_logged(
+            make_command(source, objdir, toolchain, "zfcpdump_defconfig"),
+            log,
+            {"LC_ALL": "C"},
+            "make zfcpdump_defconfig",
+        )
         final = (objdir / ".config").read_text()
         kconfig.verify(wanted, final, index)
         (out / "zfcpdump_defconfig").write_text(defconfig)
@@ -139,8 +180,16 @@ def configure(source: SourceTree, defconfig: str, wanted: dict[str, kconfig.Kcon
     return store.produce("kconfig", inputs, produce)
 
 
-def build(source: SourceTree, config: StageOutput, toolchain: Toolchain, settings: BuildSettings,
-          store: Store, logs: Path, reporter: Reporter, workspace: str) -> StageOutput:
+def build(
+    source: SourceTree,
+    config: StageOutput,
+    toolchain: Toolchain,
+    settings: BuildSettings,
+    store: Store,
+    logs: Path,
+    reporter: Reporter,
+    workspace: str,
+) -> StageOutput:
     """Build bzImage. *workspace* names the O= tree reused for incremental rebuilds."""
     final_config = (config.path / "config").read_text()
     inputs = build_inputs(source.identity, file_sha256(config.path / "config"), toolchain, settings)
@@ -151,12 +200,17 @@ def build(source: SourceTree, config: StageOutput, toolchain: Toolchain, setting
             _install_config(objdir, final_config)
             recorded = _recorded_steps(objdir)
             log = logs / "kernel-build.log"
-            with reporter.progress("kernel", f"building linux {source.version}", recorded or DEFAULT_TOTAL_STEPS,
-                                   "steps") as bar:
+            with reporter.progress(
+                "kernel", f"building linux {source.version}", recorded or DEFAULT_TOTAL_STEPS, "steps"
+            ) as bar:
                 path_map = {source.path: SOURCE_ALIAS, objdir: OBJDIR_ALIAS}
-                run_logged(make_command(source, objdir, toolchain, "bzImage", jobs=settings.jobs,
-                                        path_map=path_map),
-                           log, settings.env(toolchain, store.root), "kernel build", bar)
+                run_logged(
+                    make_command(source, objdir, toolchain, "bzImage", jobs=settings.jobs, path_map=path_map),
+                    log,
+                    settings.env(toolchain, store.root),
+                    "kernel build",
+                    bar,
+                )
                 # The largest build seen, so an incremental one does not shrink the next bar.
                 (objdir / ".zfcpdump-steps").write_text(str(max(bar.done, recorded, 1)))
             return _collect(objdir, out, log)
@@ -185,5 +239,8 @@ def _collect(objdir: Path, out: Path, log: Path) -> dict[str, Any]:
     shutil.copy2(objdir / ".config", out / "config")
     shutil.copy2(objdir / "vmlinux", out / "vmlinux")
     shutil.copy2(log, out / "build.log")
-    return {"kernel_release": release, "bzImage_sha256": file_sha256(out / "bzImage"),
-            "bzImage_size": (out / "bzImage").stat().st_size}
+    return {
+        "kernel_release": release,
+        "bzImage_sha256": file_sha256(out / "bzImage"),
+        "bzImage_size": (out / "bzImage").stat().st_size,
+    }

@@ -17,8 +17,12 @@ MANIFEST_VERSION = 1
 
 def _recipe_section(result: Any) -> dict[str, Any]:
     recipe = result.recipe
-    return {"name": recipe.name, "layers": [p.name for p in recipe.chain],
-            "sha256": recipe.raw_sha256, "resolved_sha256": recipe.resolved_sha256}
+    return {
+        "name": recipe.name,
+        "layers": [p.name for p in recipe.chain],
+        "sha256": recipe.raw_sha256,
+        "resolved_sha256": recipe.resolved_sha256,
+    }
 
 
 def _kernel_section(result: Any) -> dict[str, Any]:
@@ -46,8 +50,9 @@ def _outputs(files: dict[str, Path]) -> dict[str, dict[str, Any]]:
     return {name: output_record(path) for name, path in sorted(files.items())}
 
 
-def build_manifest(result: Any, files: dict[str, Path], epoch: int,
-                   extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def build_manifest(
+    result: Any, files: dict[str, Path], epoch: int, extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The manifest of *result*; *files* are the published artifacts (manifest excluded)."""
     manifest: dict[str, Any] = {
         "manifest_version": MANIFEST_VERSION,

@@ -16,7 +16,8 @@ from typing import Any
 from ..core import toolchain
 from ..core.events import Reporter
 from ..core.store import StageOutput, Store
-from ..recipe.loader import Recipe, parse_size
+from ..recipe.loader import Recipe
+from ..recipe.values import parse_size
 from . import budget, initramfs, kconfig, kernel, manifest, runtime, source
 from . import publish as publish_step
 
@@ -82,11 +83,22 @@ def build_kernel(recipe: Recipe, ctx: BuildContext) -> BuildResult:
     defconfig = kconfig.render_defconfig(recipe)
     wanted = kconfig.requests(recipe)
     logs = ctx.logs(recipe)
-    result.stages["kconfig"] = run_stage(ctx, "kconfig", kernel.configure, tree, defconfig,
-                                         wanted, tools, ctx.store, logs, ctx.reporter)
-    result.stages["kernel"] = run_stage(ctx, "kernel", kernel.build, tree, result.stages["kconfig"],
-                                        tools, build_settings(recipe, ctx), ctx.store, logs,
-                                        ctx.reporter, recipe.name)
+    result.stages["kconfig"] = run_stage(
+        ctx, "kconfig", kernel.configure, tree, defconfig, wanted, tools, ctx.store, logs
+    )
+    result.stages["kernel"] = run_stage(
+        ctx,
+        "kernel",
+        kernel.build,
+        tree,
+        result.stages["kconfig"],
+        tools,
+        build_settings(recipe, ctx),
+        ctx.store,
+        logs,
+        ctx.reporter,
+        recipe.name,
+    )
     return result
 
 
@@ -106,8 +118,7 @@ def artifact_files(result: BuildResult) -> dict[str, Path]:
     return files
 
 
-def publish(result: BuildResult, out_dir: Path, manifest_extra: dict[str, Any],
-            reporter: Reporter) -> None:
+def publish(result: BuildResult, out_dir: Path, manifest_extra: dict[str, Any], reporter: Reporter) -> None:
     """Replace *out_dir* with the artifacts and manifest in one step: never half-written."""
     files = artifact_files(result)
     publish_step.clean_debris(out_dir)
@@ -131,45 +142,82 @@ def publish(result: BuildResult, out_dir: Path, manifest_extra: dict[str, Any],
 
 
 WRITER_PACKAGE = Path(__file__).resolve().parents[2] / "zfcpdump_writer"
-WRITER_CONFIG_KEYS = ("device", "disk_timeout", "after", "debug", "progress_interval", "source",
-                      "io", "verify", "chunk_kib")
+WRITER_CONFIG_KEYS = (
+    "device",
+    "disk_timeout",
+    "after",
+    "debug",
+    "progress_interval",
+    "source",
+    "io",
+    "verify",
+    "chunk_kib",
+)
 
 
 def runtime_spec(recipe: Recipe) -> runtime.RuntimeSpec:
     section = recipe.get("runtime")
     packages = tuple(section["packages"]) or runtime.DEFAULT_PACKAGES
-    return runtime.RuntimeSpec(kind=section["kind"], packages=packages,
-                               path=Path(section["path"]) if section["path"] else None,
-                               python=section["python"], arch=recipe.get("arch"),
-                               interpreter=section["interpreter"])
+    return runtime.RuntimeSpec(
+        kind=section["kind"],
+        packages=packages,
+        path=Path(section["path"]) if section["path"] else None,
+        python=section["python"],
+        arch=recipe.get("arch"),
+        interpreter=section["interpreter"],
+    )
 
 
 def initramfs_spec(recipe: Recipe) -> initramfs.InitramfsSpec:
     section = recipe.get("initramfs")
     writer = recipe.get("writer")
     return initramfs.InitramfsSpec(
-        compression=section["compression"], overlays=tuple(Path(o) for o in section["overlay"]),
-        allow_shadow=section["allow_shadow"], max_compressed=parse_size(section["max_compressed"]),
-        max_unpacked=parse_size(section["max_unpacked"]), source_date_epoch=source_date_epoch(recipe),
-        writer_config={k: writer[k] for k in WRITER_CONFIG_KEYS})
+        compression=section["compression"],
+        overlays=tuple(Path(o) for o in section["overlay"]),
+        allow_shadow=section["allow_shadow"],
+        max_compressed=parse_size(section["max_compressed"]),
+        max_unpacked=parse_size(section["max_unpacked"]),
+        source_date_epoch=source_date_epoch(recipe),
+        writer_config={k: writer[k] for k in WRITER_CONFIG_KEYS},
+    )
 
 
 def build_rd(recipe: Recipe, ctx: BuildContext, result: BuildResult) -> None:
-    result.stages["runtime"] = run_stage(ctx, "runtime", runtime.build_runtime, runtime_spec(recipe),
-                                         WRITER_PACKAGE, ctx.store, ctx.reporter, ctx.cache_dir,
-                                         ctx.offline)
+    result.stages["runtime"] = run_stage(
+        ctx,
+        "runtime",
+        runtime.build_runtime,
+        runtime_spec(recipe),
+        WRITER_PACKAGE,
+        ctx.store,
+        ctx.reporter,
+        ctx.cache_dir,
+        ctx.offline,
+    )
     final_config = kconfig.parse_config_text((result.stages["kernel"].path / "config").read_text())
-    result.stages["initramfs"] = run_stage(ctx, "initramfs", initramfs.build_initramfs,
-                                           initramfs_spec(recipe), result.stages["runtime"],
-                                           final_config, ctx.store, ctx.reporter)
+    result.stages["initramfs"] = run_stage(
+        ctx,
+        "initramfs",
+        initramfs.build_initramfs,
+        initramfs_spec(recipe),
+        result.stages["runtime"],
+        final_config,
+        ctx.store,
+        ctx.reporter,
+    )
 
 
 def memory_budget(recipe: Recipe, result: BuildResult, reporter: Reporter) -> dict[str, int]:
     """The dump-memory breakdown, printed on every build; BudgetError when over."""
     summary = result.stages["initramfs"].meta()["outputs"]
     memory = parse_size(recipe.get("budget.memory"))
-    entries = budget.items(result.stages["kernel"].path / "vmlinux", summary["compressed"],
-                           summary["unpacked"], memory, parse_size(recipe.get("budget.writer_headroom")))
+    entries = budget.items(
+        result.stages["kernel"].path / "vmlinux",
+        summary["compressed"],
+        summary["unpacked"],
+        memory,
+        parse_size(recipe.get("budget.writer_headroom")),
+    )
     return budget.check(entries, memory, reporter)
 
 
@@ -184,10 +232,13 @@ def build_all(recipe: Recipe, ctx: BuildContext) -> BuildResult:
 def _rd_section(result: BuildResult) -> dict[str, Any]:
     contents = json.loads((result.stages["initramfs"].path / initramfs.CONTENTS_JSON).read_text())
     files = json.loads((result.stages["runtime"].path / runtime.FILES_JSON).read_text())
-    entries = [{k: e.get(k) for k in ("path", "mode", "size", "sha256", "origin")}
-               for e in contents["entries"]]
-    return {"initramfs": {"summary": contents["summary"], "entries": entries},
-            "runtime": {"packages": files.get("packages", []), "spec": files.get("spec")}}
+    entries = [
+        {k: e.get(k) for k in ("path", "mode", "size", "sha256", "origin")} for e in contents["entries"]
+    ]
+    return {
+        "initramfs": {"summary": contents["summary"], "entries": entries},
+        "runtime": {"packages": files.get("packages", []), "spec": files.get("spec")},
+    }
 
 
 def finish(result: BuildResult, out_dir: Path, ctx: BuildContext) -> None:

@@ -36,14 +36,24 @@ def defconfig_diff(stock: str, rendered: str) -> list[str]:
     return lines
 
 
-def stage_states(loaded: recipe.Recipe, ctx: pipeline.BuildContext, tree: source.SourceTree | None,
-                 defconfig: str) -> list[tuple[str, str, str]]:
+def stage_states(
+    loaded: recipe.Recipe, ctx: pipeline.BuildContext, tree: source.SourceTree | None, defconfig: str
+) -> list[tuple[str, str, str]]:
     """(stage, state, key) for the kernel stages; a stage after one that must run will run."""
     spec = source.KernelSource.from_recipe(loaded.get("kernel.source"))
     if tree is None:
-        return [("source", f"will run ({spec.kind}: {spec.location})", "-"),
-                ("kconfig", "will run", "-"), ("kernel", "will run", "-")]
-    rows = [("source", "cached" if tree.identity["kind"] != "tree" else "local tree", hash_inputs(tree.identity)[:16])]
+        return [
+            ("source", f"will run ({spec.kind}: {spec.location})", "-"),
+            ("kconfig", "will run", "-"),
+            ("kernel", "will run", "-"),
+        ]
+    rows = [
+        (
+            "source",
+            "cached" if tree.identity["kind"] != "tree" else "local tree",
+            hash_inputs(tree.identity)[:16],
+        )
+    ]
     try:
         tools = pipeline.resolve_toolchain(loaded)
     except HostError as exc:
@@ -53,8 +63,11 @@ def stage_states(loaded: recipe.Recipe, ctx: pipeline.BuildContext, tree: source
     rows.append(("kconfig", "cached" if config_dir else "will run", config_key[:16]))
     if config_dir is None:
         return [*rows, ("kernel", "will run", "-")]
-    build_key = hash_inputs(kernel.build_inputs(tree.identity, file_sha256(config_dir / "config"),
-                                                tools, pipeline.build_settings(loaded, ctx)))
+    build_key = hash_inputs(
+        kernel.build_inputs(
+            tree.identity, file_sha256(config_dir / "config"), tools, pipeline.build_settings(loaded, ctx)
+        )
+    )
     cached = ctx.store.lookup("kernel", build_key) is not None
     rows.append(("kernel", "cached" if cached else "will run (incremental O= tree)", build_key[:16]))
     return rows
@@ -64,15 +77,19 @@ def describe_inputs(loaded: recipe.Recipe, spec: source.KernelSource) -> list[tu
     try:
         tools = pipeline.resolve_toolchain(loaded)
         toolchain_text = f"{tools.prefix or '(native)'}gcc: {tools.gcc_version}" + (
-            " via ccache" if tools.ccache else "")
+            " via ccache" if tools.ccache else ""
+        )
     except HostError as exc:
         toolchain_text = f"missing: {exc.message}"
     runtime = loaded.get("runtime")
     return [
         ("kernel source", f"{spec.kind}: {spec.location}"),
         ("toolchain", toolchain_text),
-        ("runtime", f"{runtime['kind']}: {runtime['python']}"
-                    + (f" from {runtime['path']}" if runtime.get("path") else "")),
+        (
+            "runtime",
+            f"{runtime['kind']}: {runtime['python']}"
+            + (f" from {runtime['path']}" if runtime.get("path") else ""),
+        ),
         ("initramfs", f"compression {loaded.get('initramfs.compression')}"),
         ("dump memory", str(loaded.get("budget.memory"))),
     ]

@@ -78,8 +78,7 @@ def swap_in(staging: Path, target: Path, warn: Callable[[str], None]) -> None:
     except OSError as exc:
         if exc.errno not in (errno.EINVAL, errno.ENOSYS):
             raise
-        warn(f"{target.parent} does not support an atomic directory exchange: "
-             "publishing with two renames")
+        warn(f"{target.parent} does not support an atomic directory exchange: publishing with two renames")
         old = target.with_name(f".{target.name}.old-{os.getpid()}")
         os.rename(target, old)
         os.rename(staging, target)

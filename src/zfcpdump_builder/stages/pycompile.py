@@ -56,14 +56,24 @@ class CompileFailure(Exception):
 
 def compile_jobs(jobs: Sequence[Job], optimize: int = 0, python: str | None = None) -> None:
     """Compile *jobs* in a fresh seeded child interpreter; raise CompileFailure on error."""
-    payload = json.dumps({"optimize": optimize,
-                          "jobs": [[str(j.source), j.dfile, str(j.output)] for j in jobs]})
+    payload = json.dumps(
+        {"optimize": optimize, "jobs": [[str(j.source), j.dfile, str(j.output)] for j in jobs]}
+    )
     env = {"PYTHONHASHSEED": "0", "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
-    result = subprocess.run([python or sys.executable, "-P", "-s", "-S", "-B", __file__],
-                            input=payload, text=True, capture_output=True, env=env, check=False)
+    result = subprocess.run(
+        [python or sys.executable, "-P", "-s", "-S", "-B", __file__],
+        input=payload,
+        text=True,
+        capture_output=True,
+        env=env,
+        check=False,
+    )
     if result.returncode != 0:
-        raise CompileFailure(result.stderr.strip().splitlines()[-1] if result.stderr.strip()
-                             else f"bytecode compiler exited with {result.returncode}")
+        raise CompileFailure(
+            result.stderr.strip().splitlines()[-1]
+            if result.stderr.strip()
+            else f"bytecode compiler exited with {result.returncode}"
+        )
 
 
 def _child() -> int:

@@ -64,8 +64,9 @@ def _check_tree(tree: Path, what: str) -> None:
         raise SourceError(f"{what} does not look like a Linux source tree with arch/s390 ({tree})")
 
 
-def prepare(source: KernelSource, store: Store, cache_dir: Path, reporter: Reporter,
-            offline: bool = False) -> SourceTree:
+def prepare(
+    source: KernelSource, store: Store, cache_dir: Path, reporter: Reporter, offline: bool = False
+) -> SourceTree:
     if source.kind == "tree":
         return _local_tree(Path(source.location))
     if source.kind == "debian":
@@ -83,8 +84,10 @@ def _local_tree(tree: Path) -> SourceTree:
         raise SourceError(f"kernel.source.tree {tree} does not exist")
     _check_tree(tree, "kernel.source.tree")
     if (tree / ".config").exists():
-        raise SourceError(f"kernel tree {tree} has a .config: out-of-tree (O=) builds need a "
-                          "clean source", hint=f"run `make -C {tree} mrproper` first")
+        raise SourceError(
+            f"kernel tree {tree} has a .config: out-of-tree (O=) builds need a clean source",
+            hint=f"run `make -C {tree} mrproper` first",
+        )
     identity = {"kind": "tree", "path": str(tree), "fingerprint": _tree_fingerprint(tree)}
     return SourceTree(tree, identity, kernel_version(tree), None)
 
@@ -101,26 +104,33 @@ def _tree_fingerprint(tree: Path) -> str:
     return digest.hexdigest()
 
 
-def _debian_archive(source: KernelSource, cache_dir: Path, offline: bool,
-                    reporter: Reporter | None = None) -> tuple[Path, dict[str, Any]]:
+def _debian_archive(
+    source: KernelSource, cache_dir: Path, offline: bool, reporter: Reporter | None = None
+) -> tuple[Path, dict[str, Any]]:
     # Source packages are arch "all": the host's own lists carry the newest upload.
     arch = debpkg.host_arch()
     if offline:
         found = sorted((cache_dir / "debs" / arch).glob(f"{source.location}_*_all.deb"))
         if not found:
-            raise SourceError(f"offline build, but {source.location} is not in the cache "
-                              f"({cache_dir / 'debs'})", hint="run once online, or use a "
-                              "tarball/tree source")
+            raise SourceError(
+                f"offline build, but {source.location} is not in the cache ({cache_dir / 'debs'})",
+                hint="run once online, or use a tarball/tree source",
+            )
         deb = found[-1]
     else:
         deb = debpkg.fetch_packages([source.location], arch, cache_dir, reporter)[0]
-    identity = {"kind": "debian", "package": source.location, "file": deb.name,
-                "sha256": cached_file_sha256(deb)}
+    identity = {
+        "kind": "debian",
+        "package": source.location,
+        "file": deb.name,
+        "sha256": cached_file_sha256(deb),
+    }
     return deb, identity
 
 
-def _tarball(source: KernelSource, cache_dir: Path, reporter: Reporter,
-             offline: bool) -> tuple[Path, dict[str, Any]]:
+def _tarball(
+    source: KernelSource, cache_dir: Path, reporter: Reporter, offline: bool
+) -> tuple[Path, dict[str, Any]]:
     expected = source.sha256 or ""
     if "://" in source.location:
         path = _download(source.location, expected, cache_dir, reporter, offline)
@@ -130,8 +140,10 @@ def _tarball(source: KernelSource, cache_dir: Path, reporter: Reporter,
             raise SourceError(f"kernel tarball {path} does not exist")
         actual = file_sha256(path)
         if actual != expected:
-            raise SourceError(f"sha256 mismatch for {path}: expected {expected}, got {actual}",
-                              hint="nothing was unpacked; fix kernel.source.sha256 or the file")
+            raise SourceError(
+                f"sha256 mismatch for {path}: expected {expected}, got {actual}",
+                hint="nothing was unpacked; fix kernel.source.sha256 or the file",
+            )
     return path, {"kind": "tarball", "sha256": expected}
 
 
@@ -158,8 +170,10 @@ def _download(url: str, expected: str, cache_dir: Path, reporter: Reporter, offl
         raise SourceError(f"cannot download {url}: {exc}") from None
     if digest.hexdigest() != expected:
         partial.unlink(missing_ok=True)
-        raise SourceError(f"sha256 mismatch for {url}: expected {expected}, got "
-                          f"{digest.hexdigest()}", hint="the download was discarded")
+        raise SourceError(
+            f"sha256 mismatch for {url}: expected {expected}, got {digest.hexdigest()}",
+            hint="the download was discarded",
+        )
     os.rename(partial, final)
     return final
 
@@ -199,8 +213,12 @@ def peek(source: KernelSource, store: Store, cache_dir: Path) -> SourceTree | No
         found = sorted((cache_dir / "debs" / debpkg.host_arch()).glob(f"{source.location}_*_all.deb"))
         if not found:
             return None
-        identity: dict[str, Any] = {"kind": "debian", "package": source.location,
-                                    "file": found[-1].name, "sha256": cached_file_sha256(found[-1])}
+        identity: dict[str, Any] = {
+            "kind": "debian",
+            "package": source.location,
+            "file": found[-1].name,
+            "sha256": cached_file_sha256(found[-1]),
+        }
     else:
         identity = {"kind": "tarball", "sha256": source.sha256}
     key = hash_inputs(identity)

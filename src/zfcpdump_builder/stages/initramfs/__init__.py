@@ -36,8 +36,16 @@ from .cpio import RdEntry, cpio_bytes, norm_path
 
 RD_NAME = "zfcpdump.rd"
 CONTENTS_JSON = "contents.json"
-__all__ = ["COMPRESSIONS", "CONTENTS_JSON", "RD_NAME", "InitramfsSpec", "RdEntry", "build_initramfs",
-           "cpio_bytes", "write_cpio"]
+__all__ = [
+    "COMPRESSIONS",
+    "CONTENTS_JSON",
+    "RD_NAME",
+    "InitramfsSpec",
+    "RdEntry",
+    "build_initramfs",
+    "cpio_bytes",
+    "write_cpio",
+]
 
 
 # ----------------------------------------------------------------------------- cpio writing
@@ -58,8 +66,9 @@ def _tree_digest(root: Path) -> str:
     return digest.hexdigest()
 
 
-def stage_inputs(spec: InitramfsSpec, runtime_output: StageOutput, methods: list[str],
-                 config_text: str) -> dict[str, Any]:
+def stage_inputs(
+    spec: InitramfsSpec, runtime_output: StageOutput, methods: list[str], config_text: str
+) -> dict[str, Any]:
     return {
         "runtime": runtime_output.key,
         "methods": methods,
@@ -74,8 +83,13 @@ def stage_inputs(spec: InitramfsSpec, runtime_output: StageOutput, methods: list
     }
 
 
-def build_initramfs(spec: InitramfsSpec, runtime_output: StageOutput, kernel_config: dict[str, str],
-                    store: Store, reporter: Reporter) -> StageOutput:
+def build_initramfs(
+    spec: InitramfsSpec,
+    runtime_output: StageOutput,
+    kernel_config: dict[str, str],
+    store: Store,
+    reporter: Reporter,
+) -> StageOutput:
     """The 'initramfs' stage: output dir holds zfcpdump.rd and contents.json."""
     spec.validate()
     methods = choose_methods(spec, kernel_config)
@@ -86,30 +100,44 @@ def build_initramfs(spec: InitramfsSpec, runtime_output: StageOutput, kernel_con
     def producer(out: Path) -> dict[str, Any]:
         return produce_initramfs(spec, runtime_output.path, methods, config_text, out, reporter)
 
-    output = store.produce("initramfs", stage_inputs(spec, runtime_output, methods, config_text),
-                           producer)
+    output = store.produce("initramfs", stage_inputs(spec, runtime_output, methods, config_text), producer)
     check_budget(spec, json.loads((output.path / CONTENTS_JSON).read_text()), reporter)
     return output
 
 
-def produce_initramfs(spec: InitramfsSpec, runtime_dir: Path, methods: list[str], config_text: str,
-                      out: Path, reporter: Reporter) -> dict[str, Any]:
+def produce_initramfs(
+    spec: InitramfsSpec,
+    runtime_dir: Path,
+    methods: list[str],
+    config_text: str,
+    out: Path,
+    reporter: Reporter,
+) -> dict[str, Any]:
     entries = all_entries(spec, runtime_dir, config_text, reporter)
     raw = cpio_bytes(entries, spec.source_date_epoch)
     with reporter.progress("initramfs", "compressing", len(methods), "methods") as bar:
         method, data, sizes = pick_smallest(raw, methods, bar.advance)
     (out / RD_NAME).write_bytes(data)
     records = contents_records(entries)
-    summary = {"compression": method, "compressed": len(data), "cpio": len(raw),
-               "unpacked": ram_bytes(records), "file_bytes": sum(r["size"] for r in records),
-               "sha256": hashlib.sha256(data).hexdigest(), "candidates": sizes,
-               "source_date_epoch": spec.source_date_epoch,
-               "composition": composition(records, runtime_mod.load_manifest(runtime_dir))}
+    summary = {
+        "compression": method,
+        "compressed": len(data),
+        "cpio": len(raw),
+        "unpacked": ram_bytes(records),
+        "file_bytes": sum(r["size"] for r in records),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "candidates": sizes,
+        "source_date_epoch": spec.source_date_epoch,
+        "composition": composition(records, runtime_mod.load_manifest(runtime_dir)),
+    }
     contents = {"rd": RD_NAME, "summary": summary, "entries": records}
     (out / CONTENTS_JSON).write_text(json.dumps(contents, indent=1, sort_keys=True) + "\n")
     if len(sizes) > 1:
-        reporter.table("initramfs compression candidates", ["method", "bytes"],
-                       [[m, s] for m, s in sorted(sizes.items(), key=lambda kv: kv[1])])
+        reporter.table(
+            "initramfs compression candidates",
+            ["method", "bytes"],
+            [[m, s] for m, s in sorted(sizes.items(), key=lambda kv: kv[1])],
+        )
     return {k: summary[k] for k in ("compression", "compressed", "cpio", "unpacked", "sha256")}
 
 
@@ -142,26 +170,35 @@ def check_budget(spec: InitramfsSpec, contents: dict[str, Any], reporter: Report
     summary = contents["summary"]
     over = []
     if spec.max_compressed is not None and summary["compressed"] > spec.max_compressed:
-        over.append(f"compressed ({summary['compression']}) {_mb(summary['compressed'])} > "
-                    f"max_compressed {_mb(spec.max_compressed)}")
+        over.append(
+            f"compressed ({summary['compression']}) {_mb(summary['compressed'])} > "
+            f"max_compressed {_mb(spec.max_compressed)}"
+        )
     if spec.max_unpacked is not None and summary["unpacked"] > spec.max_unpacked:
         over.append(f"unpacked {_mb(summary['unpacked'])} > max_unpacked {_mb(spec.max_unpacked)}")
     if not over:
         return
     ranked = ranked_files(contents["entries"])
-    reporter.table("initramfs: largest files (budget exceeded)",
-                   ["rank", "path", "bytes", "share", "origin"], ranked[:25])
+    reporter.table(
+        "initramfs: largest files (budget exceeded)",
+        ["rank", "path", "bytes", "share", "origin"],
+        ranked[:25],
+    )
     top = ", ".join(f"{row[1]} {_mb(row[2])}" for row in ranked[:3])
-    raise BudgetError(f"{RD_NAME} is over budget: {'; '.join(over)}. Largest: {top}",
-                      hint="drop overlay files, use a smaller compression or runtime, or raise "
-                      "initramfs.max_compressed / max_unpacked")
+    raise BudgetError(
+        f"{RD_NAME} is over budget: {'; '.join(over)}. Largest: {top}",
+        hint="drop overlay files, use a smaller compression or runtime, or raise "
+        "initramfs.max_compressed / max_unpacked",
+    )
 
 
 def ranked_files(records: list[dict[str, Any]]) -> list[list[Any]]:
     files = sorted((r for r in records if r["type"] == "file"), key=lambda r: (-r["size"], r["path"]))
     total = sum(r["size"] for r in files) or 1
-    return [[i, r["path"], r["size"], f"{100 * r['size'] / total:.1f}%", r["origin"]]
-            for i, r in enumerate(files, start=1)]
+    return [
+        [i, r["path"], r["size"], f"{100 * r['size'] / total:.1f}%", r["origin"]]
+        for i, r in enumerate(files, start=1)
+    ]
 
 
 def _mb(size: int) -> str:

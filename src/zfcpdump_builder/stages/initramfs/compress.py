@@ -41,8 +41,10 @@ ZSTD_WLOG = 20  # 1 MiB window
 
 def _run_tool(cmd: list[str], data: bytes) -> bytes:
     if shutil.which(cmd[0]) is None:
-        raise HostError(f"{cmd[0]} is not installed (needed for {cmd[0]} compression)",
-                        hint=f"apt-get install {cmd[0]}, or choose another initramfs.compression")
+        raise HostError(
+            f"{cmd[0]} is not installed (needed for {cmd[0]} compression)",
+            hint=f"apt-get install {cmd[0]}, or choose another initramfs.compression",
+        )
     result = subprocess.run(cmd, input=data, capture_output=True, check=False)
     if result.returncode != 0:
         raise HostError(f"{' '.join(cmd)} failed: {result.stderr.decode(errors='replace').strip()}")
@@ -59,8 +61,9 @@ def compress(data: bytes, method: str) -> bytes:
         filters = [{"id": lzma.FILTER_LZMA2, "preset": 9, "dict_size": XZ_DICT}]
         return lzma.compress(data, format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC32, filters=filters)
     if method == "zstd":
-        return _run_tool(["zstd", "-q", "-c", "-19", "-T1", f"--zstd=wlog={ZSTD_WLOG}", "--no-progress"],
-                         data)
+        return _run_tool(
+            ["zstd", "-q", "-c", "-19", "-T1", f"--zstd=wlog={ZSTD_WLOG}", "--no-progress"], data
+        )
     if method == "lz4":
         return _run_tool(["lz4", "-q", "-c", "-l", "-12"], data)
     raise RecipeError(f"unknown compression {method!r}; choose one of auto, {', '.join(COMPRESSIONS)}")
@@ -89,8 +92,9 @@ def _lzma_version() -> str:
         return "unknown"
 
 
-def pick_smallest(raw: bytes, methods: Sequence[str],
-                  advance: Callable[[int], None] | None = None) -> tuple[str, bytes, dict[str, int]]:
+def pick_smallest(
+    raw: bytes, methods: Sequence[str], advance: Callable[[int], None] | None = None
+) -> tuple[str, bytes, dict[str, int]]:
     """Compress with each of *methods*; the smallest wins (ties: the earlier one).
 
     The candidates run side by side: lzma and zlib release the GIL and zstd/lz4 are processes,
@@ -119,8 +123,7 @@ class CpioInfo:
     candidates: dict[str, int] = field(default_factory=dict)
 
 
-def write_cpio(entries: Iterable[Any], out_path: Path, compression: str = "none",
-               mtime: int = 0) -> CpioInfo:
+def write_cpio(entries: Iterable[Any], out_path: Path, compression: str = "none", mtime: int = 0) -> CpioInfo:
     """Write *entries* as a deterministic (compressed) newc archive at *out_path*.
 
     *compression* is one of xz, zstd, gzip, lz4, none, or auto (the smallest of those whose

@@ -25,8 +25,12 @@ PAGE = 4096
 KINDS = ("file", "dir", "symlink", "chr")
 
 
-FILETYPES = {"file": FileType.REGULAR_FILE, "dir": FileType.DIRECTORY,
-             "symlink": FileType.SYMBOLINK_LINK, "chr": FileType.CHAR_DEVICE}
+FILETYPES = {
+    "file": FileType.REGULAR_FILE,
+    "dir": FileType.DIRECTORY,
+    "symlink": FileType.SYMBOLINK_LINK,
+    "chr": FileType.CHAR_DEVICE,
+}
 
 
 @dataclass(frozen=True)
@@ -62,10 +66,16 @@ def as_entry(obj: Any) -> RdEntry:
     kind = getattr(obj, "kind", "")
     if kind not in KINDS:
         raise ValueError(f"{getattr(obj, 'path', obj)!r}: entry kind must be one of {KINDS}, not {kind!r}")
-    return RdEntry(norm_path(obj.path), kind, int(getattr(obj, "mode", 0o755)) & 0o7777,
-                 bytes(getattr(obj, "data", b"") or b""), str(getattr(obj, "target", "") or ""),
-                 tuple(getattr(obj, "rdev", (0, 0)) or (0, 0)), getattr(obj, "source", None),
-                 str(getattr(obj, "origin", "") or ""))
+    return RdEntry(
+        norm_path(obj.path),
+        kind,
+        int(getattr(obj, "mode", 0o755)) & 0o7777,
+        bytes(getattr(obj, "data", b"") or b""),
+        str(getattr(obj, "target", "") or ""),
+        tuple(getattr(obj, "rdev", (0, 0)) or (0, 0)),
+        getattr(obj, "source", None),
+        str(getattr(obj, "origin", "") or ""),
+    )
 
 
 def sort_key(path: str) -> tuple[str, ...]:
@@ -137,8 +147,15 @@ def cpio_bytes(entries: Iterable[Any], mtime: int = 0) -> bytes:
 
 def _write_member(archive_p: Any, entry: RdEntry, ino: int, nlink: int, mtime: int) -> None:
     data = entry.content() if entry.kind == "file" else b""
-    member = ArchiveEntry(pathname=entry.path, size=len(data), filetype=FILETYPES[entry.kind],
-                          perm=entry.mode, uid=0, gid=0, mtime=mtime)
+    member = ArchiveEntry(
+        pathname=entry.path,
+        size=len(data),
+        filetype=FILETYPES[entry.kind],
+        perm=entry.mode,
+        uid=0,
+        gid=0,
+        mtime=mtime,
+    )
     pointer = member._entry_p
     _set_ino(pointer, ino)
     _set_nlink(pointer, nlink)

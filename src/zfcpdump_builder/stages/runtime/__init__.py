@@ -84,8 +84,17 @@ from .tree import (
 # ----------------------------------------------------------------------------- the stage
 
 
-__all__ = ["DEFAULT_PACKAGES", "FILES_JSON", "ROOT_DIR", "RuntimeSpec", "TargetPython", "build_runtime",
-           "load_manifest", "module_closure", "writer_modules"]
+__all__ = [
+    "DEFAULT_PACKAGES",
+    "FILES_JSON",
+    "ROOT_DIR",
+    "RuntimeSpec",
+    "TargetPython",
+    "build_runtime",
+    "load_manifest",
+    "module_closure",
+    "writer_modules",
+]
 
 
 @dataclass(frozen=True)
@@ -154,8 +163,14 @@ def runtime_inputs(spec: RuntimeSpec, packages: list[list[str]], writer: WriterP
     return inputs
 
 
-def build_runtime(spec: RuntimeSpec, writer_package_dir: Path, store: Store, reporter: Reporter,
-                  cache_dir: Path, offline: bool = False) -> StageOutput:
+def build_runtime(
+    spec: RuntimeSpec,
+    writer_package_dir: Path,
+    store: Store,
+    reporter: Reporter,
+    cache_dir: Path,
+    offline: bool = False,
+) -> StageOutput:
     """The 'runtime' stage: output dir holds root/ (the file tree) and files.json."""
     spec.validate()
     writer = WriterPackage.load(writer_package_dir)
@@ -163,15 +178,19 @@ def build_runtime(spec: RuntimeSpec, writer_package_dir: Path, store: Store, rep
     packages = package_digests(pkgs)
 
     def producer(out: Path) -> dict[str, Any]:
-        staged = (Staged(Path(spec.path or ".").resolve()) if spec.kind == "sysroot"
-                  else unpacked_packages(pkgs, packages, spec, store))
+        staged = (
+            Staged(Path(spec.path or ".").resolve())
+            if spec.kind == "sysroot"
+            else unpacked_packages(pkgs, packages, spec, store)
+        )
         return produce_runtime(spec, staged, writer, out, reporter)
 
     return store.produce("runtime", runtime_inputs(spec, packages, writer), producer)
 
 
-def produce_runtime(spec: RuntimeSpec, staged: Staged, writer: WriterPackage, out: Path,
-                    reporter: Reporter) -> dict[str, Any]:
+def produce_runtime(
+    spec: RuntimeSpec, staged: Staged, writer: WriterPackage, out: Path, reporter: Reporter
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="runtime-", dir=out.parent) as tmp:
         manifest = assemble(spec, staged, writer, out, Path(tmp), reporter)
     (out / FILES_JSON).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
@@ -179,15 +198,19 @@ def produce_runtime(spec: RuntimeSpec, staged: Staged, writer: WriterPackage, ou
     return {"files": totals["files"], "bytes": totals["bytes"], "modules": len(manifest["modules"])}
 
 
-def assemble(spec: RuntimeSpec, staged: Staged, writer: WriterPackage, out: Path, work: Path,
-             reporter: Reporter) -> dict[str, Any]:
+def assemble(
+    spec: RuntimeSpec, staged: Staged, writer: WriterPackage, out: Path, work: Path, reporter: Reporter
+) -> dict[str, Any]:
     layout = RootLayout(spec.python, spec.version)
     binary = find_python(staged, spec)
     target = describe_target(staged, spec, binary, reporter)
     check_magic(target, spec.python)
     (work / "writer").mkdir()
-    shutil.copytree(writer.path, work / "writer" / writer.name,
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "tests"))
+    shutil.copytree(
+        writer.path,
+        work / "writer" / writer.name,
+        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "tests"),
+    )
     search = [work / "writer", staged.root / layout.stdlib, staged.root / layout.dynload]
     roots = [*STARTUP_MODULES, *writer_modules(work / "writer" / writer.name), *spec.extra_modules]
     closure = module_closure(target, search, roots, deep=(writer.name,))
@@ -195,27 +218,40 @@ def assemble(spec: RuntimeSpec, staged: Staged, writer: WriterPackage, out: Path
     tree = TreeWriter(out / ROOT_DIR)
     custom = None
     if spec.interpreter == "custom":
-        extensions = [staged.root / _in_root(staged.root, r.file) for r in closure.modules.values()
-                      if r.kind == "extension"]
+        extensions = [
+            staged.root / _in_root(staged.root, r.file)
+            for r in closure.modules.values()
+            if r.kind == "extension"
+        ]
         custom = custom_interpreter(staged.root, spec, closure, extensions, work / "custom")
-        target = TargetPython(target.version, target.magic, frozenset(custom.builtins),
-                              target.frozen, target.ext_suffixes, target.source)
-    _emit_native(tree, staged, spec, layout, binary, closure, custom)
+        target = TargetPython(
+            target.version,
+            target.magic,
+            frozenset(custom.builtins),
+            target.frozen,
+            target.ext_suffixes,
+            target.source,
+        )
+    _emit_native(tree, staged, spec, layout, closure, custom)
     jobs = bytecode_jobs(closure, writer.name, staged, landmark_modules(spec))
-    pycs = compile_bytecode(jobs, layout, spec, writer.name, work / "pyc")
+    pycs = compile_bytecode(jobs, layout, spec, work / "pyc")
     _emit_bytecode(tree, spec, layout, jobs, pycs)
     manifest = _manifest(spec, staged, target, layout, tree, closure, jobs, pycs)
     if custom is not None:
-        manifest["python"]["custom"] = {"builtins": sorted(custom.builtins),
-                                        "exported_symbols": len(custom.exports)}
+        manifest["python"]["custom"] = {
+            "builtins": sorted(custom.builtins),
+            "exported_symbols": len(custom.exports),
+        }
     return manifest
 
 
 def _warn_missing(closure: ModuleClosure, writer: str, reporter: Reporter) -> None:
     for name, importers in sorted(closure.missing.items()):
         if any(i.split(".")[0] == writer for i in importers):
-            reporter.warning(f"runtime: {name} (imported by {', '.join(importers)}) is not in the "
-                             "target runtime; the writer must guard that import")
+            reporter.warning(
+                f"runtime: {name} (imported by {', '.join(importers)}) is not in the "
+                "target runtime; the writer must guard that import"
+            )
 
 
 def landmark_modules(spec: RuntimeSpec) -> tuple[str, ...]:
@@ -223,29 +259,45 @@ def landmark_modules(spec: RuntimeSpec) -> tuple[str, ...]:
     return ("os",) if spec.bytecode == "files" else ()
 
 
-def _manifest(spec: RuntimeSpec, staged: Staged, target: TargetPython, layout: RootLayout,
-              tree: TreeWriter, closure: ModuleClosure, jobs: list[Bytecode],
-              pycs: dict[str, bytes]) -> dict[str, Any]:
+def _manifest(
+    spec: RuntimeSpec,
+    staged: Staged,
+    target: TargetPython,
+    layout: RootLayout,
+    tree: TreeWriter,
+    closure: ModuleClosure,
+    jobs: list[Bytecode],
+    pycs: dict[str, bytes],
+) -> dict[str, Any]:
     files = [tree.records[p].as_json() for p in sorted(tree.records)]
     by_member = {j.member: j for j in jobs}
     modules = []
     for record in closure.modules.values():
-        entry: dict[str, Any] = {"name": record.name, "kind": record.kind,
-                                 "why": _import_reasons(record)}
+        entry: dict[str, Any] = {"name": record.name, "kind": record.kind, "why": _import_reasons(record)}
         member = next((m for m, j in by_member.items() if j.module == record.name), None)
         if member is not None:
             job = by_member[member]
-            entry.update(member=member, size=len(pycs[member]), origin=job.origin,
-                         sha256=hashlib.sha256(pycs[member]).hexdigest(),
-                         category="writer" if job.origin == "writer" else "bytecode")
+            entry.update(
+                member=member,
+                size=len(pycs[member]),
+                origin=job.origin,
+                sha256=hashlib.sha256(pycs[member]).hexdigest(),
+                category="writer" if job.origin == "writer" else "bytecode",
+            )
         modules.append(entry)
     regular = [f for f in files if f["type"] == "file"]
     return {
-        "python": {"name": spec.python, "version": target.version, "magic": target.magic,
-                   "binary": "/" + layout.binary, "flags": list(INTERPRETER_FLAGS),
-                   "bytecode": spec.bytecode, "optimize": spec.optimize,
-                   "zip": "/" + layout.zip if spec.bytecode == "zip" else None,
-                   "tables": target.source},
+        "python": {
+            "name": spec.python,
+            "version": target.version,
+            "magic": target.magic,
+            "binary": "/" + layout.binary,
+            "flags": list(INTERPRETER_FLAGS),
+            "bytecode": spec.bytecode,
+            "optimize": spec.optimize,
+            "zip": "/" + layout.zip if spec.bytecode == "zip" else None,
+            "tables": target.source,
+        },
         "arch": spec.arch,
         "kind": spec.kind,
         "packages": [asdict(p) for p in staged.packages],

@@ -22,7 +22,8 @@ from .target import TargetPython
 
 def _is_type_checking(test: ast.expr) -> bool:
     return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 IMPORT_ERRORS = ("ImportError", "ModuleNotFoundError")
@@ -96,7 +97,7 @@ class ClosureFinder(modulefinder.ModuleFinder):
             self.importers[fqname].add(importer)
         return super().import_module(partname, fqname, parent)
 
-    def scan_code(self, co: Any, m: Any) -> None:
+    def scan_code(self, co: Any, m: Any) -> None:  # noqa: ARG002 - ModuleFinder's signature
         with open(m.__file__, "rb") as handle:
             tree = ast.parse(handle.read(), m.__file__)
         m.globalnames.update(dict.fromkeys(top_level_names(tree), 1))
@@ -177,8 +178,9 @@ def writer_modules(package_dir: Path) -> list[str]:
     return names
 
 
-def module_closure(target: TargetPython, search: list[Path], roots: list[str],
-                   deep: tuple[str, ...]) -> ModuleClosure:
+def module_closure(
+    target: TargetPython, search: list[Path], roots: list[str], deep: tuple[str, ...]
+) -> ModuleClosure:
     finder = ClosureFinder([str(p) for p in search], target, deep)
     for name in roots:
         try:
@@ -187,8 +189,12 @@ def module_closure(target: TargetPython, search: list[Path], roots: list[str],
             raise SourceError(f"module {name} is not in the target runtime: {exc}") from exc
     modules = {}
     for name, module in sorted(finder.modules.items()):
-        modules[name] = ModuleRecord(name, _kind(module, target), module.__file__,
-                                     tuple(sorted(finder.importers.get(name, {"(root)"}))))
+        modules[name] = ModuleRecord(
+            name,
+            _kind(module, target),
+            module.__file__,
+            tuple(sorted(finder.importers.get(name, {"(root)"}))),
+        )
     missing, maybe = finder.any_missing_maybe()
     gone = {name: sorted(c for c in finder.badmodules.get(name, {}) if c != "-") for name in missing}
     return ModuleClosure(modules, gone)

@@ -33,14 +33,17 @@ def cross_tool(arch: str, tool: str) -> str:
     name = f"{elfdeps.arch_info(arch).multiarch}-{tool}"
     found = shutil.which(name)
     if found is None:
-        raise HostError(f"{name} is not installed (needed for runtime.interpreter: custom)",
-                        hint=f"apt-get install gcc-{elfdeps.arch_info(arch).multiarch}")
+        raise HostError(
+            f"{name} is not installed (needed for runtime.interpreter: custom)",
+            hint=f"apt-get install gcc-{elfdeps.arch_info(arch).multiarch}",
+        )
     return found
 
 
 def toolchain_version(arch: str) -> str:
-    result = subprocess.run([cross_tool(arch, "gcc"), "--version"], capture_output=True, text=True,
-                            check=False)
+    result = subprocess.run(
+        [cross_tool(arch, "gcc"), "--version"], capture_output=True, text=True, check=False
+    )
     return result.stdout.splitlines()[0] if result.stdout else "unknown"
 
 
@@ -48,8 +51,10 @@ def config_dir(root: Path, spec: RuntimeSpec) -> Path:
     multiarch = elfdeps.arch_info(spec.arch).multiarch
     path = root / "usr/lib" / spec.python / f"config-{spec.version}-{multiarch}"
     if not (path / f"lib{spec.python}.a").is_file():
-        raise SourceError(f"/{path.relative_to(root)}/lib{spec.python}.a is missing: a custom "
-                          f"interpreter needs lib{spec.python}-dev for {spec.arch}")
+        raise SourceError(
+            f"/{path.relative_to(root)}/lib{spec.python}.a is missing: a custom "
+            f"interpreter needs lib{spec.python}-dev for {spec.arch}"
+        )
     return path
 
 
@@ -91,13 +96,15 @@ def extension_imports(extensions: list[Path]) -> set[str]:
 
 
 def archive_defines(nm: str, archive: Path) -> set[str]:
-    result = subprocess.run([nm, "--defined-only", "-g", str(archive)], capture_output=True,
-                            text=True, check=False)
+    result = subprocess.run(
+        [nm, "--defined-only", "-g", str(archive)], capture_output=True, text=True, check=False
+    )
     return {line.split()[-1] for line in result.stdout.splitlines() if len(line.split()) == 3}
 
 
-def custom_interpreter(root: Path, spec: RuntimeSpec, closure: ModuleClosure,
-                       extensions: list[Path], work: Path) -> CustomBuild:
+def custom_interpreter(
+    root: Path, spec: RuntimeSpec, closure: ModuleClosure, extensions: list[Path], work: Path
+) -> CustomBuild:
     """Link lib<python>.a with a built-in module table cut to what the closure needs.
 
     Kept: the core entries, Setup.bootstrap's modules and the closure's built-in modules.
@@ -123,14 +130,34 @@ def _compile_and_link(root: Path, spec: RuntimeSpec, work: Path, library: Path) 
     include = root / "usr/include" / spec.python
     multiarch = elfdeps.arch_info(spec.arch).multiarch
     static = [p for p in (root / "usr/lib" / multiarch / "libz.a",) if p.is_file()]
-    steps = [[cc, f"--sysroot={root}", "-O2", f"-I{include}", "-c", f"{name}.c", "-o", f"{name}.o"]
-             for name in ("main", "config")]
-    steps.append([cc, f"--sysroot={root}", "-no-pie", "-fno-lto", "-s", "-Wl,-O1", "-Wl,--gc-sections",
-                  "-Wl,--dynamic-list=exports.list", "@link.rsp", "main.o",
-                  "config.o", str(library), *map(str, static), "-lm", "-o", spec.python])
+    steps = [
+        [cc, f"--sysroot={root}", "-O2", f"-I{include}", "-c", f"{name}.c", "-o", f"{name}.o"]
+        for name in ("main", "config")
+    ]
+    steps.append(
+        [
+            cc,
+            f"--sysroot={root}",
+            "-no-pie",
+            "-fno-lto",
+            "-s",
+            "-Wl,-O1",
+            "-Wl,--gc-sections",
+            "-Wl,--dynamic-list=exports.list",
+            "@link.rsp",
+            "main.o",
+            "config.o",
+            str(library),
+            *map(str, static),
+            "-lm",
+            "-o",
+            spec.python,
+        ]
+    )
     for cmd in steps:
         result = subprocess.run(cmd, cwd=work, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             tail = "\n".join(result.stderr.strip().splitlines()[-8:])
-            raise CompileError(f"linking the custom {spec.python} failed:\n{tail}",
-                               hint="use runtime.interpreter: packaged")
+            raise CompileError(
+                f"linking the custom {spec.python} failed:\n{tail}", hint="use runtime.interpreter: packaged"
+            )

@@ -111,8 +111,10 @@ def _field(line: str) -> tuple[str, str] | None:
 
 def check_package_arch(info: PackageInfo, arch: str) -> None:
     if info.arch not in (arch, "all", "noarch"):
-        raise SourceError(f"package {info.file} is for architecture {info.arch}, not {arch}",
-                          hint=f"use the {arch} build of {info.name}")
+        raise SourceError(
+            f"package {info.file} is for architecture {info.arch}, not {arch}",
+            hint=f"use the {arch} build of {info.name}",
+        )
 
 
 def stage_packages(pkgs: list[Path], spec: RuntimeSpec, dest: Path) -> Staged:
@@ -130,8 +132,7 @@ def package_digests(pkgs: list[Path]) -> list[list[str]]:
     return [[p.name, file_sha256(p)] for p in pkgs]
 
 
-def unpacked_packages(pkgs: list[Path], packages: list[list[str]], spec: RuntimeSpec,
-                      store: Store) -> Staged:
+def unpacked_packages(pkgs: list[Path], packages: list[list[str]], spec: RuntimeSpec, store: Store) -> Staged:
     """The packages unpacked into one root, kept as its own object: a writer change then
     reuses it instead of unpacking libc and libpython again. Read-only once made.
     *packages* are the package digests (package_digests)."""
@@ -140,12 +141,18 @@ def unpacked_packages(pkgs: list[Path], packages: list[list[str]], spec: Runtime
 
     def producer(out: Path) -> dict[str, Any]:
         staged = stage_packages(pkgs, spec, out / "root")
-        (out / "origin.json").write_text(json.dumps(
-            {"packages": [asdict(info) for info in staged.packages], "origin": staged.origin},
-            indent=1, sort_keys=True) + "\n")
+        (out / "origin.json").write_text(
+            json.dumps(
+                {"packages": [asdict(info) for info in staged.packages], "origin": staged.origin},
+                indent=1,
+                sort_keys=True,
+            )
+            + "\n"
+        )
         return {"packages": len(staged.packages), "files": len(staged.origin)}
 
     output = store.produce("sysroot", inputs, producer)
     recorded = json.loads((output.path / "origin.json").read_text())
-    return Staged(output.path / "root", [PackageInfo(**info) for info in recorded["packages"]],
-                  recorded["origin"])
+    return Staged(
+        output.path / "root", [PackageInfo(**info) for info in recorded["packages"]], recorded["origin"]
+    )

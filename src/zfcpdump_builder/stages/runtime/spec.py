@@ -1,5 +1,4 @@
-"""What the runtime is made of (RuntimeSpec), and where its files go in the image (RootLayout).
-"""
+"""What the runtime is made of (RuntimeSpec), and where its files go in the image (RootLayout)."""
 
 from __future__ import annotations
 
@@ -11,8 +10,15 @@ from typing import Any
 from ...core import elfdeps
 from ...core.errors import RecipeError, SourceError
 
-DEFAULT_PACKAGES = ("python3.11-minimal", "libpython3.11-minimal", "libpython3.11-stdlib",
-                    "libc6", "zlib1g", "libexpat1", "libffi8")
+DEFAULT_PACKAGES = (
+    "python3.11-minimal",
+    "libpython3.11-minimal",
+    "libpython3.11-stdlib",
+    "libc6",
+    "zlib1g",
+    "libexpat1",
+    "libffi8",
+)
 
 
 STARTUP_MODULES = ("encodings", "encodings.aliases", "encodings.utf_8")

@@ -37,14 +37,17 @@ def find_python(staged: Staged, spec: RuntimeSpec) -> str:
     real = elfdeps.resolve_in_root(staged.root, layout.binary)
     if real is None:
         provider = f"{spec.python}-minimal" if staged.packages else "the sysroot"
-        raise SourceError(f"/{layout.binary} is missing from the runtime ({provider} provides it)",
-                          hint=f"add {spec.python}-minimal to runtime.packages"
-                          if staged.packages else None)
+        raise SourceError(
+            f"/{layout.binary} is missing from the runtime ({provider} provides it)",
+            hint=f"add {spec.python}-minimal to runtime.packages" if staged.packages else None,
+        )
     info = elfdeps.read_elf(staged.root / real)
     elfdeps.check_arch(info, spec.arch, f"/{layout.binary} from {staged.origin_of(real)}")
     if not (staged.root / layout.stdlib / "encodings" / "__init__.py").is_file():
-        raise SourceError(f"/{layout.stdlib}/encodings is missing from the runtime "
-                          f"(lib{spec.python}-minimal provides the core stdlib)")
+        raise SourceError(
+            f"/{layout.stdlib}/encodings is missing from the runtime "
+            f"(lib{spec.python}-minimal provides the core stdlib)"
+        )
     return real
 
 
@@ -74,38 +77,55 @@ def static_magic(root: Path, layout: RootLayout) -> int | None:
     """MAGIC_NUMBER from the target's importlib/_bootstrap_external.py, else the version table."""
     source = root / layout.stdlib / "importlib" / "_bootstrap_external.py"
     if source.is_file():
-        found = re.search(r"^MAGIC_NUMBER = \((\d+)\)\.to_bytes", source.read_text("utf-8", "replace"),
-                          re.MULTILINE)
+        found = re.search(
+            r"^MAGIC_NUMBER = \((\d+)\)\.to_bytes", source.read_text("utf-8", "replace"), re.MULTILINE
+        )
         if found:
             return int(found.group(1))
     return KNOWN_MAGIC.get(layout.version)
 
 
-def describe_target(staged: Staged, spec: RuntimeSpec, binary: str,
-                    reporter: Reporter) -> TargetPython:
+def describe_target(staged: Staged, spec: RuntimeSpec, binary: str, reporter: Reporter) -> TargetPython:
     layout = RootLayout(spec.python, spec.version)
     probed = probe_target(staged.root, binary, spec.arch) if spec.probe else None
     if probed is not None:
-        return TargetPython(probed["version"], probed["magic"], frozenset(probed["builtins"]),
-                            frozenset(probed["frozen"]), tuple(probed["ext_suffixes"]),
-                            "qemu probe")
+        return TargetPython(
+            probed["version"],
+            probed["magic"],
+            frozenset(probed["builtins"]),
+            frozenset(probed["frozen"]),
+            tuple(probed["ext_suffixes"]),
+            "qemu probe",
+        )
     magic = static_magic(staged.root, layout)
     if magic is None:
-        raise SourceError(f"cannot tell the bytecode magic of {spec.python}: no "
-                          f"importlib/_bootstrap_external.py and no table entry")
+        raise SourceError(
+            f"cannot tell the bytecode magic of {spec.python}: no "
+            f"importlib/_bootstrap_external.py and no table entry"
+        )
     host = f"{sys.version_info[0]}.{sys.version_info[1]}"
     if spec.probe:
-        reporter.warning(f"qemu-{QEMU_ARCH.get(spec.arch, spec.arch)} is not installed: the "
-                         f"target's built-in module table is assumed equal to the host's")
+        reporter.warning(
+            f"qemu-{QEMU_ARCH.get(spec.arch, spec.arch)} is not installed: the "
+            f"target's built-in module table is assumed equal to the host's"
+        )
     if host != spec.version:
-        raise CompileError(f"cannot describe {spec.python} without running it, and the host "
-                           f"Python is {host}", hint="install qemu-user, or run with Python "
-                           f"{spec.version}")
+        raise CompileError(
+            f"cannot describe {spec.python} without running it, and the host Python is {host}",
+            hint=f"install qemu-user, or run with Python {spec.version}",
+        )
     import _imp
+
     multiarch = elfdeps.arch_info(spec.arch).multiarch
     suffixes = (f".cpython-{spec.version.replace('.', '')}-{multiarch}.so", ".abi3.so", ".so")
-    return TargetPython(spec.version, magic, frozenset(sys.builtin_module_names),
-                        frozenset(_imp._frozen_module_names()), suffixes, "static tables")
+    return TargetPython(
+        spec.version,
+        magic,
+        frozenset(sys.builtin_module_names),
+        frozenset(_imp._frozen_module_names()),
+        suffixes,
+        "static tables",
+    )
 
 
 def check_magic(target: TargetPython, python: str) -> None:

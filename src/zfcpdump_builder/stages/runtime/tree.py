@@ -51,15 +51,15 @@ class TreeWriter:
         self.root = root
         self.records: dict[str, FileRecord] = {}
 
-    def copy(self, src: Path, path: str, mode: int, category: str, origin: str,
-             why: Iterable[str]) -> None:
+    def copy(self, src: Path, path: str, mode: int, category: str, origin: str, why: Iterable[str]) -> None:
         dest = self.root / path
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, dest)
         self._record(path, mode, category, origin, why)
 
-    def write(self, data: bytes, path: str, mode: int, category: str, origin: str,
-              why: Iterable[str]) -> None:
+    def write(
+        self, data: bytes, path: str, mode: int, category: str, origin: str, why: Iterable[str]
+    ) -> None:
         dest = self.root / path
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_bytes(data)
@@ -69,12 +69,12 @@ class TreeWriter:
         (self.root / path).mkdir(parents=True, exist_ok=True)
         self.records[path] = FileRecord(path, "dir", 0o755, why=[why], category="directory")
 
-    def _record(self, path: str, mode: int, category: str, origin: str,
-                why: Iterable[str]) -> None:
+    def _record(self, path: str, mode: int, category: str, origin: str, why: Iterable[str]) -> None:
         dest = self.root / path
         os.chmod(dest, mode)
-        self.records[path] = FileRecord(path, "file", mode, dest.stat().st_size, file_sha256(dest),
-                                        category, origin, list(why))
+        self.records[path] = FileRecord(
+            path, "file", mode, dest.stat().st_size, file_sha256(dest), category, origin, list(why)
+        )
 
 
 @dataclass(frozen=True)
@@ -86,8 +86,9 @@ class Bytecode:
     why: tuple[str, ...]
 
 
-def bytecode_jobs(closure: ModuleClosure, writer_prefix: str, staged: Staged,
-                  keep_frozen: tuple[str, ...]) -> list[Bytecode]:
+def bytecode_jobs(
+    closure: ModuleClosure, writer_prefix: str, staged: Staged, keep_frozen: tuple[str, ...]
+) -> list[Bytecode]:
     """One .pyc per source module that is neither frozen (unless kept) nor built in."""
     jobs = []
     for record in closure.modules.values():
@@ -100,8 +101,7 @@ def bytecode_jobs(closure: ModuleClosure, writer_prefix: str, staged: Staged,
             origin = "writer"
         else:
             origin = staged.origin_of(os.path.relpath(record.file, staged.root))
-        jobs.append(Bytecode(record.name, member, Path(record.file), origin,
-                             tuple(_import_reasons(record))))
+        jobs.append(Bytecode(record.name, member, Path(record.file), origin, tuple(_import_reasons(record))))
     return jobs
 
 
@@ -109,8 +109,9 @@ def _import_reasons(record: ModuleRecord) -> list[str]:
     return [f"imported by {name}" if name != "(root)" else "closure root" for name in record.importers]
 
 
-def compile_bytecode(jobs: list[Bytecode], layout: RootLayout, spec: RuntimeSpec,
-                     writer_prefix: str, work: Path) -> dict[str, bytes]:
+def compile_bytecode(
+    jobs: list[Bytecode], layout: RootLayout, spec: RuntimeSpec, work: Path
+) -> dict[str, bytes]:
     """member -> .pyc bytes, compiled in a seeded child interpreter."""
     prefix = layout.zip if spec.bytecode == "zip" else layout.stdlib
     groups: dict[int, list[pycompile.Job]] = defaultdict(list)
@@ -139,10 +140,19 @@ def stored_zip(members: dict[str, bytes]) -> bytes:
         return handle.read()
 
 
-def _emit_native(tree: TreeWriter, staged: Staged, spec: RuntimeSpec, layout: RootLayout,
-                 binary: str, closure: ModuleClosure, custom: CustomBuild | None) -> None:
-    extensions = {f"{layout.dynload}/{os.path.basename(r.file or '')}": r
-                  for r in closure.modules.values() if r.kind == "extension"}
+def _emit_native(
+    tree: TreeWriter,
+    staged: Staged,
+    spec: RuntimeSpec,
+    layout: RootLayout,
+    closure: ModuleClosure,
+    custom: CustomBuild | None,
+) -> None:
+    extensions = {
+        f"{layout.dynload}/{os.path.basename(r.file or '')}": r
+        for r in closure.modules.values()
+        if r.kind == "extension"
+    }
     start = [layout.binary] + sorted(_in_root(staged.root, r.file) for r in extensions.values())
     override = {layout.binary: custom.binary} if custom is not None else None
     elf = elfdeps.elf_closure(staged.root, start, spec.arch, override)
@@ -176,8 +186,9 @@ def _native_category(path: str, layout: RootLayout, interp: str | None) -> str:
     return "library"
 
 
-def _emit_bytecode(tree: TreeWriter, spec: RuntimeSpec, layout: RootLayout, jobs: list[Bytecode],
-                   pycs: dict[str, bytes]) -> None:
+def _emit_bytecode(
+    tree: TreeWriter, spec: RuntimeSpec, layout: RootLayout, jobs: list[Bytecode], pycs: dict[str, bytes]
+) -> None:
     if spec.bytecode == "zip":
         why = ["all bytecode (ZIP_STORED); also the prefix landmark lib/python3X.zip"]
         tree.write(stored_zip(pycs), layout.zip, 0o644, "bytecode", "generated", why)
