@@ -58,9 +58,9 @@ def _recipe(directory: Path, name: str, body: str) -> Path:
     return path
 
 
-def _source_tree(build: list[str], cache: Path) -> Path:
+def _source_tree(build: list[str], cache: Path, work: Path) -> Path:
     """Warm the shared source object once; return the unpacked tree."""
-    _run([*build, "default", "--cache-dir", str(cache), "--out", str(cache / "warm-out")])
+    _run([*build, "default", "--cache-dir", str(cache), "--out", str(work / "warm-out")])
     trees = sorted((cache / "objects").glob("source-*/tree"))
     return trees[0]
 
@@ -92,7 +92,7 @@ def run(runs: int, smoke: bool, cache: Path | None = None) -> dict[str, object]:
         repo = checkout_copy(work / "repo")
         build = build_cmd(repo)
         cache = cache if (cache and smoke) else work / "cache"
-        tree = _source_tree(build, cache)
+        tree = _source_tree(build, cache, work)
         results: dict[str, object] = {}
         if not smoke:
             results["cold_vs_make"] = paired(lambda: cold_pair(build, cache, tree, work), runs).as_dict()

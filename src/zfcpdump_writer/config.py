@@ -20,7 +20,7 @@ from __future__ import annotations
 from .errors import ConfigError
 
 PATH = "/etc/zfcpdump.conf"
-DEFAULTS: dict[str, object] = {
+DEFAULTS: dict[str, int | str] = {
     "device": "auto",
     "disk_timeout": 60,
     "after": "reipl",
@@ -55,7 +55,7 @@ def _int(key: str, text: str) -> int:
     return value
 
 
-def check(key: str, value: object) -> object:
+def check(key: str, value: object) -> int | str:
     """The validated, typed value of one setting."""
     text = str(value).strip()
     if key not in DEFAULTS:
@@ -69,7 +69,7 @@ def check(key: str, value: object) -> object:
     return text
 
 
-def parse(text: str) -> dict[str, object]:
+def parse(text: str) -> dict[str, int | str]:
     """Settings from the file's *text*, defaults filled in."""
     out = dict(DEFAULTS)
     seen = set()

@@ -150,7 +150,8 @@ def extract(path: str, out_path: str) -> int:
         raise DumpError(f"{path}: {info['error']}")
     if info["state"] != "complete":
         raise DumpError(f"{path}: no complete dump (state: {info['state']})")
-    size, base = int(info["dump_bytes"]), int(info["dump_start"])
+    size, base = info["dump_bytes"], info["dump_start"]
+    assert isinstance(size, int) and isinstance(base, int)  # a complete dump has both
     disk = _Disk(str(path))
     try:
         _copy_sparse(disk, base, size, out_path)

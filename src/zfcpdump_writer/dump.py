@@ -50,7 +50,7 @@ class Dump:
     def __init__(self, sysm: System, config_path: str | None = None) -> None:
         self.sysm = sysm
         self.config_path = config_path
-        self.cfg: dict[str, object] = dict(configmod.DEFAULTS)
+        self.cfg: dict[str, int | str] = dict(configmod.DEFAULTS)
         self.level = 2
         self.disk: Disk | None = None
         self.src: Source | None = None
@@ -146,7 +146,7 @@ class Dump:
             self.cfg = configmod.parse(text)
         except (OSError, UnicodeDecodeError, DumpError) as exc:
             self.sysm.console(f"zfcpdump: warning: config {path or configmod.PATH}: {exc}; using defaults")
-        self.level = int(self.cfg["debug"])  # type: ignore[call-overload]
+        self.level = int(self.cfg["debug"])
         self.level = self._cmdline_level(self.level)
 
     def _cmdline_level(self, level: int) -> int:
@@ -240,7 +240,7 @@ class Dump:
 
     def wait_for_disk(self) -> str:
         ipl = self.attach_ipl_device()
-        timeout = float(self.cfg["disk_timeout"])  # type: ignore[arg-type]
+        timeout = float(self.cfg["disk_timeout"])
         deadline = self.sysm.monotonic() + timeout
         while True:
             dev = self._pick_disk(ipl)
@@ -257,17 +257,17 @@ class Dump:
             return wanted if self.sysm.exists(wanted) else None
         zfcp_seen = False
         for name in self.sysm.listdir("/sys/block"):
-            attrs = [
+            hba_id, wwpn, lun = (
                 self.sysm.read_text_or(f"/sys/block/{name}/device/{a}") for a in ("hba_id", "wwpn", "fcp_lun")
-            ]
-            if None in attrs:
+            )
+            if hba_id is None or wwpn is None or lun is None:
                 continue
             zfcp_seen = True
             if (
                 ipl
-                and attrs[0].strip() == ipl[0]
-                and _hex(attrs[1]) == ipl[1]
-                and _hex(attrs[2]) == ipl[2]
+                and hba_id.strip() == ipl[0]
+                and _hex(wwpn) == ipl[1]
+                and _hex(lun) == ipl[2]
                 and self.sysm.exists("/dev/" + name)
             ):
                 return "/dev/" + name
@@ -288,8 +288,9 @@ class Dump:
         name, parts = os.path.basename(dev), []
         for sub in self.sysm.listdir(f"/sys/block/{name}"):
             base = f"/sys/block/{name}/{sub}"
-            vals = [self.sysm.read_text_or(f"{base}/{f}") for f in ("partition", "start", "size")]
-            if sub.startswith(name) and None not in vals and all(v.strip().isdigit() for v in vals):
+            # a missing attribute reads as "": not digits, so the entry is skipped
+            vals = [self.sysm.read_text_or(f"{base}/{f}") or "" for f in ("partition", "start", "size")]
+            if sub.startswith(name) and all(v.strip().isdigit() for v in vals):
                 number, start, size = (int(v) for v in vals)
                 parts.append(Partition(number, start * 512, size * 512))
         return parts
@@ -316,29 +317,33 @@ class Dump:
     def write_superblock(self) -> None:
         """Recompute the checksum, rewrite the superblock, fsync."""
         disk, lay = self.disk, self.layout
+        assert disk is not None and lay is not None  # prepare() set both before any write
         sb = lay.sb
         sb.csum = checksum(disk.read(sb.csum_start, sb.csum_size))
         disk.write(sb.pack(), lay.sb_offset)
         disk.sync()
 
     def mark_busy(self) -> None:
-        sb = self.layout.sb
-        self.disk.allow(sb.dump_start, sb.dump_start + sb.dump_size)
-        self.disk.allow(self.layout.sb_offset, self.layout.sb_offset + SB_SIZE)
-        self.disk.write(BUSY_MARKER, sb.dump_start)
+        disk, lay = self.disk, self.layout
+        assert disk is not None and lay is not None  # prepare() set both
+        sb = lay.sb
+        disk.allow(sb.dump_start, sb.dump_start + sb.dump_size)
+        disk.allow(lay.sb_offset, lay.sb_offset + SB_SIZE)
+        disk.write(BUSY_MARKER, sb.dump_start)
         self.write_superblock()
         self.say("dump area marked busy", 3)
 
     def dump(self) -> None:
-        src = self.src
+        src, disk, lay = self.src, self.disk, self.layout
+        assert src is not None and disk is not None and lay is not None  # prepare() set them
         self.mark_busy()
-        chunk = int(self.cfg["chunk_kib"]) * 1024  # type: ignore[call-overload]
+        chunk = int(self.cfg["chunk_kib"]) * 1024
         progress = Progress(self.sysm, self.say, src.size, float(self.cfg["progress_interval"]))
         copier = Copier(
             self.sysm,
             src.fd,
-            self.disk,
-            self.layout.sb.dump_start,
+            disk,
+            lay.sb.dump_start,
             chunk,
             progress,
             self.cfg["verify"] == "sample",
@@ -361,6 +366,7 @@ class Dump:
             self.say(f"MemAvailable: {progress.mem_low_kib} kB (the lowest seen while copying)", 1)
 
     def _copy_body(self, copier: Copier) -> None:
+        assert self.src is not None  # prepare() set it
         plan = self.src.plan
         copier.copy(plan.hsa)
         if plan.hsa:
@@ -378,11 +384,13 @@ class Dump:
             self.say(f"warning: cannot release the HSA: {exc.strerror or exc}", 1)
 
     def _write_header(self) -> None:
-        head, start = self.src.head, self.layout.sb.dump_start
+        src, disk, lay = self.src, self.disk, self.layout
+        assert src is not None and disk is not None and lay is not None  # prepare() set them
+        head, start = src.head, lay.sb.dump_start
         self.header_started = True
-        self.disk.write(head, start)
-        self.disk.sync()
-        if self.disk.read(start, len(head)) != head:
+        disk.write(head, start)
+        disk.sync()
+        if disk.read(start, len(head)) != head:
             raise DumpError("verify: header page read back differs")
         self.write_superblock()
         self.header_started = False
@@ -390,7 +398,10 @@ class Dump:
     def _invalidate(self) -> None:
         """Best effort after a failed header write: busy marker back, superblock valid."""
         try:
-            self.disk.write(BUSY_MARKER, self.layout.sb.dump_start)
+            disk, lay = self.disk, self.layout
+            # header_started: the copy finished, so no stuck write dropped the disk
+            assert disk is not None and lay is not None
+            disk.write(BUSY_MARKER, lay.sb.dump_start)
             self.write_superblock()
         except Exception as exc:  # noqa: BLE001
             self.sysm.console(f"zfcpdump: warning: cannot re-mark the dump invalid: {exc}")
@@ -422,7 +433,7 @@ class Dump:
 
     # --- signals ------------------------------------------------------------------------
     def _install_signals(self) -> None:
-        import _signal
+        import _signal  # type: ignore[import-not-found]  # no stub in typeshed; signal costs enum
         import faulthandler
 
         try:  # noqa: SIM105 - no contextlib in the writer (RAM)

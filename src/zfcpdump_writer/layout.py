@@ -82,6 +82,16 @@ class Superblock:
         "csum_size",
         "csum",
     )
+    # Set by __init__ from the slot names; declared for the type checker.
+    magic: int
+    version: int
+    part_start: int
+    part_size: int
+    dump_offset: int
+    dump_size: int
+    csum_offset: int
+    csum_size: int
+    csum: int
 
     def __init__(self, *fields: int) -> None:
         for name, value in zip(self.__slots__, fields, strict=True):
@@ -168,7 +178,8 @@ def dos_partitions(read: Reader, block: int) -> list[Partition]:
 
 def _logical_partitions(read: Reader, block: int, ext_lba: int) -> list[Partition]:
     parts: list[Partition] = []
-    ebr, seen = ext_lba, set()
+    ebr = ext_lba
+    seen: set[int] = set()
     while ebr not in seen and len(seen) < MAX_LOGICAL:
         seen.add(ebr)
         entries = _entries(read(ebr * block, block))

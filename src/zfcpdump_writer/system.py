@@ -17,15 +17,27 @@ MS_FLAGS = 0
 REBOOT_CMDS = {"poweroff": 0x4321FEDC, "halt": 0xCDEF0123, "restart": 0x01234567}
 ACTIONS = ".zfcpdump-actions"
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ctypes import CDLL
+    from typing import Protocol
+
+    class Console(Protocol):
+        """Where console lines go: sys.stdout, or a test's buffer."""
+
+        def write(self, text: str, /) -> object: ...
+
+        def flush(self) -> object: ...
+
 
 class System:
     """Production system access (paths as given, real syscalls)."""
 
     rooted = False
 
-    def __init__(self, out: object | None = None) -> None:
-        self.out = out if out is not None else sys.stdout
-        self._libc: object | None = None
+    def __init__(self, out: Console | None = None) -> None:
+        self.out: Console = out if out is not None else sys.stdout
+        self._libc: CDLL | None = None
 
     # --- paths -------------------------------------------------------------------------
     def path(self, p: str) -> str:
@@ -111,7 +123,7 @@ class System:
             pass
 
     # --- privileged calls -------------------------------------------------------------
-    def libc(self) -> object:
+    def libc(self) -> CDLL:
         if self._libc is None:
             import ctypes
 
@@ -143,7 +155,7 @@ class RootedSystem(System):
 
     rooted = True
 
-    def __init__(self, root: str, out: object | None = None) -> None:
+    def __init__(self, root: str, out: Console | None = None) -> None:
         super().__init__(out)
         self.root = os.path.abspath(root)
 

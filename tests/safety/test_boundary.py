@@ -50,12 +50,19 @@ def test_usage_errors_end_with_a_result_event() -> None:
         assert run.error()["kind"] == "usage" and "Traceback" not in run.stderr
 
 
+def _default_sigint() -> None:
+    # A shell's background job starts with SIGINT ignored, and Python then never raises
+    # KeyboardInterrupt: give the child the disposition a terminal would.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _plan(tmp_path: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, str(ROOT / "build.py"), "plan", "--json", "--cache-dir", str(tmp_path / "cache")],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_default_sigint,
     )
 
 

@@ -24,7 +24,7 @@ from .common import (
 )
 
 
-def add_arguments(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_arguments(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "build",
         help="build zfcpdump.image and zfcpdump.rd from a recipe",

@@ -14,7 +14,7 @@ from .common import cache_dir, common_options
 DAY = 86400.0
 
 
-def add_arguments(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_arguments(sub: argparse._SubParsersAction) -> None:
 
     parser = sub.add_parser(
         "cache",

@@ -56,7 +56,7 @@ def _output_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-v", "--verbose", action="store_true", help=argparse.SUPPRESS)
 
 
-def add_arguments(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_arguments(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("dumpdisk", help="inspect, extract or prepare a zipl SCSI dump disk")
     sub = parser.add_subparsers(dest="dumpdisk_command", metavar="ACTION", required=True)
     ins = sub.add_parser("inspect", help="show the dump disk layout and dump state")
@@ -72,7 +72,7 @@ def add_arguments(subparsers: argparse._SubParsersAction) -> None:  # type: igno
     _add_prepare(sub)
 
 
-def _add_prepare(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_prepare(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "prepare",
         help="preflight checks, then zipl -d DEV (install the SCSI dump record)",

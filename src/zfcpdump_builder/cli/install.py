@@ -21,7 +21,7 @@ DESCRIPTION = textwrap.dedent("""\
     keeps the previous pair.""")
 
 
-def add_arguments(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_arguments(subparsers: argparse._SubParsersAction) -> None:
 
     parser = subparsers.add_parser(
         "install",

@@ -14,7 +14,7 @@ from ..stages.plan import defconfig_diff, describe_inputs, stage_states, stock_d
 from .common import common_options, context, default_out, recipe_argument, recipe_name
 
 
-def add_arguments(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_arguments(sub: argparse._SubParsersAction) -> None:
 
     parser = sub.add_parser(
         "plan",
@@ -37,13 +37,13 @@ def cmd_plan(args: argparse.Namespace, reporter: Reporter) -> int:
     spec = source.KernelSource.from_recipe(loaded.get("kernel.source"))
     tree = source.peek(spec, ctx.store, ctx.cache_dir)
     reporter.info(f"recipe {loaded.name}: {' <- '.join(str(p) for p in loaded.chain)}")
-    reporter.info("resolved recipe:\n" + yaml.safe_dump(loaded.data, sort_keys=False).rstrip())
+    reporter.info("resolved recipe:\n" + yaml.safe_dump(loaded.resolved, sort_keys=False).rstrip())
     rendered = kconfig.render_defconfig(loaded)
     stock, label = stock_defconfig(tree, loaded)
     diff = defconfig_diff(stock, rendered)
     reporter.info(f"defconfig changes against {label}:\n" + ("\n".join(diff) if diff else "  (none)"))
     reporter.table("inputs", ["what", "value"], describe_inputs(loaded, spec))
-    reporter.table("stages", ["stage", "state", "key"], stage_states(loaded, ctx, tree, rendered))
+    reporter.table("stages", ["stage", "state", "key"], [s.row() for s in stage_states(loaded, ctx)])
     reporter.table(
         "paths",
         ["what", "path"],

@@ -10,7 +10,7 @@ from ..deploy.qemu import BASE_APPEND, DEFAULT_FAILURES, QEMU, BootResult, BootS
 from .argtypes import finite_float, positive_int
 
 
-def add_arguments(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_arguments(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "qemu",
         help="boot an image + ramdisk under qemu-system-s390x and judge the console",

@@ -8,7 +8,7 @@ from ..core.events import Reporter
 from ..recipe.schema import markdown_table, rows
 
 
-def add_arguments(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_arguments(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("recipe-keys", help="list every recipe key with its type and default")
     parser.add_argument("--markdown", action="store_true", help="print the README's Markdown table")
     parser.set_defaults(handler=cmd_recipe_keys, json=False, verbose=False, cache_dir=None)

@@ -7,14 +7,16 @@ would see them after a chroot: absolute link targets are taken relative to the r
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from elftools.common.exceptions import ELFError
-from elftools.elf.dynamic import DynamicSection
+from elftools.elf.dynamic import DynamicSection, DynamicTag
 from elftools.elf.elffile import ELFFile
+from elftools.elf.segments import InterpSegment
 
 from .errors import SourceError
 
@@ -82,7 +84,7 @@ def read_elf(path: Path) -> ElfInfo:
                 elfclass=elf.elfclass,
                 big_endian=not elf.little_endian,
                 interp=_interp(elf),
-                **_dynamic(elf),
+                **dataclasses.asdict(_dynamic(elf)),
             )
     except (ELFError, OSError) as exc:
         raise SourceError(f"{path} is not a readable ELF file: {exc}") from exc
@@ -90,12 +92,26 @@ def read_elf(path: Path) -> ElfInfo:
 
 def _interp(elf: ELFFile) -> str | None:
     for segment in elf.iter_segments():
-        if segment["p_type"] == "PT_INTERP":
+        if isinstance(segment, InterpSegment):
             return segment.get_interp_name()
     return None
 
 
-def _dynamic(elf: ELFFile) -> dict[str, object]:
+def _tag_string(tag: DynamicTag, name: str) -> str:
+    """A string-valued tag's value: pyelftools sets it as an attribute named after the tag."""
+    return str(getattr(tag, name))
+
+
+@dataclasses.dataclass(frozen=True)
+class DynamicFacts:
+    """What the dynamic section says about an ELF's dependencies."""
+
+    needed: tuple[str, ...]
+    runpath: tuple[str, ...]
+    soname: str | None
+
+
+def _dynamic(elf: ELFFile) -> DynamicFacts:
     needed: list[str] = []
     runpath: list[str] = []
     soname = None
@@ -105,12 +121,12 @@ def _dynamic(elf: ELFFile) -> dict[str, object]:
         for tag in section.iter_tags():
             kind = tag.entry.d_tag
             if kind == "DT_NEEDED":
-                needed.append(tag.needed)
+                needed.append(_tag_string(tag, "needed"))
             elif kind in ("DT_RUNPATH", "DT_RPATH"):
-                runpath += (tag.runpath if kind == "DT_RUNPATH" else tag.rpath).split(":")
+                runpath += _tag_string(tag, "runpath" if kind == "DT_RUNPATH" else "rpath").split(":")
             elif kind == "DT_SONAME":
-                soname = tag.soname
-    return {"needed": tuple(needed), "runpath": tuple(p for p in runpath if p), "soname": soname}
+                soname = _tag_string(tag, "soname")
+    return DynamicFacts(tuple(needed), tuple(p for p in runpath if p), soname)
 
 
 def check_arch(info: ElfInfo, arch: str, what: str) -> None:

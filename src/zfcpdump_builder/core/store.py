@@ -168,6 +168,11 @@ class Store:
     def object_path(self, stage: str, key: str) -> Path:
         return self.objects / f"{stage}-{key[:32]}"
 
+    def peek(self, stage: str, key: str) -> Path | None:
+        """The object for *key* if it is complete, without counting a use (for `plan`)."""
+        path = self.object_path(stage, key)
+        return path if (path / META_FILE).is_file() else None
+
     def lookup(self, stage: str, key: str) -> Path | None:
         path = self.object_path(stage, key)
         if not (path / META_FILE).is_file():

@@ -104,7 +104,7 @@ def run_zipl(command: list[str], reporter: Reporter) -> None:
 
 def _manifest_pair(manifest: Any) -> tuple[Any, Any]:
     outputs = manifest.get("outputs", {}) if isinstance(manifest, dict) else {}
-    return tuple(outputs.get(name, {}).get("sha256") for name in (BASE_IMAGE, BASE_RD))  # type: ignore[return-value]
+    return outputs.get(BASE_IMAGE, {}).get("sha256"), outputs.get(BASE_RD, {}).get("sha256")
 
 
 def find_manifest(image: Path, rd: Path, candidates: list[Path]) -> tuple[Path, dict[str, Any]] | None:

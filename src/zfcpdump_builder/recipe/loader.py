@@ -40,9 +40,17 @@ class Recipe:
         return node
 
     @property
+    def resolved(self) -> dict[str, Any]:
+        """The resolved recipe (parents merged, defaults filled in), with paths inside the
+        project written as $PROJECT/..., so it names no checkout: what `plan` prints and
+        manifest.json records as its plan."""
+        resolved: dict[str, Any] = _portable(self.data)
+        return resolved
+
+    @property
     def resolved_sha256(self) -> str:
         """Hash of the resolved recipe, with the checkout's location factored out."""
-        return hashlib.sha256(canonical_json(_portable(self.data)).encode()).hexdigest()
+        return hashlib.sha256(canonical_json(self.resolved).encode()).hexdigest()
 
     def base_dir(self) -> Path:
         return self.path.parent

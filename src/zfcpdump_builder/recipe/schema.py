@@ -6,18 +6,38 @@ the documentation and the validator cannot drift apart.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from zfcpdump_writer import config as writer_config
+from zfcpdump_writer.errors import ConfigError
 
 
 @dataclass(frozen=True)
 class Key:
-    """One leaf key. *kind* is one of the names handled by `recipe._check_value`."""
+    """One leaf key. *kind* is one of the names handled by `values._check_value`; *check*, when
+    given, returns what is wrong with a value of the right kind (a range, say), or None."""
 
     kind: str
     default: Any
     help: str
     choices: tuple[Any, ...] = ()
+    check: Callable[[Any], str | None] | None = None
+
+
+def writer_setting(name: str) -> Callable[[Any], str | None]:
+    """The writer's own rule for setting *name* (zfcpdump_writer.config): the recipe is checked
+    at load time by exactly the code that reads /etc/zfcpdump.conf in the dump environment."""
+
+    def check(value: Any) -> str | None:
+        try:
+            writer_config.check(name, value)
+        except ConfigError as exc:
+            return str(exc).removeprefix("config: ")
+        return None
+
+    return check
 
 
 Section = dict[str, "Key | Section"]
@@ -95,25 +115,58 @@ SCHEMA: Section = {
         "max_unpacked": Key("size", "14MiB", "Budget for the unpacked initramfs."),
     },
     "writer": {
-        "device": Key("str", "auto", "Dump device override; auto = the IPL device from /sys/firmware/ipl."),
-        "disk_timeout": Key("int", 60, "Seconds to wait for the dump disk to appear."),
-        "after": Key("str", "reipl", "What to do when done.", ("reipl", "poweroff", "halt")),
-        "debug": Key("int", 2, "Default dump_debug level (1..6); dump_debug= on the command line wins."),
-        "progress_interval": Key("int", 10, "Seconds between progress lines."),
+        "device": Key(
+            "str",
+            "auto",
+            "Dump device override; auto = the IPL device from /sys/firmware/ipl.",
+            check=writer_setting("device"),
+        ),
+        "disk_timeout": Key(
+            "int", 60, "Seconds to wait for the dump disk to appear.", check=writer_setting("disk_timeout")
+        ),
+        "after": Key(
+            "str",
+            "reipl",
+            "What to do when done.",
+            ("reipl", "poweroff", "halt"),
+            check=writer_setting("after"),
+        ),
+        "debug": Key(
+            "int",
+            2,
+            "Default dump_debug level (1..6); dump_debug= on the command line wins.",
+            check=writer_setting("debug"),
+        ),
+        "progress_interval": Key(
+            "int", 10, "Seconds between progress lines.", check=writer_setting("progress_interval")
+        ),
         "source": Key(
             "str",
             "auto",
             "Dump source; auto = /proc/vmcore, else zcore/mem.",
             ("auto", "/proc/vmcore", "zcore/mem"),
+            check=writer_setting("source"),
         ),
         "io": Key(
             "str",
             "auto",
             "Disk writes: auto (O_DIRECT, else buffered), direct, buffered.",
             ("auto", "direct", "buffered"),
+            check=writer_setting("io"),
         ),
-        "verify": Key("str", "sample", "After copying, re-read a sample and compare.", ("sample", "off")),
-        "chunk_kib": Key("int", 1024, "Copy buffer size in KiB (64..16384, a multiple of 4)."),
+        "verify": Key(
+            "str",
+            "sample",
+            "After copying, re-read a sample and compare.",
+            ("sample", "off"),
+            check=writer_setting("verify"),
+        ),
+        "chunk_kib": Key(
+            "int",
+            1024,
+            "Copy buffer size in KiB (64..16384, a multiple of 4).",
+            check=writer_setting("chunk_kib"),
+        ),
     },
     "budget": {
         "memory": Key("size", "32MiB", "Dump memory (HSA size): kernel + unpacked rd + writer must fit."),

@@ -91,6 +91,10 @@ def _check_value(value: Any, spec: Key, where: str) -> None:
             f"{where}: expected one of {', '.join(map(str, spec.choices))}, "
             f"got {shorten(value)}" + _suggest(str(value), [str(c) for c in spec.choices])
         )
+    if spec.check is not None:
+        problem = spec.check(value)
+        if problem:
+            raise RecipeError(f"{where}: {problem}")
 
 
 def _is_str(v: Any) -> str | None:

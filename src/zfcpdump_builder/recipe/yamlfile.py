@@ -27,7 +27,7 @@ class _Loader(yaml.SafeLoader):
     expand to a tree that takes forever to walk. Recipes share settings with `extends:`.
     """
 
-    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
             raise yaml.composer.ComposerError(
@@ -36,13 +36,13 @@ class _Loader(yaml.SafeLoader):
                 "YAML aliases (*name) are not allowed in recipes; use extends: to share settings",
                 event.start_mark,
             )
-        return super().compose_node(parent, index)  # type: ignore[no-any-return, misc]
+        return super().compose_node(parent, index)
 
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
     seen: set[Any] = set()
     for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+        key = loader.construct_object(key_node, deep=deep)
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 None, None, f"duplicate key {shorten(key)}", key_node.start_mark

@@ -104,6 +104,16 @@ def _kconfig_line(entry: KconfigEntry) -> str:
     return f"CONFIG_{entry.symbol}={entry.value}"
 
 
+_SET_LABEL = "kernel.config.set"
+
+
+def _unnamed(entry: KconfigEntry) -> KconfigEntry:
+    """*entry* labelled by the recipe key it came from, not by the recipe's name."""
+    if entry.origin.startswith("recipe "):
+        return KconfigEntry(entry.symbol, entry.value, _SET_LABEL)
+    return entry
+
+
 def render_defconfig(recipe: Recipe) -> str:
     """zfcpdump_defconfig text for *recipe*, through templates/zfcpdump_defconfig.j2."""
     env = jinja2.Environment(
@@ -115,10 +125,14 @@ def render_defconfig(recipe: Recipe) -> str:
     )
     env.filters["kconfig_line"] = _kconfig_line
     base, additions = requested_entries(recipe)
+    base = [_unnamed(e) for e in base]
+    additions = [
+        (_SET_LABEL if o.startswith("recipe ") else o, [_unnamed(e) for e in es]) for o, es in additions
+    ]
     template = env.get_template("zfcpdump_defconfig.j2")
-    return template.render(
-        recipe_name=recipe.name, chain=[p.stem for p in recipe.chain], base=base, additions=additions
-    )
+    # Only what shapes the config goes in: the recipe's name or layering would make two
+    # recipes with the same kernel miss each other's kconfig and kernel objects.
+    return template.render(base=base, additions=additions)
 
 
 @dataclass(frozen=True)

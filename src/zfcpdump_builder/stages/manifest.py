@@ -58,6 +58,7 @@ def build_manifest(
         "manifest_version": MANIFEST_VERSION,
         "source_date_epoch": epoch,
         "recipe": _recipe_section(result),
+        "plan": result.recipe.resolved,
         "kernel": _kernel_section(result),
         "stages": _stage_keys(result.stages),
         "outputs": _outputs(files),

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .. import recipe
-from ..core.errors import HostError
-from ..core.store import file_sha256, hash_inputs
-from . import kconfig, kernel, pipeline, source
+from ..core.errors import HostError, SourceError
+from ..core.events import Reporter
+from ..core.store import StageOutput, Store, file_sha256, hash_inputs
+from . import initramfs, kconfig, kernel, pipeline, runtime, source
 
 
 def stock_defconfig(tree: source.SourceTree | None, loaded: recipe.Recipe) -> tuple[str, str]:
@@ -36,41 +39,99 @@ def defconfig_diff(stock: str, rendered: str) -> list[str]:
     return lines
 
 
-def stage_states(
-    loaded: recipe.Recipe, ctx: pipeline.BuildContext, tree: source.SourceTree | None, defconfig: str
-) -> list[tuple[str, str, str]]:
-    """(stage, state, key) for the kernel stages; a stage after one that must run will run."""
+@dataclass(frozen=True)
+class StageState:
+    """One stage as `plan` sees it: cached, will run, or not needed, and its key when known."""
+
+    stage: str
+    state: str
+    key: str | None = None
+
+    def row(self) -> tuple[str, str, str]:
+        return (self.stage, self.state, self.key[:32] if self.key else "-")
+
+
+def _state(store: Store, stage: str, inputs: dict[str, Any]) -> tuple[StageState, Path | None]:
+    key = hash_inputs(inputs)
+    found = store.peek(stage, key)
+    return StageState(stage, "cached" if found else "will run", key), found
+
+
+def stage_states(loaded: recipe.Recipe, ctx: pipeline.BuildContext) -> list[StageState]:
+    """Every stage, with the keys `build` would compute: the same input functions, called
+    without downloading or building. A stage whose inputs come from one that must run first
+    will run, with its key not yet known."""
+    states = kernel_states(loaded, ctx)
+    kernel_out = next((s.key for s in states if s.stage == "kernel" and s.state == "cached"), None)
+    return states + rd_states(loaded, ctx, kernel_out)
+
+
+def kernel_states(loaded: recipe.Recipe, ctx: pipeline.BuildContext) -> list[StageState]:
     spec = source.KernelSource.from_recipe(loaded.get("kernel.source"))
+    tree = source.peek(spec, ctx.store, ctx.cache_dir)
     if tree is None:
         return [
-            ("source", f"will run ({spec.kind}: {spec.location})", "-"),
-            ("kconfig", "will run", "-"),
-            ("kernel", "will run", "-"),
+            StageState("source", f"will run ({spec.kind}: {spec.location})"),
+            StageState("kconfig", "will run"),
+            StageState("kernel", "will run"),
         ]
-    rows = [
-        (
-            "source",
-            "cached" if tree.identity["kind"] != "tree" else "local tree",
-            hash_inputs(tree.identity)[:16],
-        )
+    states = [
+        StageState("source", "local tree")
+        if tree.output is None and spec.kind == "tree"
+        else StageState("source", "cached", hash_inputs(tree.identity))
     ]
     try:
         tools = pipeline.resolve_toolchain(loaded)
     except HostError as exc:
-        return [*rows, ("kconfig", f"blocked: {exc.message}", "-"), ("kernel", "blocked", "-")]
-    config_key = hash_inputs(kernel.config_inputs(tree.identity, defconfig, tools))
-    config_dir = ctx.store.lookup("kconfig", config_key)
-    rows.append(("kconfig", "cached" if config_dir else "will run", config_key[:16]))
-    if config_dir is None:
-        return [*rows, ("kernel", "will run", "-")]
-    build_key = hash_inputs(
-        kernel.build_inputs(
-            tree.identity, file_sha256(config_dir / "config"), tools, pipeline.build_settings(loaded, ctx)
-        )
+        return [*states, StageState("kconfig", f"blocked: {exc.message}"), StageState("kernel", "blocked")]
+    defconfig = kconfig.render_defconfig(loaded)
+    config_state, config_dir = _state(
+        ctx.store, "kconfig", kernel.config_inputs(tree.identity, defconfig, tools)
     )
-    cached = ctx.store.lookup("kernel", build_key) is not None
-    rows.append(("kernel", "cached" if cached else "will run (incremental O= tree)", build_key[:16]))
-    return rows
+    if config_dir is None:
+        return [*states, config_state, StageState("kernel", "will run")]
+    inputs = kernel.build_inputs(
+        tree.identity, file_sha256(config_dir / "config"), tools, pipeline.build_settings(loaded, ctx)
+    )
+    return [*states, config_state, _state(ctx.store, "kernel", inputs)[0]]
+
+
+def rd_states(loaded: recipe.Recipe, ctx: pipeline.BuildContext, kernel_key: str | None) -> list[StageState]:
+    rspec = pipeline.runtime_spec(loaded)
+    try:
+        _, _, packages, inputs = runtime.runtime_stage_inputs(
+            rspec, pipeline.WRITER_PACKAGE, ctx.cache_dir, QuietReporter(), offline=True
+        )
+    except SourceError:
+        return [
+            StageState("sysroot", "will run (after downloading its packages)"),
+            StageState("runtime", "will run"),
+            StageState("initramfs", "will run"),
+        ]
+    runtime_state, runtime_dir = _state(ctx.store, "runtime", inputs)
+    if runtime_dir is not None:
+        sysroot = StageState("sysroot", "not needed (the runtime is cached)")
+    elif rspec.kind == "sysroot":
+        sysroot = StageState("sysroot", "not needed (runtime.kind sysroot)")
+    else:
+        sysroot = _state(ctx.store, "sysroot", runtime.sysroot_inputs(packages, rspec))[0]
+    if runtime_dir is None or kernel_key is None:
+        return [sysroot, runtime_state, StageState("initramfs", "will run")]
+    runtime_out = StageOutput("runtime", runtime_state.key or "", runtime_dir, True, 0.0)
+    kernel_config = kconfig.parse_config_text(
+        (ctx.store.object_path("kernel", kernel_key) / "config").read_text()
+    )
+    _, _, rd_inputs = initramfs.initramfs_stage_inputs(
+        pipeline.initramfs_spec(loaded), runtime_out, kernel_config
+    )
+    return [sysroot, runtime_state, _state(ctx.store, "initramfs", rd_inputs)[0]]
+
+
+class QuietReporter(Reporter):
+    """Plan gathers facts silently: nothing it computes on the way is news to the user."""
+
+    def info(self, text: str) -> None:
+        pass
 
 
 def describe_inputs(loaded: recipe.Recipe, spec: source.KernelSource) -> list[tuple[str, str]]:

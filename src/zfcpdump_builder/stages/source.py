@@ -222,7 +222,7 @@ def peek(source: KernelSource, store: Store, cache_dir: Path) -> SourceTree | No
     else:
         identity = {"kind": "tarball", "sha256": source.sha256}
     key = hash_inputs(identity)
-    path = store.lookup("source", key)
+    path = store.peek("source", key)
     if path is None:
         return None
     return SourceTree(path / "tree", identity, kernel_version(path / "tree"), None)

@@ -83,6 +83,19 @@ def stage_inputs(
     }
 
 
+def initramfs_stage_inputs(
+    spec: InitramfsSpec, runtime_output: StageOutput, kernel_config: dict[str, str]
+) -> tuple[list[str], str, dict[str, Any]]:
+    """The compression candidates, the writer's config text and the 'initramfs' stage's
+    inputs: what both `build` and `plan` compute."""
+    spec.validate()
+    methods = choose_methods(spec, kernel_config)
+    if not methods:
+        raise HostError("none of the compressors the kernel can unpack is available")
+    config_text = render_writer_config(spec.writer_config)
+    return methods, config_text, stage_inputs(spec, runtime_output, methods, config_text)
+
+
 def build_initramfs(
     spec: InitramfsSpec,
     runtime_output: StageOutput,
@@ -91,16 +104,12 @@ def build_initramfs(
     reporter: Reporter,
 ) -> StageOutput:
     """The 'initramfs' stage: output dir holds zfcpdump.rd and contents.json."""
-    spec.validate()
-    methods = choose_methods(spec, kernel_config)
-    if not methods:
-        raise HostError("none of the compressors the kernel can unpack is available")
-    config_text = render_writer_config(spec.writer_config)
+    methods, config_text, inputs = initramfs_stage_inputs(spec, runtime_output, kernel_config)
 
     def producer(out: Path) -> dict[str, Any]:
         return produce_initramfs(spec, runtime_output.path, methods, config_text, out, reporter)
 
-    output = store.produce("initramfs", stage_inputs(spec, runtime_output, methods, config_text), producer)
+    output = store.produce("initramfs", inputs, producer)
     check_budget(spec, json.loads((output.path / CONTENTS_JSON).read_text()), reporter)
     return output
 

@@ -147,4 +147,9 @@ def _config_value(kernel_config: dict[str, str], symbol: str) -> str | None:
 
 
 def enabled_compressions(kernel_config: dict[str, str]) -> list[str]:
-    return [m for m in COMPRESSIONS if KCONFIG[m] is None or _config_value(kernel_config, KCONFIG[m]) == "y"]
+    enabled = []
+    for method in COMPRESSIONS:
+        symbol = KCONFIG[method]
+        if symbol is None or _config_value(kernel_config, symbol) == "y":
+            enabled.append(method)
+    return enabled

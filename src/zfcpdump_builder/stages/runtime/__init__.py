@@ -38,7 +38,7 @@ from ...core.store import StageOutput, Store, code_digest
 from .. import pycompile
 from .closure import ModuleClosure, module_closure, writer_modules
 from .interpreter import custom_interpreter, toolchain_version
-from .packages import Staged, acquire, package_digests, unpacked_packages
+from .packages import Staged, acquire, package_digests, sysroot_inputs, unpacked_packages
 from .spec import (
     DEFAULT_PACKAGES,
     FILES_JSON,
@@ -93,6 +93,8 @@ __all__ = [
     "build_runtime",
     "load_manifest",
     "module_closure",
+    "runtime_stage_inputs",
+    "sysroot_inputs",
     "writer_modules",
 ]
 
@@ -163,6 +165,18 @@ def runtime_inputs(spec: RuntimeSpec, packages: list[list[str]], writer: WriterP
     return inputs
 
 
+def runtime_stage_inputs(
+    spec: RuntimeSpec, writer_package_dir: Path, cache_dir: Path, reporter: Reporter, offline: bool
+) -> tuple[WriterPackage, list[Path], list[list[str]], dict[str, Any]]:
+    """The writer, the package files and digests, and the 'runtime' stage's inputs: what both
+    `build` and `plan` compute (plan with *offline*, so it never downloads)."""
+    spec.validate()
+    writer = WriterPackage.load(writer_package_dir)
+    pkgs = acquire(spec, cache_dir, reporter, offline)
+    packages = package_digests(pkgs)
+    return writer, pkgs, packages, runtime_inputs(spec, packages, writer)
+
+
 def build_runtime(
     spec: RuntimeSpec,
     writer_package_dir: Path,
@@ -172,20 +186,19 @@ def build_runtime(
     offline: bool = False,
 ) -> StageOutput:
     """The 'runtime' stage: output dir holds root/ (the file tree) and files.json."""
-    spec.validate()
-    writer = WriterPackage.load(writer_package_dir)
-    pkgs = acquire(spec, cache_dir, reporter, offline)
-    packages = package_digests(pkgs)
+    writer, pkgs, packages, inputs = runtime_stage_inputs(
+        spec, writer_package_dir, cache_dir, reporter, offline
+    )
 
     def producer(out: Path) -> dict[str, Any]:
         staged = (
             Staged(Path(spec.path or ".").resolve())
             if spec.kind == "sysroot"
-            else unpacked_packages(pkgs, packages, spec, store)
+            else unpacked_packages(pkgs, packages, spec, store, reporter)
         )
         return produce_runtime(spec, staged, writer, out, reporter)
 
-    return store.produce("runtime", runtime_inputs(spec, packages, writer), producer)
+    return store.produce("runtime", inputs, producer)
 
 
 def produce_runtime(

@@ -11,13 +11,22 @@ import ast
 import modulefinder
 import os
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ...core.errors import SourceError
 from .target import TargetPython
+
+# ModuleFinder's kinds of module (private constants, stable since Python 2; typeshed omits them).
+_FINDER: Any = modulefinder
+C_BUILTIN, PKG_DIRECTORY, PY_SOURCE, C_EXTENSION = (
+    _FINDER._C_BUILTIN,
+    _FINDER._PKG_DIRECTORY,
+    _FINDER._PY_SOURCE,
+    _FINDER._C_EXTENSION,
+)
 
 
 def _is_type_checking(test: ast.expr) -> bool:
@@ -59,6 +68,8 @@ def top_level_names(tree: ast.Module) -> set[str]:
 class ClosureFinder(modulefinder.ModuleFinder):
     """ModuleFinder resolving against the target's tables and scanning import statements."""
 
+    _safe_import_hook: Callable[..., None]  # ModuleFinder's own hook, which typeshed omits
+
     def __init__(self, path: list[str], target: TargetPython, deep: tuple[str, ...]) -> None:
         super().__init__(path=path)
         self.target = target
@@ -66,13 +77,13 @@ class ClosureFinder(modulefinder.ModuleFinder):
         self.importers: dict[str, set[str]] = defaultdict(set)
         self._scanning: list[str] = []
 
-    def find_module(self, name: str, path: list[str] | None, parent: Any = None) -> tuple:
+    def find_module(self, name: str, path: Any, parent: Any = None) -> tuple:
         fullname = f"{parent.__name__}.{name}" if parent else name
         if fullname in self.excludes:
             raise ImportError(name)
         if path is None:
             if name in self.target.builtins:
-                return None, None, ("", "", modulefinder._C_BUILTIN)
+                return None, None, ("", "", C_BUILTIN)
             path = self.path
         for entry in path:
             found = self._find_in(entry, name)
@@ -83,12 +94,12 @@ class ClosureFinder(modulefinder.ModuleFinder):
     def _find_in(self, entry: str, name: str) -> tuple | None:
         base = os.path.join(entry, name)
         if os.path.isfile(os.path.join(base, "__init__.py")):
-            return None, base, ("", "", modulefinder._PKG_DIRECTORY)
+            return None, base, ("", "", PKG_DIRECTORY)
         if os.path.isfile(base + ".py"):
-            return open(base + ".py", "rb"), base + ".py", (".py", "rb", modulefinder._PY_SOURCE)
+            return open(base + ".py", "rb"), base + ".py", (".py", "rb", PY_SOURCE)
         for suffix in self.target.ext_suffixes:
             if os.path.isfile(base + suffix):
-                return None, base + suffix, (suffix, "rb", modulefinder._C_EXTENSION)
+                return None, base + suffix, (suffix, "rb", C_EXTENSION)
         return None
 
     def import_module(self, partname: str, fqname: str, parent: Any) -> Any:
@@ -146,8 +157,9 @@ class ClosureFinder(modulefinder.ModuleFinder):
         elif node.module:
             self._safe_import_hook(node.module, m, fromlist, level=node.level)
         else:
-            parent = self.determine_parent(m, level=node.level)
-            self._safe_import_hook(parent.__name__, m, fromlist, level=0)
+            parent: Any = self.determine_parent(m, level=node.level)  # a modulefinder.Module
+            if parent is not None:
+                self._safe_import_hook(parent.__name__, m, fromlist, level=0)
 
 
 @dataclass(frozen=True)
@@ -192,7 +204,7 @@ def module_closure(
         modules[name] = ModuleRecord(
             name,
             _kind(module, target),
-            module.__file__,
+            getattr(module, "__file__", None),
             tuple(sorted(finder.importers.get(name, {"(root)"}))),
         )
     missing, maybe = finder.any_missing_maybe()

@@ -61,8 +61,8 @@ def config_dir(root: Path, spec: RuntimeSpec) -> Path:
 def inittab(config_c: str, keep: set[str]) -> list[tuple[str, str]]:
     """The config.c entries to keep: the core ones (after MARKER 2) and those named in *keep*."""
     head, _, core = config_c.partition("ADDMODULE MARKER 2")
-    optional = [m.groups() for m in INITTAB.finditer(head) if m.group(1) in keep]
-    return optional + [m.groups() for m in INITTAB.finditer(core)]
+    optional = [(m.group(1), m.group(2)) for m in INITTAB.finditer(head) if m.group(1) in keep]
+    return optional + [(m.group(1), m.group(2)) for m in INITTAB.finditer(core)]
 
 
 def bootstrap_modules(setup: Path) -> set[str]:
@@ -86,11 +86,14 @@ def render_config_c(entries: list[tuple[str, str]]) -> str:
 def extension_imports(extensions: list[Path]) -> set[str]:
     """Symbols the extension modules expect the interpreter to export."""
     from elftools.elf.elffile import ELFFile
+    from elftools.elf.sections import SymbolTableSection
 
     names: set[str] = set()
     for path in extensions:
         with open(path, "rb") as handle:
             dynsym = ELFFile(handle).get_section_by_name(".dynsym")
+            if not isinstance(dynsym, SymbolTableSection):
+                raise SourceError(f"{path} has no .dynsym: not a shared extension module")
             names |= {s.name for s in dynsym.iter_symbols() if s.name and s["st_shndx"] == "SHN_UNDEF"}
     return names
 

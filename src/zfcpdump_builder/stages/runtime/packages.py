@@ -100,7 +100,7 @@ def _control_fields(data: bytes) -> dict[str, str]:
         for entry in inner:
             if entry.pathname.lstrip("./") == "control":
                 text = b"".join(entry.get_blocks()).decode("utf-8", "replace")
-                return dict(_field(line) for line in text.splitlines() if _field(line))
+                return dict(pair for pair in map(_field, text.splitlines()) if pair is not None)
     return {}
 
 
@@ -132,12 +132,19 @@ def package_digests(pkgs: list[Path]) -> list[list[str]]:
     return [[p.name, file_sha256(p)] for p in pkgs]
 
 
-def unpacked_packages(pkgs: list[Path], packages: list[list[str]], spec: RuntimeSpec, store: Store) -> Staged:
+def sysroot_inputs(packages: list[list[str]], spec: RuntimeSpec) -> dict[str, Any]:
+    """The 'sysroot' stage's inputs: the package digests, the architecture, the unpacking code."""
+    unpacker = code_digest(Path(debpkg.__file__ or ""), Path(__file__))
+    return {"packages": packages, "arch": spec.arch, "unpacker": unpacker}
+
+
+def unpacked_packages(
+    pkgs: list[Path], packages: list[list[str]], spec: RuntimeSpec, store: Store, reporter: Reporter
+) -> Staged:
     """The packages unpacked into one root, kept as its own object: a writer change then
     reuses it instead of unpacking libc and libpython again. Read-only once made.
     *packages* are the package digests (package_digests)."""
-    unpacker = code_digest(Path(debpkg.__file__ or ""), Path(__file__))
-    inputs = {"packages": packages, "arch": spec.arch, "unpacker": unpacker}
+    inputs = sysroot_inputs(packages, spec)
 
     def producer(out: Path) -> dict[str, Any]:
         staged = stage_packages(pkgs, spec, out / "root")
@@ -151,7 +158,9 @@ def unpacked_packages(pkgs: list[Path], packages: list[list[str]], spec: Runtime
         )
         return {"packages": len(staged.packages), "files": len(staged.origin)}
 
+    reporter.stage_start("sysroot", "")
     output = store.produce("sysroot", inputs, producer)
+    reporter.stage_finish("sysroot", output.key, output.cached, output.seconds)
     recorded = json.loads((output.path / "origin.json").read_text())
     return Staged(
         output.path / "root", [PackageInfo(**info) for info in recorded["packages"]], recorded["origin"]

@@ -122,7 +122,7 @@ def describe_target(staged: Staged, spec: RuntimeSpec, binary: str, reporter: Re
         spec.version,
         magic,
         frozenset(sys.builtin_module_names),
-        frozenset(_imp._frozen_module_names()),
+        frozenset(getattr(_imp, "_frozen_module_names", tuple)()),  # private; typeshed omits it
         suffixes,
         "static tables",
     )
