@@ -101,6 +101,8 @@ BAD_RECIPES = {
     ),
     "a huge file": (b"# padding\n" * 40000, "too large"),
     "a bad size": (b"extends: default\nbudget:\n  memory: 12 parsecs\n", "a size such as"),
+    "an unhashable key": (b"? [a, b]\n: 1\n", "a key must be a plain word"),
+    "deep nesting": (b"a: " + b"[" * 5000 + b"]" * 5000 + b"\n", "nested too deeply"),
 }
 
 
@@ -131,3 +133,9 @@ def test_a_foreign_file_is_described_not_quoted(tmp_path: Path) -> None:
     secret.rename(renamed)
     run = run_cli("plan", str(renamed), cache=tmp_path / "cache")
     assert run.code == 2 and "secrethash" not in run.stderr + json.dumps(run.events)
+
+
+def test_a_cache_path_the_os_rejects_still_ends_with_a_result(tmp_path: Path) -> None:
+    run = run_cli("plan", "default", cache=tmp_path / ("a" * 300))
+    assert run.code in (4, 7), run.stderr
+    assert run.events and run.events[-1]["event"] == "result" and "Traceback" not in run.stderr

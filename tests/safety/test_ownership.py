@@ -153,10 +153,7 @@ def test_cache_dir_must_be_ours(tmp_path: Path) -> None:
     assert tree_state(tmp_path) == before
 
 
-def test_a_new_cache_gets_its_tag_and_an_old_cache_is_still_ours(tmp_path: Path) -> None:
-    old = tmp_path / "old"
-    (old / "objects").mkdir(parents=True)
-    ownership.check_cache_dir(old)
+def test_a_new_cache_gets_its_tag(tmp_path: Path) -> None:
     ownership.tag_cache_dir(tmp_path / "new")
     assert (
         (tmp_path / "new" / "CACHEDIR.TAG")
@@ -173,3 +170,24 @@ def test_an_owned_output_is_replaced_and_an_empty_dir_is_fine(tmp_path: Path, bu
         run = run_cli("build", "default", "--out", str(out), cache=shared_cache_dir())
         assert run.code == 0, run.stderr[-3000:]
         assert sorted(os.listdir(out)) == sorted(a["name"] for a in run.of("artifact"))
+
+
+@pytest.mark.parametrize("layout", ["workspaces/myproj/notes.txt", "objects/ab/cdef", "debs/mine.deb"])
+def test_a_directory_that_only_looks_like_a_cache_is_refused(tmp_path: Path, layout: str) -> None:
+    """Subdirectory names are no evidence (a git repository has objects/): prune must not run."""
+    fake = tmp_path / "fake"
+    (fake / layout).parent.mkdir(parents=True)
+    (fake / layout).write_text("precious\n")
+    (fake / "CACHEDIR.TAG").write_text("Signature: 8a477f597d28d172789f06886806bc55\n# another tool\n")
+    before = tree_state(fake)
+    run = run_cli("cache", "prune", "--all", cache=fake)
+    assert run.code == OWNERSHIP_EXIT, run.stderr
+    assert tree_state(fake) == before
+
+
+def test_a_cache_from_before_the_tag_is_still_ours(tmp_path: Path) -> None:
+    old = tmp_path / "old"
+    stage = old / "objects" / f"runtime-{'0' * 32}"
+    stage.mkdir(parents=True)
+    (stage / ".stage.json").write_text("{}")
+    ownership.check_cache_dir(old)

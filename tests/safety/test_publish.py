@@ -20,7 +20,7 @@ PUBLISHER = """
 import json, os, sys
 sys.path.insert(0, {src!r})
 from pathlib import Path
-from zfcpdump_builder import publish
+from zfcpdump_builder.stages import publish
 target = Path(sys.argv[1])
 start = int(sys.argv[3])
 for generation in range(start, start + int(sys.argv[2])):
@@ -110,3 +110,21 @@ def test_debris_that_holds_a_users_file_is_kept(tmp_path: Path) -> None:
     (leftover / "precious.txt").write_text("not ours")
     publish.clean_debris(target)
     assert (leftover / "precious.txt").is_file()
+
+
+def test_a_file_dropped_into_the_output_during_the_build_is_kept(tmp_path: Path) -> None:
+    target = tmp_path / "default"
+    assert publisher(target, 1).returncode == 0
+    (target / "notes.txt").write_text("written while the build ran\n")  # after the ownership check
+    staging = publish.staging_dir(target)
+    staging.mkdir()
+    (staging / "zfcpdump.rd").write_bytes(b"rd new")
+    (staging / "manifest.json").write_text(
+        json.dumps({"manifest_version": 1, "generation": 9, "outputs": {"zfcpdump.rd": {}}})
+    )
+    warnings: list[str] = []
+    publish.swap_in(staging, target, warnings.append)
+    assert generation(target) == 9
+    kept = [p for p in tmp_path.iterdir() if p.name.startswith(".default.kept-")]
+    assert len(kept) == 1 and (kept[0] / "notes.txt").read_text() == "written while the build ran\n"
+    assert warnings and str(kept[0]) in warnings[0]

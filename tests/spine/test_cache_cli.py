@@ -22,7 +22,7 @@ def make_store(root: Path) -> tuple[Store, dict[str, Path]]:
 
     for name in ("old", "recent"):
         made[name] = store.produce("runtime", {"n": name}, one_mib_object).path
-    with store.workspace("kbuild-test") as tree:
+    with store.workspace("kbuild-0123456789abcdef") as tree:
         (tree / "vmlinux").write_bytes(b"y" * 4096)
         made["workspace"] = tree
     past = time.time() - 40 * DAY

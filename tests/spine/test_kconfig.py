@@ -27,7 +27,9 @@ def test_override_is_rendered_in_place_with_its_origin(tmp_path: Path) -> None:
     path.write_text('extends: default\nkernel:\n  config:\n    set: {NR_CPUS: 4, LSM: "yama", HID: y}\n')
     text = kconfig.render_defconfig(recipe.load(path))
     lines = text.splitlines()
-    assert lines[lines.index("CONFIG_NR_CPUS=4") - 1] == "# overridden by recipe r"
+    # labelled by the key it came from, not by the recipe's name (which is no kernel input)
+    assert lines[lines.index("CONFIG_NR_CPUS=4") - 1] == "# overridden by kernel.config.set"
+    assert "recipe r" not in text
     assert 'CONFIG_LSM="yama"' in lines
     assert "CONFIG_HID=y" in lines and "# CONFIG_HID is not set" not in lines
     assert text.count("CONFIG_NR_CPUS") == 1
@@ -50,8 +52,8 @@ def test_parse_config_reads_unset_lines_and_values() -> None:
     assert parsed == {"A": "y", "B": "n", "C": '"x y"'}
 
 
-def entry(symbol: str, value: str) -> kconfig.Entry:
-    return kconfig.Entry(symbol, value, "recipe t")
+def entry(symbol: str, value: str) -> kconfig.KconfigEntry:
+    return kconfig.KconfigEntry(symbol, value, "recipe t")
 
 
 def test_drops_detect_changed_and_missing_symbols() -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from support.buildcli import ROOT, BuiltRecipe, CliRun, run_cli, shared_cache_dir
+from zfcpdump_builder.core import ownership
 
 REQUIRED = [
     "CRASH_DUMP",
@@ -177,7 +178,7 @@ def test_one_symbol_change_rebuilds_incrementally(tmp_path: Path, built_default:
 def private_cache(tmp_path: Path) -> Path:
     """An empty stage cache that shares only the downloaded packages (hard links)."""
     cache = tmp_path / "cache"
-    cache.mkdir()
+    ownership.tag_cache_dir(cache)  # a seeded cache is still ours
     for folder in ("debs", "apt-s390x", "apt-amd64"):
         if (shared_cache_dir() / folder).is_dir():
             subprocess.run(["cp", "-al", str(shared_cache_dir() / folder), str(cache / folder)], check=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
@@ -51,7 +52,9 @@ def test_plan_equals_build(tmp_path: Path, recipe: str, built_default, built_qem
 def test_a_writer_only_child_shares_the_kernel_and_plan_says_so(tmp_path: Path, built_default) -> None:
     """The recipe's name and description are not kernel inputs: a child that changes only a
     writer setting finds kconfig, kernel and runtime cached; only the initramfs runs."""
-    recipe = child(tmp_path, "writer:\n  chunk_kib: 512\n")
+    # settings no earlier run used, so the initramfs is new even in a persistent cache
+    chunk, interval = 4 * random.randrange(16, 4097), random.randrange(1, 3601)
+    recipe = child(tmp_path, f"writer:\n  chunk_kib: {chunk}\n  progress_interval: {interval}\n")
     default = planned("default")
     before = planned(recipe)
     for stage in ("source", "kconfig", "kernel", "runtime"):

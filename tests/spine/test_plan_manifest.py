@@ -55,6 +55,9 @@ def test_plan_of_a_built_default_says_everything_is_cached(built_default: BuiltR
         "source": "cached",
         "kconfig": "cached",
         "kernel": "cached",
+        "sysroot": "not needed (the runtime is cached)",
+        "runtime": "cached",
+        "initramfs": "cached",
     }
     text = messages(run)
     assert "~ RELOCATABLE: n -> y" in text

@@ -70,7 +70,7 @@ poweroff -f
 """
 
 
-Entry = initramfs.Entry  # path, kind (dir|file|symlink|chr), mode, data, target, rdev
+Entry = initramfs.RdEntry  # path, kind (dir|file|symlink|chr), mode, data, target, rdev
 
 
 def init_script(token: str, append: str = CAPTURE_APPEND) -> str:

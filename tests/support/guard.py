@@ -29,11 +29,14 @@ def tree_state(root: Path) -> dict[str, str]:
 
 
 def top_level_state(root: Path = Path("/")) -> dict[str, str]:
-    """The names, types and mtimes directly in *root*: cheap evidence that `/` was not touched."""
-    return {
-        name: f"{os.lstat(root / name).st_mode:o} {os.lstat(root / name).st_mtime_ns}"
-        for name in sorted(os.listdir(root))
-    }
+    """The names and types directly in *root*, and the mtimes of its non-directories: cheap
+    evidence that `/` was not touched. (A directory's mtime moves whenever anything on the
+    machine makes a file in it, /tmp above all, so it is no evidence.)"""
+    state = {}
+    for name in sorted(os.listdir(root)):
+        st = os.lstat(root / name)
+        state[name] = f"{st.st_mode:o}" + ("" if stat.S_ISDIR(st.st_mode) else f" {st.st_mtime_ns}")
+    return state
 
 
 @contextmanager

@@ -61,6 +61,7 @@ def cmd_build(args: argparse.Namespace, reporter: Reporter) -> int:
     ownership.check_output_dir(out_dir, cache_dir(args))  # before any work, and again at publish
     ctx = context(args, reporter)
     ownership.tag_cache_dir(ctx.cache_dir)
+    ctx.store.clean_stale_tmp()  # what killed builds left; plan, which builds nothing, keeps it
     result = pipeline.build_all(loaded, ctx)
     ownership.check_output_dir(out_dir, ctx.cache_dir)
     pipeline.finish(result, out_dir, ctx)

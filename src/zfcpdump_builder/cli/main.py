@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 from typing import NoReturn
@@ -46,32 +47,47 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Parse, run, and always end with a result (the JSON contract), whatever went wrong."""
     argv = sys.argv[1:] if argv is None else argv
-    reporter: Reporter = make_reporter("--json" in argv, False)
+    reporters = [make_reporter("--json" in argv, False)]
     try:
-        signal.signal(signal.SIGTERM, _terminate)
-        parser = build_parser()
-        try:
-            args = parser.parse_args(argv)
-        except UsageError as exc:
-            print(exc.usage, end="", file=sys.stderr)
-            reporter.error("usage", 2, exc.message, "see --help")
-            reporter.result(2)
-            return 2
-        except SystemExit as exc:  # --help and --version
-            code = exc.code if isinstance(exc.code, int) else 2
-            reporter.result(code)
-            return code
-        if not getattr(args, "handler", None):
-            parser.print_help()
-            return 2
-        reporter = make_reporter(getattr(args, "json", False), getattr(args, "verbose", False))
-        code = run(args, reporter)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # done: a late Ctrl-C must not lose the result
+        code = _dispatch(argv, reporters)
     except KeyboardInterrupt:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        code = _interrupted(reporter)
-    reporter.result(code)
+        _quiet_signals()
+        code = _interrupted(reporters[-1])
+    except Exception as exc:  # noqa: BLE001 - the reporting itself failed (a closed stdout, say)
+        _quiet_signals()
+        log = crashlog.write(exc, None)
+        print(f"zfcpdump-build: internal error: {type(exc).__name__}: {exc} (log: {log})", file=sys.stderr)
+        code = 1
+    _quiet_signals()  # done: a late Ctrl-C or SIGTERM must not lose the result
+    with contextlib.suppress(OSError):  # stdout gone (`--json | head`): nobody reads the result
+        reporters[-1].result(code)
     return code
+
+
+def _dispatch(argv: list[str], reporters: list[Reporter]) -> int:
+    """Parse *argv* and run its handler; the reporter in use is always reporters[-1]."""
+    signal.signal(signal.SIGTERM, _terminate)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as exc:
+        print(exc.usage, end="", file=sys.stderr)
+        reporters[-1].error("usage", 2, exc.message, "see --help")
+        return 2
+    except SystemExit as exc:  # --help and --version
+        return exc.code if isinstance(exc.code, int) else 2
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    reporters.append(make_reporter(getattr(args, "json", False), getattr(args, "verbose", False)))
+    code = run(args, reporters[-1])
+    _quiet_signals()
+    return code
+
+
+def _quiet_signals() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def _terminate(_signum: int, _frame: object) -> None:

@@ -16,7 +16,10 @@ def write(exc: BaseException, cache_dir: Path | None) -> str | None:
     text = "".join(traceback.format_exception(exc))
     name = f"internal-error-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.log"
     cache = cache_dir or default_cache_dir()
-    ours = (cache / "CACHEDIR.TAG").is_file()  # never write into a directory that is not ours
+    try:
+        ours = (cache / "CACHEDIR.TAG").is_file()  # never write into a directory that is not ours
+    except OSError:
+        ours = False
     folders = [cache / "logs"] if ours else []
     for folder in [*folders, Path(tempfile.gettempdir())]:
         try:

@@ -118,30 +118,34 @@ def fetch_packages(
     Already-downloaded packages are reused, so offline re-runs work once the cache is warm;
     with *offline*, a package missing from the cache is an error, and apt is never run.
     """
-    state_dir = cache_dir / f"apt-{arch}"
     dest = cache_dir / "debs" / arch
+    if offline:  # a look in the cache only: no apt, no lock file, no directory made
+        return _downloaded(names, arch, dest, offline=True)
     dest.mkdir(parents=True, exist_ok=True)
     with file_lock(cache_dir / f"apt-{arch}.lock"):
         missing = [n for n in names if _find_downloaded(n, arch, dest) is None]
-        if missing and offline:
-            raise SourceError(
-                f"offline build, but {len(missing)} {arch} package(s) are not in the "
-                f"cache ({dest}): {', '.join(missing)}",
-                hint="run the build once online with the same --cache-dir",
-            )
         if missing:
+            state_dir = cache_dir / f"apt-{arch}"
             _say(reporter, f"[fetch] downloading {', '.join(missing)} ({arch})")
             update_lists(arch, state_dir)
             result = _download(missing, arch, state_dir, dest)
             if result.returncode != 0:
                 _raise_download_error(missing, arch, result.stderr)
-        paths = []
-        for name in names:
-            found = _find_downloaded(name, arch, dest)
-            if found is None:
-                raise SourceError(f"package {name!r} ({arch}) was not downloaded")
-            paths.append(found)
-    return paths
+        return _downloaded(names, arch, dest, offline=False)
+
+
+def _downloaded(names: list[str], arch: str, dest: Path, offline: bool) -> list[Path]:
+    found = {name: _find_downloaded(name, arch, dest) for name in names}
+    missing = [name for name, path in found.items() if path is None]
+    if missing and offline:
+        raise SourceError(
+            f"offline build, but {len(missing)} {arch} package(s) are not in the "
+            f"cache ({dest}): {', '.join(missing)}",
+            hint="run the build once online with the same --cache-dir",
+        )
+    if missing:
+        raise SourceError(f"package {missing[0]!r} ({arch}) was not downloaded")
+    return [path for path in found.values() if path is not None]
 
 
 def _say(reporter: object | None, text: str) -> None:
@@ -248,7 +252,9 @@ class _SafeExtractor:
             "written, and the partial tree is removed",
         )
 
-    def relpath(self, name: str) -> str:
+    def relpath(self, name: str | None) -> str:
+        if not name or "\0" in name:
+            raise self.refuse(name or "", "it has no usable path")
         if name.startswith("/"):
             raise self.refuse(name, "it has an absolute path")
         parts = [p for p in name.split("/") if p not in ("", ".")]

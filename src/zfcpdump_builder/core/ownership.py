@@ -30,6 +30,7 @@ CACHE_TAG_TEXT = (
     "# This directory is the stage cache of zfcpdump-build; it may be deleted.\n"
 )
 CACHE_SUBDIRS = ("objects", "workspaces", "debs", "locks", "tmp", "logs", "downloads")
+STAGE_OBJECT = re.compile(r"[a-z][a-z0-9_]*-[0-9a-f]{32}")  # objects/<stage>-<key>
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
 OUT_HINT = "choose a new or empty directory with --out, or move that one aside yourself"
 
@@ -135,7 +136,7 @@ def check_cache_dir(cache_dir: Path) -> None:
         return
     if not cache.is_dir():
         raise OwnershipError(f"--cache-dir {cache} is a file, not a directory", hint=hint)
-    if (cache / CACHE_TAG).is_file() or any((cache / d).is_dir() for d in CACHE_SUBDIRS[:3]):
+    if _our_tag(cache) or _made_before_the_tag(cache):
         return
     if os.listdir(cache):
         raise OwnershipError(
@@ -145,10 +146,30 @@ def check_cache_dir(cache_dir: Path) -> None:
         )
 
 
+def _our_tag(cache: Path) -> bool:
+    """A CACHEDIR.TAG with exactly our text (other tools write the same signature)."""
+    try:
+        return (cache / CACHE_TAG).read_text() == CACHE_TAG_TEXT
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def _made_before_the_tag(cache: Path) -> bool:
+    """A cache of ours from before the tag existed: a committed stage object is the evidence
+    (an objects/ directory alone is not: every git repository has one)."""
+    objects = cache / "objects"
+    try:
+        return objects.is_dir() and any(
+            STAGE_OBJECT.fullmatch(p.name) and (p / ".stage.json").is_file() for p in objects.iterdir()
+        )
+    except OSError:
+        return False
+
+
 def tag_cache_dir(cache_dir: Path) -> None:
     """Create the cache directory (if needed) and its CACHEDIR.TAG; on failure, undo both."""
     tag = cache_dir / CACHE_TAG
-    if tag.is_file():
+    if _our_tag(cache_dir):
         return
     missing = [p for p in (cache_dir, *cache_dir.parents) if not os.path.lexists(p)]
     try:

@@ -26,8 +26,11 @@ from typing import Any
 from .errors import HostError
 
 META_FILE = ".stage.json"
+# The names the store gives its objects and workspaces: nothing else under them is touched.
+OBJECT_NAME = re.compile(r"[a-z][a-z0-9_]*-[0-9a-f]{32}")
+WORKSPACE_NAME = re.compile(r"kbuild-[0-9a-f]{16}")
 # Names the store gives its temporary trees: <stage>-<key>.<pid> and <entry>.prune.<pid>.
-TMP_NAME = re.compile(r"(?:[a-z][a-z0-9_-]*-[0-9a-f]{32}|.+\.prune)\.(\d+)")
+TMP_NAME = re.compile(r"(?:([a-z][a-z0-9_]*-[0-9a-f]{32})|runtime-work-\w+|.+\.prune)\.(\d+)")
 
 
 def default_cache_dir() -> Path:
@@ -240,11 +243,12 @@ class Store:
         found = [
             CacheEntry("object", path, self.locks / f"{path.name}.lock", path.stat().st_mtime)
             for path in _subdirs(self.objects)
-            if (path / META_FILE).is_file()
+            if OBJECT_NAME.fullmatch(path.name) and (path / META_FILE).is_file()
         ]
         found += [
             CacheEntry("workspace", path, self.locks / f"workspace-{path.name}.lock", path.stat().st_mtime)
             for path in _subdirs(self.root / "workspaces")
+            if WORKSPACE_NAME.fullmatch(path.name)
         ]
         return sorted(found, key=lambda entry: entry.last_used)
 
@@ -266,26 +270,39 @@ class Store:
         found = []
         for entry in self.tmp.iterdir():
             match = TMP_NAME.fullmatch(entry.name)
-            if match and not pid_alive(int(match.group(1))):
+            if match and not pid_alive(int(match.group(2))):
                 found.append(entry)
         return sorted(found)
 
     def clean_stale_tmp(self) -> list[Path]:
         """Remove leftovers of builds and prunes that were killed; return what went."""
-        removed = self.debris()
-        for entry in removed:
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry, ignore_errors=True)
+        removed = []
+        for entry in self.debris():
+            match = TMP_NAME.fullmatch(entry.name)
+            stage_key = match.group(1) if match else None
+            if stage_key:  # a build in another pid namespace may still hold the stage's lock
+                with try_file_lock(self.locks / f"{stage_key}.lock") as free:
+                    if free:
+                        _discard(entry)
+                        removed.append(entry)
             else:
-                entry.unlink(missing_ok=True)
+                _discard(entry)
+                removed.append(entry)
         return removed
+
+
+def _discard(entry: Path) -> None:
+    if entry.is_dir() and not entry.is_symlink():
+        shutil.rmtree(entry, ignore_errors=True)
+    else:
+        entry.unlink(missing_ok=True)
 
 
 def pid_alive(pid: int) -> bool:
     """True when a process *pid* exists (owned by anyone)."""
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):  # no such pid, or one no process can have
         return False
     except PermissionError:
         return True

@@ -83,6 +83,8 @@ def extract(path: str | Path, out: str | Path, force: bool = False) -> int:
         raise DumpDiskError(f"{source} does not exist", hint="name the dump disk or its image")
     check_extract_target(source, target, force)
     partial = target.with_name(f".{target.name}.extract-{os.getpid()}")
+    with suppress(FileNotFoundError):
+        partial.unlink()  # a killed namesake's: never write through whatever it is now
     try:
         size = diskinfo.extract(str(source), str(partial))
         os.replace(partial, target)

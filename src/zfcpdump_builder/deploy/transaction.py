@@ -170,6 +170,13 @@ def _read_journal(path: Path) -> dict[str, bool]:
             f"the install journal {path} is corrupt ({exc})",
             hint="compare the files with their .install-prev backups by hand",
         ) from None
+    known = set(zipl.KNOWN_NAMES)
+    if not isinstance(names, dict) or not set(map(str, names)) <= known:
+        # rollback unlinks these names: never anything but the pair's own names
+        raise InstallError(
+            f"the install journal {path} names files that are not the pair's: refusing to roll back",
+            hint="compare the files with their .install-prev backups by hand",
+        )
     return {str(k): bool(v) for k, v in names.items()}
 
 

@@ -43,6 +43,13 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = Fal
     seen: set[Any] = set()
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)
+        if not isinstance(key, str | int | float | bool) and key is not None:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"a key must be a plain word, not a YAML {type(key).__name__}",
+                key_node.start_mark,
+            )
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 None, None, f"duplicate key {shorten(key)}", key_node.start_mark
@@ -67,16 +74,14 @@ def _key_lines(node: yaml.Node, prefix: tuple[str, ...], out: Positions) -> None
 
 def _read_text(path: Path) -> str:
     try:
-        if path.stat().st_size > MAX_RECIPE_BYTES:
-            raise RecipeError(
-                f"{path}: {path.stat().st_size} bytes is too large for a recipe "
-                f"(at most {MAX_RECIPE_BYTES >> 10} KiB)"
-            )
-        raw = path.read_bytes()
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_RECIPE_BYTES + 1)  # bounded, whatever stat says (a pipe, /proc)
     except FileNotFoundError:
         raise RecipeError(f"recipe {path} does not exist") from None
     except OSError as exc:
         raise RecipeError(f"cannot read recipe {path}: {exc.strerror}") from None
+    if len(raw) > MAX_RECIPE_BYTES:
+        raise RecipeError(f"{path}: too large for a recipe (at most {MAX_RECIPE_BYTES >> 10} KiB)")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -101,6 +106,8 @@ def read_yaml(path: Path) -> tuple[dict[str, Any], Positions, str]:
         raise RecipeError(f"{where}: malformed YAML: {exc.problem or exc.context}") from None
     except yaml.YAMLError as exc:
         raise RecipeError(f"{path}: malformed YAML ({type(exc).__name__})") from None
+    except RecursionError:
+        raise RecipeError(f"{path}: nested too deeply to be a recipe") from None
     finally:
         loader.dispose()
     if data is None:

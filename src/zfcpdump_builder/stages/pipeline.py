@@ -32,7 +32,6 @@ class BuildContext:
 
     def __post_init__(self) -> None:
         self.store = Store(self.cache_dir)
-        self.store.clean_stale_tmp()
 
     def logs(self, recipe: Recipe) -> Path:
         return self.cache_dir / "logs" / recipe.name

@@ -102,9 +102,14 @@ def rd_states(loaded: recipe.Recipe, ctx: pipeline.BuildContext, kernel_key: str
         _, _, packages, inputs = runtime.runtime_stage_inputs(
             rspec, pipeline.WRITER_PACKAGE, ctx.cache_dir, QuietReporter(), offline=True
         )
-    except SourceError:
+    except (SourceError, HostError) as exc:
+        state = (
+            "will run (after downloading its packages)"
+            if "offline" in exc.message
+            else f"blocked: {exc.message}"
+        )
         return [
-            StageState("sysroot", "will run (after downloading its packages)"),
+            StageState("sysroot", state),
             StageState("runtime", "will run"),
             StageState("initramfs", "will run"),
         ]

@@ -25,12 +25,16 @@ from ..core.store import pid_alive
 AT_FDCWD = -100
 RENAME_NOREPLACE = 1
 RENAME_EXCHANGE = 2
+NOT_SUPPORTED = (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP)
+ARTIFACT_NAMES = {"zfcpdump.image", "zfcpdump.rd", "System.map", "kernel.config", "manifest.json"}
 _LIBC = ctypes.CDLL(None, use_errno=True)
 
 
 def _renameat2(old: Path, new: Path, flags: int) -> None:
-    result = _LIBC.renameat2(AT_FDCWD, os.fsencode(old), AT_FDCWD, os.fsencode(new), flags)
-    if result != 0:
+    function = getattr(_LIBC, "renameat2", None)  # glibc 2.28 and later
+    if function is None:
+        raise OSError(errno.ENOSYS, "renameat2 is not available", str(old))
+    if function(AT_FDCWD, os.fsencode(old), AT_FDCWD, os.fsencode(new), flags) != 0:
         code = ctypes.get_errno()
         raise OSError(code, os.strerror(code), str(old), None, str(new))
 
@@ -44,7 +48,10 @@ def _debris(target: Path) -> list[Path]:
     found = []
     for entry in target.parent.iterdir() if target.parent.is_dir() else []:
         match = pattern.fullmatch(entry.name)
-        if match and not pid_alive(int(match.group(1))) and entry.is_dir() and not entry.is_symlink():
+        if not match or entry.is_symlink() or not entry.is_dir():
+            continue
+        pid = int(match.group(1))
+        if pid == os.getpid() or not pid_alive(pid):  # our own pid: left by a killed namesake
             found.append(entry)
     return found
 
@@ -52,23 +59,26 @@ def _debris(target: Path) -> list[Path]:
 def clean_debris(target: Path) -> None:
     """Remove what a killed publish of *target* left, when it holds only our artifacts."""
     for leftover in _debris(target):
-        if foreign_entries(leftover) == [] or _only_artifact_names(leftover):
+        if foreign_entries(leftover) == [] or _only_artifacts(leftover):
             shutil.rmtree(leftover, ignore_errors=True)
 
 
-def _only_artifact_names(folder: Path) -> bool:
-    # A staging dir killed before its manifest was written: artifact names only.
-    allowed = {"zfcpdump.image", "zfcpdump.rd", "System.map", "kernel.config", "manifest.json"}
-    return set(os.listdir(folder)) <= allowed
+def _only_artifacts(folder: Path) -> bool:
+    # A staging dir killed before its manifest was written: artifact files only.
+    return all(
+        entry.name in ARTIFACT_NAMES and entry.is_file() and not entry.is_symlink()
+        for entry in folder.iterdir()
+    )
 
 
 def swap_in(staging: Path, target: Path, warn: Callable[[str], None]) -> None:
-    """Make *staging* the *target* directory in one step; delete the old one after."""
+    """Make *staging* the *target* directory in one step; delete the old one after, if it
+    still holds nothing but our artifacts (a file dropped in during the build is kept)."""
     if not os.path.lexists(target):
         try:
             _renameat2(staging, target, RENAME_NOREPLACE)
         except OSError as exc:
-            if exc.errno not in (errno.EINVAL, errno.ENOSYS):
+            if exc.errno not in NOT_SUPPORTED:
                 raise
             os.rename(staging, target)
         return
@@ -76,10 +86,22 @@ def swap_in(staging: Path, target: Path, warn: Callable[[str], None]) -> None:
         _renameat2(staging, target, RENAME_EXCHANGE)
         old = staging
     except OSError as exc:
-        if exc.errno not in (errno.EINVAL, errno.ENOSYS):
+        if exc.errno not in NOT_SUPPORTED:
             raise
         warn(f"{target.parent} does not support an atomic directory exchange: publishing with two renames")
         old = target.with_name(f".{target.name}.old-{os.getpid()}")
         os.rename(target, old)
-        os.rename(staging, target)
-    shutil.rmtree(old, ignore_errors=True)
+        try:
+            os.rename(staging, target)
+        except OSError:
+            os.rename(old, target)  # put the old build back: never leave the target missing
+            raise
+    if foreign_entries(old) == []:
+        shutil.rmtree(old, ignore_errors=True)
+        return
+    kept = target.with_name(f".{target.name}.kept-{os.getpid()}")
+    os.rename(old, kept)
+    warn(
+        f"{target} held files no build put there while this build ran; the previous output, "
+        f"with them, is kept in {kept}"
+    )

@@ -184,13 +184,21 @@ def _unpack(archive: Path, out: Path, reporter: Reporter) -> dict[str, Any]:
     tarball = archive
     if archive.suffix == ".deb":
         members = debpkg.unpack_package(archive, staging / "deb")
-        tars = [m for m in members if m.startswith("usr/src/") and ".tar" in m]
+        tars = [
+            m
+            for m in members
+            if m.startswith("usr/src/")
+            and ".tar" in m
+            and (staging / "deb" / m).is_file()
+            and not (staging / "deb" / m).is_symlink()  # a link would read a file of the host
+        ]
         if not tars:
             raise SourceError(f"{archive.name} holds no kernel tarball under /usr/src")
         tarball = staging / "deb" / tars[0]
     _extract_tarball(tarball, staging / "tree", reporter)
     top = [p for p in (staging / "tree").iterdir()]
-    root = top[0] if len(top) == 1 and top[0].is_dir() else staging / "tree"
+    single = len(top) == 1 and top[0].is_dir() and not top[0].is_symlink()
+    root = top[0] if single else staging / "tree"
     _check_tree(root, f"the unpacked {archive.name}")
     os.rename(root, out / "tree")
     shutil.rmtree(staging)

@@ -204,7 +204,7 @@ def build_runtime(
 def produce_runtime(
     spec: RuntimeSpec, staged: Staged, writer: WriterPackage, out: Path, reporter: Reporter
 ) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="runtime-", dir=out.parent) as tmp:
+    with tempfile.TemporaryDirectory(prefix="runtime-work-", suffix=f".{os.getpid()}", dir=out.parent) as tmp:
         manifest = assemble(spec, staged, writer, out, Path(tmp), reporter)
     (out / FILES_JSON).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     totals = manifest["totals"]
