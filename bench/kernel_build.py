@@ -54,7 +54,7 @@ def _run(command: list[str], env: dict[str, str] | None = None, cwd: Path | None
 
 def _recipe(directory: Path, name: str, body: str) -> Path:
     path = directory / f"{name}.yaml"
-    path.write_text(f"extends: {REPO / 'recipes' / 'default.yaml'}\n{body}")
+    path.write_text(f"extends: default\n{body}")  # the copy's own recipes/default.yaml
     return path
 
 

@@ -139,3 +139,18 @@ def test_a_cache_path_the_os_rejects_still_ends_with_a_result(tmp_path: Path) ->
     run = run_cli("plan", "default", cache=tmp_path / ("a" * 300))
     assert run.code in (4, 7), run.stderr
     assert run.events and run.events[-1]["event"] == "result" and "Traceback" not in run.stderr
+
+
+def test_extends_outside_the_recipe_search_path_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "parent.yaml").write_text("description: not on the search path\n")
+    (tmp_path / "here").mkdir()
+    child = tmp_path / "here" / "child.yaml"
+    child.write_text("extends: ../elsewhere/parent.yaml\n")
+    run = run_cli("plan", str(child), cache=tmp_path / "cache")
+    assert run.code == 2, run.stderr
+    assert "outside the recipe search path" in run.error()["message"] and str(child) in run.error()["message"]
+    (tmp_path / "here" / "sub").mkdir()
+    (tmp_path / "here" / "sub" / "ok.yaml").write_text("extends: default\n")
+    child.write_text("extends: sub/ok.yaml\n")
+    assert run_cli("plan", str(child), cache=tmp_path / "cache").code == 0

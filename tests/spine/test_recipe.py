@@ -19,21 +19,23 @@ def write(path: Path, text: str) -> Path:
 
 def test_default_recipe_resolves_with_defaults() -> None:
     loaded = recipe.load("default")
-    assert loaded.get("arch") == "s390x"
-    assert loaded.get("kernel.source.debian") == "linux-source-6.1"
-    assert Path(loaded.get("kernel.config.base")).name == "zfcpdump_defconfig-6.1"
-    assert loaded.get("kernel.config.set")["RELOCATABLE"] == "y"
-    assert loaded.get("writer.after") == "reipl"
-    assert loaded.get("budget.memory") == "32MiB"
+    plan = loaded.plan
+    assert plan.arch == "s390x"
+    assert (plan.kernel.source.kind, plan.kernel.source.location) == ("debian", "linux-source-6.1")
+    assert plan.kernel.base.name == "zfcpdump_defconfig-6.1" and plan.kernel.base.is_absolute()
+    assert ("RELOCATABLE", "y") in plan.kernel.symbols
+    assert plan.writer.after == "reipl" and plan.writer.chunk_kib == 1024
+    assert plan.budget.memory == 32 << 20  # a size, parsed once, at load time
+    assert plan.build.jobs is None and plan.toolchain.ccache is None  # auto
 
 
 def test_qemu_test_layers_fragments_and_keeps_parent(tmp_path: Path) -> None:
     loaded = recipe.load("qemu-test")
     assert [p.stem for p in loaded.chain] == ["qemu-test", "default"]
-    fragments = [Path(f).name for f in loaded.get("kernel.config.fragments")]
+    fragments = [f.name for f in loaded.plan.kernel.fragments]
     assert fragments == ["qemu-virtio.config", "qemu-kdump.config"]
-    assert loaded.get("kernel.config.set")["RELOCATABLE"] == "y"  # inherited
-    assert loaded.get("writer.after") == "poweroff"  # overridden
+    assert ("RELOCATABLE", "y") in loaded.plan.kernel.symbols  # inherited
+    assert loaded.plan.writer.after == "poweroff"  # overridden
 
 
 def test_child_set_merges_symbol_by_symbol(tmp_path: Path) -> None:
@@ -46,7 +48,8 @@ def test_child_set_merges_symbol_by_symbol(tmp_path: Path) -> None:
         f"extends: {parent.name}\nkernel:\n  config:\n    set: {{B_TWO: y, C_THREE: 12}}\n",
     )
     loaded = recipe.load(child)
-    assert loaded.get("kernel.config.set") == {"A_ONE": "y", "B_TWO": "y", "C_THREE": 12}
+    assert loaded.data["kernel"]["config"]["set"] == {"A_ONE": "y", "B_TWO": "y", "C_THREE": 12}
+    assert loaded.plan.kernel.symbols == (("A_ONE", "y"), ("B_TWO", "y"), ("C_THREE", "12"))
 
 
 def error_of(path: Path) -> str:
@@ -183,19 +186,21 @@ def test_validator_only_raises_recipe_errors(tree: object, tmp_path_factory: pyt
     except RecipeError as exc:
         assert exc.message
     else:
-        assert loaded.get("arch") == "s390x"
+        assert loaded.plan.arch == "s390x"
 
 
 def test_child_source_replaces_the_parent_source(tmp_path: Path) -> None:
     path = write(tmp_path / "r.yaml", f"extends: default\nkernel:\n  source: {{tree: {tmp_path}}}\n")
-    assert recipe.load(path).get("kernel.source") == {
+    loaded = recipe.load(path)
+    assert loaded.data["kernel"]["source"] == {
         "debian": None,
         "tarball": None,
         "sha256": None,
         "tree": str(tmp_path),
     }
+    assert (loaded.plan.kernel.source.kind, loaded.plan.kernel.source.location) == ("tree", str(tmp_path))
 
 
 def test_null_clears_an_optional_key(tmp_path: Path) -> None:
     path = write(tmp_path / "r.yaml", "extends: default\nruntime:\n  path: null\n")
-    assert recipe.load(path).get("runtime.path") is None
+    assert recipe.load(path).plan.runtime.path is None

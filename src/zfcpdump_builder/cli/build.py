@@ -10,6 +10,7 @@ from .. import recipe
 from ..core import ownership
 from ..core.events import Reporter
 from ..deploy import install
+from ..deploy.transaction import LINK_MODES
 from ..stages import pipeline
 from .argtypes import positive_int
 from .common import (
@@ -47,7 +48,7 @@ def add_arguments(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--destdir", type=Path, default=None, help="staging root for --install")
     parser.add_argument(
         "--link",
-        choices=("symlink", "copy"),
+        choices=LINK_MODES,
         default=None,
         help="with --install: how zipl's names refer to the pair",
     )

@@ -9,6 +9,7 @@ from pathlib import Path
 from .. import recipe
 from ..core.events import Reporter
 from ..deploy.install import Options, install_artifacts
+from ..deploy.transaction import LINK_MODES
 from .common import EPILOG, common_options, layout_arguments, recipe_argument, recipe_name
 
 DESCRIPTION = textwrap.dedent("""\
@@ -48,7 +49,7 @@ def add_arguments(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--link",
-        choices=("symlink", "copy"),
+        choices=LINK_MODES,
         default=None,
         help="how zipl's names refer to the pair (default: the recipe's install.link)",
     )

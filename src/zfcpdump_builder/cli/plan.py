@@ -34,7 +34,7 @@ def cmd_plan(args: argparse.Namespace, reporter: Reporter) -> int:
 
     loaded = recipe.load(recipe_name(args))
     ctx = context(args, reporter)
-    spec = source.KernelSource.from_recipe(loaded.get("kernel.source"))
+    spec = loaded.plan.kernel.source
     tree = source.peek(spec, ctx.store, ctx.cache_dir)
     reporter.info(f"recipe {loaded.name}: {' <- '.join(str(p) for p in loaded.chain)}")
     reporter.info("resolved recipe:\n" + yaml.safe_dump(loaded.resolved, sort_keys=False).rstrip())
@@ -49,7 +49,7 @@ def cmd_plan(args: argparse.Namespace, reporter: Reporter) -> int:
         ["what", "path"],
         [
             ("output", str(default_out(args, loaded))),
-            ("install dir", loaded.get("install.dir")),
+            ("install dir", loaded.plan.install.directory),
             ("cache", str(ctx.cache_dir)),
         ],
     )

@@ -31,7 +31,7 @@ def _first_line(command: list[str]) -> str:
     return (result.stdout or result.stderr).splitlines()[0].strip() if result.returncode == 0 else ""
 
 
-def resolve(cross_compile: str, ccache: bool | str) -> Toolchain:
+def resolve(cross_compile: str, ccache: bool | str | None) -> Toolchain:
     native = platform.machine() == "s390x"
     prefix = ("" if native else CROSS_PREFIX) if cross_compile == "auto" else cross_compile
     gcc = shutil.which(f"{prefix}gcc")
@@ -42,7 +42,7 @@ def resolve(cross_compile: str, ccache: bool | str) -> Toolchain:
             else "install gcc and binutils for s390x, or set toolchain.cross_compile"
         )
         raise HostError(f"the compiler {prefix}gcc was not found on PATH", hint=hint)
-    use_ccache = bool(shutil.which("ccache")) if ccache == "auto" else bool(ccache)
+    use_ccache = bool(shutil.which("ccache")) if ccache in ("auto", None) else bool(ccache)
     if use_ccache and not shutil.which("ccache"):
         raise HostError(
             "toolchain.ccache is true but ccache is not installed",

@@ -98,8 +98,8 @@ def choice(loaded: Recipe, opts: Options) -> zipl.Choice:
         layout=opts.layout,
         directory=opts.directory,
         zipl=opts.zipl,
-        recipe_layout=loaded.get("install.zipl_layout"),
-        recipe_dir=loaded.get("install.dir"),
+        recipe_layout=loaded.plan.install.zipl_layout,
+        recipe_dir=loaded.plan.install.directory,
         destdir=opts.destdir,
         host_detection=machine == "s390x",
         why_no_host=f"this is a cross build (the build host is {machine}, not s390x)",
@@ -154,7 +154,7 @@ def install_artifacts(out_dir: Path, loaded: Recipe, reporter: Reporter, opts: O
         rd,
         host_folder(target.directory, opts.destdir),
         target,
-        opts.link or loaded.get("install.link"),
+        opts.link or loaded.plan.install.link,
     )
     report_plan(plan, reporter)
     if opts.dry_run:

@@ -19,7 +19,6 @@ from ..core.errors import BudgetError, InstallError
 from ..core.events import Reporter
 from ..core.store import file_sha256
 from ..recipe.loader import Recipe
-from ..recipe.values import parse_size
 from ..stages import budget
 from .device import Check, device_checks, fail, ok
 from .transaction import JOURNAL, pending
@@ -132,7 +131,7 @@ def memory_budget_check(image: Path, rd: Path, loaded: Recipe, out: Path | None,
             "matches the installed pair: only image + rd were checked (pass --from OUT)",
         )
     path, manifest = found
-    memory = parse_size(loaded.get("budget.memory"))
+    memory = loaded.plan.budget.memory
     figures = manifest["memory_budget"]
     entries = [
         budget.BudgetItem(name, int(size), "from the build")
@@ -179,7 +178,7 @@ def _artifact_stage(
     if any(c.failed for c in checks):
         return checks
     image, rd = folder / target.layout.image, folder / target.layout.rd
-    checks.append(budget_check(image, rd, parse_size(loaded.get("budget.memory"))))
+    checks.append(budget_check(image, rd, loaded.plan.budget.memory))
     if not checks[-1].failed:
         checks.append(memory_budget_check(image, rd, loaded, out, reporter))
     return checks + (out_checks(folder, target, out) if out is not None else [])
@@ -234,8 +233,8 @@ def preflight(args: Request, loaded: Recipe, reporter: Reporter) -> tuple[Target
             layout=args.layout,
             directory=args.install_dir,
             zipl=binary,
-            recipe_layout=loaded.get("install.zipl_layout"),
-            recipe_dir=loaded.get("install.dir"),
+            recipe_layout=loaded.plan.install.zipl_layout,
+            recipe_dir=loaded.plan.install.directory,
         )
     )
     checks = [

@@ -57,6 +57,7 @@ FAULT_EXIT = 86
 
 
 FILE_MODE = 0o644
+LINK_MODES = ("symlink", "copy")  # how zipl's names refer to the pair
 
 
 Fault = Callable[[int, str], None]

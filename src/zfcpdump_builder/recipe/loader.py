@@ -17,9 +17,10 @@ from ..core import paths
 from ..core.errors import RecipeError
 from ..core.ownership import safe_name
 from ..core.store import canonical_json
+from .resolved import BuildPlan, resolve
 from .schema import SCHEMA, Key, Section
 from .values import validate
-from .yamlfile import RECIPE_SUFFIXES, read_yaml
+from .yamlfile import RECIPE_SUFFIXES, read_yaml, shorten
 
 
 @dataclass
@@ -30,14 +31,9 @@ class Recipe:
     path: Path
     chain: list[Path]
     data: dict[str, Any]
+    plan: BuildPlan
     raw_sha256: str = ""
     origins: dict[tuple[str, ...], Path] = field(default_factory=dict)
-
-    def get(self, dotted: str) -> Any:
-        node: Any = self.data
-        for part in dotted.split("."):
-            node = node[part]
-        return node
 
     @property
     def resolved(self) -> dict[str, Any]:
@@ -132,9 +128,21 @@ def _load_chain(path: Path, seen: list[Path]) -> tuple[dict[str, Any], list[Path
     if parent_name is None:
         return data, [*seen, path], digest
     parent_path = find_recipe(parent_name, relative_to=path.parent)
+    _check_search_path(parent_path, path, str(parent_name))
     parent, chain, parent_digest = _load_chain(parent_path, [*seen, path])
     combined = hashlib.sha256(f"{parent_digest}{digest}".encode()).hexdigest()
     return merge(parent, data), chain, combined
+
+
+def _check_search_path(parent: Path, child: Path, name: str) -> None:
+    """A parent recipe is beside (or below) its child, or one of the project's recipes/."""
+    allowed = (child.parent.resolve(), paths.data_dir("recipes").resolve())
+    if not any(parent == top or top in parent.parents for top in allowed):
+        raise RecipeError(
+            f"{child}: extends {shorten(name)} resolves to {parent}, outside the recipe search path "
+            f"({allowed[0]} and {allowed[1]})",
+            hint="put the parent beside the recipe, or name one in recipes/",
+        )
 
 
 def _absolutise_paths(data: dict[str, Any], base: Path) -> None:
@@ -170,7 +178,7 @@ def load(name: str | Path) -> Recipe:
     resolved = _fill(defaults, data)
     _check_cross_field(resolved, path)
     name = safe_name(path.stem, f"recipe file {path.name}: the name")
-    return Recipe(name=name, path=path, chain=chain, data=resolved, raw_sha256=digest)
+    return Recipe(name=name, path=path, chain=chain, data=resolved, plan=resolve(resolved), raw_sha256=digest)
 
 
 def _fill(defaults: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:

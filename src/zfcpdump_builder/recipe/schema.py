@@ -13,6 +13,12 @@ from typing import Any
 from zfcpdump_writer import config as writer_config
 from zfcpdump_writer.errors import ConfigError
 
+from ..deploy.transaction import LINK_MODES
+from ..deploy.zipl import LAYOUT_CHOICES
+from ..stages.initramfs.compress import COMPRESSIONS
+from ..stages.runtime.spec import INTERPRETERS
+from ..stages.runtime.spec import KINDS as RUNTIME_KINDS
+
 
 @dataclass(frozen=True)
 class Key:
@@ -86,7 +92,7 @@ SCHEMA: Section = {
         ),
     },
     "runtime": {
-        "kind": Key("str", "debian", "Where the target CPython comes from.", ("debian", "debs", "sysroot")),
+        "kind": Key("str", "debian", "Where the target CPython comes from.", RUNTIME_KINDS),
         "packages": Key(
             "list[str]", [], "Target packages to fetch (kind: debian); empty = the built-in list."
         ),
@@ -97,7 +103,7 @@ SCHEMA: Section = {
             "custom",
             "packaged = the distribution's binary; custom = relinked "
             "from libpython with only the built-in modules the writer needs.",
-            ("packaged", "custom"),
+            INTERPRETERS,
         ),
     },
     "initramfs": {
@@ -105,7 +111,7 @@ SCHEMA: Section = {
             "str",
             "auto",
             "rd compression; auto = smallest kernel-safe choice.",
-            ("auto", "xz", "gzip", "zstd", "lz4", "none"),
+            ("auto", *COMPRESSIONS),
         ),
         "overlay": Key(
             "list[str]", [], "Directories merged into the initramfs (beside the recipe, else in the project)."
@@ -128,7 +134,7 @@ SCHEMA: Section = {
             "str",
             "reipl",
             "What to do when done.",
-            ("reipl", "poweroff", "halt"),
+            writer_config.CHOICES["after"],
             check=writer_setting("after"),
         ),
         "debug": Key(
@@ -144,21 +150,21 @@ SCHEMA: Section = {
             "str",
             "auto",
             "Dump source; auto = /proc/vmcore, else zcore/mem.",
-            ("auto", "/proc/vmcore", "zcore/mem"),
+            writer_config.CHOICES["source"],
             check=writer_setting("source"),
         ),
         "io": Key(
             "str",
             "auto",
             "Disk writes: auto (O_DIRECT, else buffered), direct, buffered.",
-            ("auto", "direct", "buffered"),
+            writer_config.CHOICES["io"],
             check=writer_setting("io"),
         ),
         "verify": Key(
             "str",
             "sample",
             "After copying, re-read a sample and compare.",
-            ("sample", "off"),
+            writer_config.CHOICES["verify"],
             check=writer_setting("verify"),
         ),
         "chunk_kib": Key(
@@ -178,9 +184,9 @@ SCHEMA: Section = {
             "str",
             "auto",
             "Names zipl expects; auto = detect from the installed zipl.",
-            ("auto", "2.7+", "2.0-2.6", "pre-2.0"),
+            LAYOUT_CHOICES,
         ),
-        "link": Key("str", "symlink", "How the zipl names refer to zfcpdump.image/.rd.", ("symlink", "copy")),
+        "link": Key("str", "symlink", "How the zipl names refer to zfcpdump.image/.rd.", LINK_MODES),
     },
 }
 

@@ -17,7 +17,6 @@ import jinja2
 from ..core import paths
 from ..core.errors import ConfigError, RecipeError
 from ..recipe.loader import Recipe
-from ..recipe.values import normalise_symbol_value
 
 LINE_SET = re.compile(r"^CONFIG_([A-Za-z0-9_]+)=(.*)$")
 LINE_UNSET = re.compile(r"^# CONFIG_([A-Za-z0-9_]+) is not set$")
@@ -63,16 +62,10 @@ def _read_entries(path: Path, origin: str) -> list[KconfigEntry]:
 
 def requested_entries(recipe: Recipe) -> tuple[list[KconfigEntry], list[tuple[str, list[KconfigEntry]]]]:
     """The base entries (with overrides applied in place) and the additions by origin."""
-    config = recipe.get("kernel.config")
-    base = _read_entries(Path(config["base"]), "base")
-    layers = [
-        (f"fragment {Path(f).name}", _read_entries(Path(f), f"fragment {Path(f).name}"))
-        for f in config["fragments"]
-    ]
-    overrides = [
-        KconfigEntry(s, normalise_symbol_value(v) or "", f"recipe {recipe.name}")
-        for s, v in config["set"].items()
-    ]
+    plan = recipe.plan.kernel
+    base = _read_entries(plan.base, "base")
+    layers = [(f"fragment {f.name}", _read_entries(f, f"fragment {f.name}")) for f in plan.fragments]
+    overrides = [KconfigEntry(s, value, f"recipe {recipe.name}") for s, value in plan.symbols]
     layers.append((f"recipe {recipe.name}", overrides))
     positions = {e.symbol: i for i, e in enumerate(base)}
     additions: dict[str, list[KconfigEntry]] = {}

@@ -17,7 +17,6 @@ from ..core import toolchain
 from ..core.events import Reporter
 from ..core.store import StageOutput, Store
 from ..recipe.loader import Recipe
-from ..recipe.values import parse_size
 from . import budget, initramfs, kconfig, kernel, manifest, runtime, source
 from . import publish as publish_step
 
@@ -49,18 +48,16 @@ class BuildResult:
 
 def source_date_epoch(recipe: Recipe) -> int:
     env = os.environ.get("SOURCE_DATE_EPOCH", "")
-    return int(env) if env.isdigit() else int(recipe.get("build.source_date_epoch"))
+    return int(env) if env.isdigit() else recipe.plan.build.source_date_epoch
 
 
 def build_settings(recipe: Recipe, ctx: BuildContext) -> kernel.BuildSettings:
-    jobs = ctx.jobs or recipe.get("build.jobs")
-    if jobs == "auto":
-        jobs = len(os.sched_getaffinity(0))
-    return kernel.BuildSettings(int(jobs), source_date_epoch(recipe))
+    jobs = ctx.jobs or recipe.plan.build.jobs or len(os.sched_getaffinity(0))
+    return kernel.BuildSettings(jobs, source_date_epoch(recipe))
 
 
 def resolve_toolchain(recipe: Recipe) -> toolchain.Toolchain:
-    return toolchain.resolve(recipe.get("toolchain.cross_compile"), recipe.get("toolchain.ccache"))
+    return toolchain.resolve(recipe.plan.toolchain.cross_compile, recipe.plan.toolchain.ccache)
 
 
 def run_stage(ctx: BuildContext, name: str, produce: Any, *args: Any) -> StageOutput:
@@ -73,7 +70,7 @@ def run_stage(ctx: BuildContext, name: str, produce: Any, *args: Any) -> StageOu
 
 def build_kernel(recipe: Recipe, ctx: BuildContext) -> BuildResult:
     tools = resolve_toolchain(recipe)
-    spec = source.KernelSource.from_recipe(recipe.get("kernel.source"))
+    spec = recipe.plan.kernel.source
     ctx.reporter.stage_start("source", "")
     tree = source.prepare(spec, ctx.store, ctx.cache_dir, ctx.reporter, ctx.offline)
     if tree.output is not None:
@@ -141,43 +138,30 @@ def publish(result: BuildResult, out_dir: Path, manifest_extra: dict[str, Any], 
 
 
 WRITER_PACKAGE = Path(__file__).resolve().parents[2] / "zfcpdump_writer"
-WRITER_CONFIG_KEYS = (
-    "device",
-    "disk_timeout",
-    "after",
-    "debug",
-    "progress_interval",
-    "source",
-    "io",
-    "verify",
-    "chunk_kib",
-)
 
 
 def runtime_spec(recipe: Recipe) -> runtime.RuntimeSpec:
-    section = recipe.get("runtime")
-    packages = tuple(section["packages"]) or runtime.DEFAULT_PACKAGES
+    plan = recipe.plan.runtime
     return runtime.RuntimeSpec(
-        kind=section["kind"],
-        packages=packages,
-        path=Path(section["path"]) if section["path"] else None,
-        python=section["python"],
-        arch=recipe.get("arch"),
-        interpreter=section["interpreter"],
+        kind=plan.kind,
+        packages=plan.packages or runtime.DEFAULT_PACKAGES,
+        path=plan.path,
+        python=plan.python,
+        arch=recipe.plan.arch,
+        interpreter=plan.interpreter,
     )
 
 
 def initramfs_spec(recipe: Recipe) -> initramfs.InitramfsSpec:
-    section = recipe.get("initramfs")
-    writer = recipe.get("writer")
+    plan = recipe.plan.initramfs
     return initramfs.InitramfsSpec(
-        compression=section["compression"],
-        overlays=tuple(Path(o) for o in section["overlay"]),
-        allow_shadow=section["allow_shadow"],
-        max_compressed=parse_size(section["max_compressed"]),
-        max_unpacked=parse_size(section["max_unpacked"]),
+        compression=plan.compression,
+        overlays=plan.overlays,
+        allow_shadow=plan.allow_shadow,
+        max_compressed=plan.max_compressed,
+        max_unpacked=plan.max_unpacked,
         source_date_epoch=source_date_epoch(recipe),
-        writer_config={k: writer[k] for k in WRITER_CONFIG_KEYS},
+        writer_config=recipe.plan.writer.settings(),
     )
 
 
@@ -209,13 +193,13 @@ def build_rd(recipe: Recipe, ctx: BuildContext, result: BuildResult) -> None:
 def memory_budget(recipe: Recipe, result: BuildResult, reporter: Reporter) -> dict[str, int]:
     """The dump-memory breakdown, printed on every build; BudgetError when over."""
     summary = result.stages["initramfs"].meta()["outputs"]
-    memory = parse_size(recipe.get("budget.memory"))
+    memory = recipe.plan.budget.memory
     entries = budget.items(
         result.stages["kernel"].path / "vmlinux",
         summary["compressed"],
         summary["unpacked"],
         memory,
-        parse_size(recipe.get("budget.writer_headroom")),
+        recipe.plan.budget.writer_headroom,
     )
     return budget.check(entries, memory, reporter)
 

@@ -10,6 +10,7 @@ from .. import recipe
 from ..core.errors import HostError, SourceError
 from ..core.events import Reporter
 from ..core.store import StageOutput, Store, file_sha256, hash_inputs
+from ..recipe.resolved import KernelSource
 from . import initramfs, kconfig, kernel, pipeline, runtime, source
 
 
@@ -18,7 +19,7 @@ def stock_defconfig(tree: source.SourceTree | None, loaded: recipe.Recipe) -> tu
     if tree is not None:
         path = tree.path / "arch/s390/configs/zfcpdump_defconfig"
         return path.read_text(), f"linux {tree.version} arch/s390/configs/zfcpdump_defconfig"
-    base = Path(loaded.get("kernel.config.base"))
+    base = loaded.plan.kernel.base
     return base.read_text(), f"{base.name} (the kernel source is not unpacked yet)"
 
 
@@ -67,7 +68,7 @@ def stage_states(loaded: recipe.Recipe, ctx: pipeline.BuildContext) -> list[Stag
 
 
 def kernel_states(loaded: recipe.Recipe, ctx: pipeline.BuildContext) -> list[StageState]:
-    spec = source.KernelSource.from_recipe(loaded.get("kernel.source"))
+    spec = loaded.plan.kernel.source
     tree = source.peek(spec, ctx.store, ctx.cache_dir)
     if tree is None:
         return [
@@ -139,7 +140,7 @@ class QuietReporter(Reporter):
         pass
 
 
-def describe_inputs(loaded: recipe.Recipe, spec: source.KernelSource) -> list[tuple[str, str]]:
+def describe_inputs(loaded: recipe.Recipe, spec: KernelSource) -> list[tuple[str, str]]:
     try:
         tools = pipeline.resolve_toolchain(loaded)
         toolchain_text = f"{tools.prefix or '(native)'}gcc: {tools.gcc_version}" + (
@@ -147,15 +148,12 @@ def describe_inputs(loaded: recipe.Recipe, spec: source.KernelSource) -> list[tu
         )
     except HostError as exc:
         toolchain_text = f"missing: {exc.message}"
-    runtime = loaded.get("runtime")
+    plan = loaded.plan
+    where = f" from {plan.runtime.path}" if plan.runtime.path else ""
     return [
         ("kernel source", f"{spec.kind}: {spec.location}"),
         ("toolchain", toolchain_text),
-        (
-            "runtime",
-            f"{runtime['kind']}: {runtime['python']}"
-            + (f" from {runtime['path']}" if runtime.get("path") else ""),
-        ),
-        ("initramfs", f"compression {loaded.get('initramfs.compression')}"),
-        ("dump memory", str(loaded.get("budget.memory"))),
+        ("runtime", f"{plan.runtime.kind}: {plan.runtime.python}{where}"),
+        ("initramfs", f"compression {plan.initramfs.compression}"),
+        ("dump memory", f"{plan.budget.memory / (1 << 20):g} MiB"),
     ]

@@ -19,23 +19,7 @@ from ..core import debpkg
 from ..core.errors import SourceError
 from ..core.events import Reporter
 from ..core.store import StageOutput, Store, cached_file_sha256, file_sha256, hash_inputs
-
-
-@dataclass(frozen=True)
-class KernelSource:
-    """Where the kernel comes from, and how we recognise the same source again."""
-
-    kind: str  # debian | tarball | tree
-    location: str
-    sha256: str | None = None
-
-    @classmethod
-    def from_recipe(cls, source: dict[str, Any]) -> KernelSource:
-        if source.get("debian"):
-            return cls("debian", source["debian"])
-        if source.get("tarball"):
-            return cls("tarball", source["tarball"], source["sha256"].lower())
-        return cls("tree", source["tree"])
+from ..recipe.resolved import KernelSource
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,159 @@
+"""The resolved plan: a loaded recipe as one immutable, typed value, section by section.
+
+`resolve` runs when a recipe is loaded, after every value was checked against the schema, so
+a plan is always valid: sizes are bytes, `auto` is None where a number is meant, paths are
+absolute. Each stage takes only its own section (the kernel stages `kernel`, `toolchain` and
+`build`; the runtime `runtime`; the initramfs `initramfs` and `writer`; the budget `budget`;
+install and prepare `install`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from .values import normalise_symbol_value, parse_size
+
+
+@dataclass(frozen=True)
+class KernelSource:
+    """Where the kernel comes from: a Debian source package, a checksummed tarball, a tree."""
+
+    kind: str  # debian | tarball | tree
+    location: str
+    sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class KernelPlan:
+    source: KernelSource
+    base: Path
+    fragments: tuple[Path, ...]
+    symbols: tuple[tuple[str, str], ...]  # (SYMBOL, its .config spelling), in recipe order
+
+
+@dataclass(frozen=True)
+class ToolchainPlan:
+    cross_compile: str  # a prefix, or auto
+    ccache: bool | None  # None: auto (when installed)
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    jobs: int | None  # None: one per CPU
+    source_date_epoch: int  # SOURCE_DATE_EPOCH in the environment still wins
+
+
+@dataclass(frozen=True)
+class RuntimePlan:
+    kind: str
+    packages: tuple[str, ...]  # empty: the built-in list
+    path: Path | None
+    python: str
+    interpreter: str
+
+
+@dataclass(frozen=True)
+class InitramfsPlan:
+    compression: str
+    overlays: tuple[Path, ...]
+    allow_shadow: bool
+    max_compressed: int
+    max_unpacked: int
+
+
+@dataclass(frozen=True)
+class WriterPlan:
+    """The settings baked into /etc/zfcpdump.conf (checked by the writer's own rules)."""
+
+    device: str
+    disk_timeout: int
+    after: str
+    debug: int
+    progress_interval: int
+    source: str
+    io: str
+    verify: str
+    chunk_kib: int
+
+    def settings(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class InstallSettings:
+    directory: str
+    zipl_layout: str
+    link: str
+
+
+@dataclass(frozen=True)
+class BudgetPlan:
+    memory: int
+    writer_headroom: int
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    """Every section of a resolved recipe."""
+
+    arch: str
+    description: str
+    kernel: KernelPlan
+    toolchain: ToolchainPlan
+    build: BuildOptions
+    runtime: RuntimePlan
+    initramfs: InitramfsPlan
+    writer: WriterPlan
+    install: InstallSettings
+    budget: BudgetPlan
+
+
+def _source(section: dict[str, Any]) -> KernelSource:
+    if section.get("debian"):
+        return KernelSource("debian", section["debian"])
+    if section.get("tarball"):
+        return KernelSource("tarball", section["tarball"], str(section["sha256"]).lower())
+    return KernelSource("tree", section["tree"])
+
+
+def _auto(value: Any) -> Any:
+    return None if value == "auto" else value
+
+
+def resolve(data: dict[str, Any]) -> BuildPlan:
+    """The typed plan of the resolved, already validated recipe *data*."""
+    kernel, runtime, rd, install = data["kernel"], data["runtime"], data["initramfs"], data["install"]
+    symbols = tuple((s, normalise_symbol_value(v) or "") for s, v in kernel["config"]["set"].items())
+    return BuildPlan(
+        arch=data["arch"],
+        description=data["description"],
+        kernel=KernelPlan(
+            _source(kernel["source"]),
+            Path(kernel["config"]["base"]),
+            tuple(Path(f) for f in kernel["config"]["fragments"]),
+            symbols,
+        ),
+        toolchain=ToolchainPlan(data["toolchain"]["cross_compile"], _auto(data["toolchain"]["ccache"])),
+        build=BuildOptions(_auto(data["build"]["jobs"]), int(data["build"]["source_date_epoch"])),
+        runtime=RuntimePlan(
+            runtime["kind"],
+            tuple(runtime["packages"]),
+            Path(runtime["path"]) if runtime["path"] else None,
+            runtime["python"],
+            runtime["interpreter"],
+        ),
+        initramfs=InitramfsPlan(
+            rd["compression"],
+            tuple(Path(o) for o in rd["overlay"]),
+            rd["allow_shadow"],
+            parse_size(rd["max_compressed"]),
+            parse_size(rd["max_unpacked"]),
+        ),
+        writer=WriterPlan(**data["writer"]),
+        install=InstallSettings(install["dir"], install["zipl_layout"], install["link"]),
+        budget=BudgetPlan(
+            parse_size(data["budget"]["memory"]), parse_size(data["budget"]["writer_headroom"])
+        ),
+    )
