@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 
 from . import config as configmod
+from . import ipldisk
 from .copier import Copier, Disk, Progress
 from .copyplan import HEADER_PAGE, hsa_ranges, make_plan
 from .elfcore import is_elf, parse_header, segments
@@ -19,8 +20,6 @@ ZCORE = "/sys/kernel/debug/zcore"
 ZCORE_MEM = ZCORE + "/mem"
 ZCORE_HSA = ZCORE + "/hsa"
 ZCORE_REIPL = ZCORE + "/reipl"
-IPL = "/sys/firmware/ipl"
-ZFCP = "/sys/bus/ccw/drivers/zfcp"
 MOUNTS = (
     ("proc", "/proc", "proc"),
     ("sysfs", "/sys", "sysfs"),
@@ -211,69 +210,10 @@ class Dump:
         return read
 
     # --- dump disk ----------------------------------------------------------------------
-    def attach_ipl_device(self) -> tuple[str, int, int] | None:
-        """Bring the IPL FCP device online; (devno, wwpn, lun) or None without FCP IPL."""
-        kind = (self.sysm.read_text_or(IPL + "/ipl_type") or "").strip()
-        if kind not in ("fcp", "fcp_dump"):
-            self.say(f"IPL type {kind or 'unknown'}: no FCP device to attach", 3)
-            return None
-        devno = (self.sysm.read_text_or(IPL + "/device") or "").strip()
-        wwpn = (self.sysm.read_text_or(IPL + "/wwpn") or "").strip()
-        lun = (self.sysm.read_text_or(IPL + "/lun") or "").strip()
-        self.say(f"IPL device {devno} wwpn {wwpn} lun {lun}", 2)
-        base = f"{ZFCP}/{devno}"
-        self._try_write("/sys/module/zfcp/parameters/allow_lun_scan", "0")
-        self._try_write(base + "/online", "1")
-        if self.sysm.exists(base + "/port_add"):
-            self._try_write(base + "/port_add", wwpn)
-        self._try_write(f"{base}/{wwpn}/unit_add", lun)
-        return devno, _hex(wwpn), _hex(lun)
-
-    def _try_write(self, path: str, value: str) -> None:
-        if not self.sysm.exists(path):
-            self.say(f"{path} absent, skipped", 3)
-            return
-        try:
-            self.sysm.write_text(path, value)
-        except OSError as exc:  # already attached / online: fine
-            self.say(f"{path} <- {value}: {exc.strerror or exc} (tolerated)", 3)
-
     def wait_for_disk(self) -> str:
-        ipl = self.attach_ipl_device()
-        timeout = float(self.cfg["disk_timeout"])
-        deadline = self.sysm.monotonic() + timeout
-        while True:
-            dev = self._pick_disk(ipl)
-            if dev:
-                self.say(f"dump disk {dev}", 2)
-                return dev
-            if self.sysm.monotonic() >= deadline:
-                raise DumpError(f"dump disk did not appear within {timeout:.0f} s")
-            self.sysm.sleep(0.25)
-
-    def _pick_disk(self, ipl: tuple[str, int, int] | None) -> str | None:
-        wanted = str(self.cfg["device"])
-        if wanted != "auto":
-            return wanted if self.sysm.exists(wanted) else None
-        zfcp_seen = False
-        for name in self.sysm.listdir("/sys/block"):
-            hba_id, wwpn, lun = (
-                self.sysm.read_text_or(f"/sys/block/{name}/device/{a}") for a in ("hba_id", "wwpn", "fcp_lun")
-            )
-            if hba_id is None or wwpn is None or lun is None:
-                continue
-            zfcp_seen = True
-            if (
-                ipl
-                and hba_id.strip() == ipl[0]
-                and _hex(wwpn) == ipl[1]
-                and _hex(lun) == ipl[2]
-                and self.sysm.exists("/dev/" + name)
-            ):
-                return "/dev/" + name
-        if not zfcp_seen and self.sysm.exists("/dev/sda"):
-            return "/dev/sda"
-        return None
+        return ipldisk.wait_for_disk(
+            self.sysm, self.say, str(self.cfg["device"]), float(self.cfg["disk_timeout"])
+        )
 
     def open_disk(self, dev: str) -> Disk:
         disk = Disk(self.sysm, dev, str(self.cfg["io"]), max(4096, self._block(dev)))
@@ -456,10 +396,3 @@ class Dump:
         while self._old_signals:
             num, old = self._old_signals.pop()
             _signal.signal(num, old)
-
-
-def _hex(text: str | None) -> int:
-    try:
-        return int((text or "").strip(), 16)
-    except ValueError:
-        return -1

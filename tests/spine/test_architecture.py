@@ -113,9 +113,10 @@ def test_every_module_imports() -> None:
 
 
 def test_no_module_is_over_400_lines() -> None:
+    files = [*PACKAGE.rglob("*.py"), *(ROOT / "src" / "zfcpdump_writer").rglob("*.py")]
     long = {
         str(p.relative_to(ROOT)): n
-        for p in sorted(PACKAGE.rglob("*.py"))
+        for p in sorted(files)
         if (n := len(p.read_text().splitlines())) > MAX_LINES
     }
     assert not long, long
