@@ -5,12 +5,7 @@ Runs inside the checkout's .venv (made by `./setup.sh`) when the caller's Python
 the dependencies, so `./build.py` works from any shell.
 """
 
-import os
 import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parent
-VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
 
 
 def interrupted() -> None:
@@ -21,21 +16,30 @@ def interrupted() -> None:
     sys.exit(130)
 
 
-try:
-    import jinja2, libarchive, rich, yaml  # noqa: E401, F401, I001
-except KeyboardInterrupt:
-    interrupted()
-except ImportError:
-    if VENV_PYTHON.exists() and Path(sys.executable).resolve() != VENV_PYTHON.resolve():
-        os.execv(str(VENV_PYTHON), [str(VENV_PYTHON), str(Path(__file__).resolve()), *sys.argv[1:]])
-    sys.exit("zfcpdump-build: missing Python dependencies; run `./setup.sh build` first (or `pip install .`)")
+def load_main():  # noqa: ANN201 - returns zfcpdump_builder.cli.main
+    """Import the CLI (re-running under the checkout's .venv when dependencies are missing)."""
+    import os
+    from pathlib import Path
 
-sys.path.insert(0, str(ROOT / "src"))
-
-try:
+    root = Path(__file__).resolve().parent
+    venv_python = root / ".venv" / "bin" / "python"
+    try:
+        import jinja2, libarchive, rich, yaml  # noqa: E401, F401, I001
+    except ImportError:
+        if venv_python.exists() and Path(sys.executable).resolve() != venv_python.resolve():
+            os.execv(str(venv_python), [str(venv_python), str(Path(__file__).resolve()), *sys.argv[1:]])
+        sys.exit(
+            "zfcpdump-build: missing Python dependencies; run `./setup.sh build` first (or `pip install .`)"
+        )
+    sys.path.insert(0, str(root / "src"))
     from zfcpdump_builder.cli import main
-except KeyboardInterrupt:
-    interrupted()
+
+    return main
+
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        entry = load_main()
+    except KeyboardInterrupt:  # every import happens in there, and each may be interrupted
+        interrupted()
+    sys.exit(entry())

@@ -115,7 +115,7 @@ def test_tarball_needs_sha256(tmp_path: Path) -> None:
 
 def test_two_source_kinds_are_refused(tmp_path: Path) -> None:
     path = write(tmp_path / "r.yaml", f"kernel:\n  source: {{debian: x, tree: {tmp_path}}}\n")
-    assert "exactly one of debian, tarball or tree" in error_of(path)
+    assert "exactly one of debian, tarball, tree (found: debian, tree)" in error_of(path)
 
 
 def test_missing_config_file_is_named(tmp_path: Path) -> None:

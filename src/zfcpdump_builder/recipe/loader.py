@@ -17,6 +17,7 @@ from ..core import paths
 from ..core.errors import RecipeError
 from ..core.ownership import safe_name
 from ..core.store import canonical_json
+from ..stages.source import SOURCE_KINDS
 from .resolved import BuildPlan, resolve
 from .schema import SCHEMA, Key, Section
 from .values import validate
@@ -148,7 +149,7 @@ def _check_search_path(parent: Path, child: Path, name: str) -> None:
 def _absolutise_paths(data: dict[str, Any], base: Path) -> None:
     """Make recipe-relative paths absolute, so a child recipe elsewhere keeps its parent's meaning."""
     source = data.get("kernel", {}).get("source", {})
-    for key in ("tree", "tarball"):
+    for key in (k.name for k in SOURCE_KINDS.values() if k.local_path):
         value = source.get(key)
         if isinstance(value, str) and "://" not in value:
             source[key] = str((base / value).resolve()) if not Path(value).is_absolute() else value
@@ -193,17 +194,18 @@ def _fill(defaults: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
 
 def _check_cross_field(data: dict[str, Any], path: Path) -> None:
     source = data["kernel"]["source"]
-    kinds = [k for k in ("debian", "tarball", "tree") if source.get(k)]
+    kinds = [k for k in SOURCE_KINDS if source.get(k)]
     if len(kinds) != 1:
         found = ", ".join(kinds) or "none"
         raise RecipeError(
-            f"{path}: kernel.source needs exactly one of debian, tarball or tree (found: {found})"
+            f"{path}: kernel.source needs exactly one of {', '.join(SOURCE_KINDS)} (found: {found})"
         )
-    if source.get("tarball") and not source.get("sha256"):
-        raise RecipeError(
-            f"{path}: kernel.source.tarball needs kernel.source.sha256",
-            hint="run `sha256sum` on the tarball and add `sha256: <hex>`",
-        )
+    for needed in SOURCE_KINDS[kinds[0]].required:
+        if not source.get(needed):
+            raise RecipeError(
+                f"{path}: kernel.source.{kinds[0]} needs kernel.source.{needed}",
+                hint="run `sha256sum` on the tarball and add `sha256: <hex>`" if needed == "sha256" else None,
+            )
     runtime = data["runtime"]
     if runtime["kind"] in ("debs", "sysroot") and not runtime.get("path"):
         raise RecipeError(f"{path}: runtime.kind {runtime['kind']} needs runtime.path")

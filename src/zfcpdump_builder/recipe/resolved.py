@@ -13,16 +13,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from ..stages.source import SOURCE_KINDS, KernelSource
 from .values import normalise_symbol_value, parse_size
-
-
-@dataclass(frozen=True)
-class KernelSource:
-    """Where the kernel comes from: a Debian source package, a checksummed tarball, a tree."""
-
-    kind: str  # debian | tarball | tree
-    location: str
-    sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -111,11 +103,10 @@ class BuildPlan:
 
 
 def _source(section: dict[str, Any]) -> KernelSource:
-    if section.get("debian"):
-        return KernelSource("debian", section["debian"])
-    if section.get("tarball"):
-        return KernelSource("tarball", section["tarball"], str(section["sha256"]).lower())
-    return KernelSource("tree", section["tree"])
+    """The one registered kind whose key is set (the loader has checked there is exactly one)."""
+    kind = next(k for k in SOURCE_KINDS if section.get(k))
+    sha256 = section.get("sha256")
+    return KernelSource(kind, section[kind], str(sha256).lower() if sha256 else None)
 
 
 def _auto(value: Any) -> Any:

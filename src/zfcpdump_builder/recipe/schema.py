@@ -18,6 +18,7 @@ from ..deploy.zipl import LAYOUT_CHOICES
 from ..stages.initramfs.compress import COMPRESSIONS
 from ..stages.runtime.spec import INTERPRETERS
 from ..stages.runtime.spec import KINDS as RUNTIME_KINDS
+from ..stages.source import SOURCE_KINDS
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,16 @@ class Key:
     help: str
     choices: tuple[Any, ...] = ()
     check: Callable[[Any], str | None] | None = None
+
+
+def source_keys() -> Section:
+    """kernel.source: each registered source kind's selecting key, then the keys it owns."""
+    keys: Section = {}
+    for kind in SOURCE_KINDS.values():
+        keys[kind.name] = Key(kind.key_kind, None, kind.help)
+        for name, (key_kind, help_text) in kind.extra_keys.items():
+            keys[name] = Key(key_kind, None, help_text)
+    return keys
 
 
 def writer_setting(name: str) -> Callable[[Any], str | None]:
@@ -55,14 +66,7 @@ SCHEMA: Section = {
     "description": Key("str", "", "Free text shown by `plan`."),
     "arch": Key("str", "s390x", "Target architecture.", ("s390x",)),
     "kernel": {
-        "source": {
-            "debian": Key(
-                "str", None, "Debian source package to fetch with apt-get download, e.g. linux-source-6.1."
-            ),
-            "tarball": Key("str", None, "Path or http(s) URL of a kernel tarball; needs sha256."),
-            "sha256": Key("sha256", None, "Expected sha256 of the tarball (mandatory with tarball)."),
-            "tree": Key("path", None, "A local, already unpacked kernel tree (used read-only)."),
-        },
+        "source": source_keys(),
         "config": {
             "base": Key(
                 "str",

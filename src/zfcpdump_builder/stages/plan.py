@@ -10,7 +10,6 @@ from .. import recipe
 from ..core.errors import HostError, SourceError
 from ..core.events import Reporter
 from ..core.store import StageOutput, Store, file_sha256, hash_inputs
-from ..recipe.resolved import KernelSource
 from . import initramfs, kconfig, kernel, pipeline, runtime, source
 
 
@@ -140,7 +139,7 @@ class QuietReporter(Reporter):
         pass
 
 
-def describe_inputs(loaded: recipe.Recipe, spec: KernelSource) -> list[tuple[str, str]]:
+def describe_inputs(loaded: recipe.Recipe, spec: source.KernelSource) -> list[tuple[str, str]]:
     try:
         tools = pipeline.resolve_toolchain(loaded)
         toolchain_text = f"{tools.prefix or '(native)'}gcc: {tools.gcc_version}" + (

@@ -1,0 +1,58 @@
+"""kernel.source.tree: a clean local kernel tree, used in place and read-only."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+from ...core.errors import SourceError
+from ...core.events import Reporter
+from .kinds import Acquired, KernelSource, SourceKind
+
+
+def check_tree(tree: Path, what: str) -> None:
+    if not (tree / "Makefile").is_file() or not (tree / "arch" / "s390").is_dir():
+        raise SourceError(f"{what} does not look like a Linux source tree with arch/s390 ({tree})")
+
+
+def acquire(source: KernelSource, cache_dir: Path, _reporter: Reporter, _offline: bool) -> Acquired:
+    identity = known(source, cache_dir)
+    assert identity is not None  # a local tree is always known, or known() raised
+    return None, identity
+
+
+def known(source: KernelSource, _cache_dir: Path) -> dict[str, Any] | None:
+    tree = Path(source.location).resolve()
+    if not tree.is_dir():
+        raise SourceError(f"kernel.source.tree {tree} does not exist")
+    check_tree(tree, "kernel.source.tree")
+    if (tree / ".config").exists():
+        raise SourceError(
+            f"kernel tree {tree} has a .config: out-of-tree (O=) builds need a clean source",
+            hint=f"run `make -C {tree} mrproper` first",
+        )
+    return {"kind": "tree", "path": str(tree), "fingerprint": _fingerprint(tree)}
+
+
+def _fingerprint(tree: Path) -> str:
+    """Cheap change detection for a local tree: relative paths, sizes and mtimes."""
+    digest = hashlib.sha256()
+    for root, dirs, files in os.walk(tree):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            stat = os.stat(os.path.join(root, name), follow_symlinks=False)
+            rel = os.path.relpath(os.path.join(root, name), tree)
+            digest.update(f"{rel}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+KIND = SourceKind(
+    name="tree",
+    key_kind="path",
+    help="A local, already unpacked kernel tree (used read-only).",
+    acquire=acquire,
+    known=known,
+    local_path=True,
+)
