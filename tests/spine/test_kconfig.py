@@ -14,7 +14,7 @@ STOCK = Path(__file__).resolve().parents[2] / "configs" / "zfcpdump_defconfig-6.
 
 
 def test_default_render_keeps_every_stock_line_except_relocatable() -> None:
-    rendered = kconfig.parse_config_text(kconfig.render_defconfig(recipe.load("default")))
+    rendered = kconfig.parse_config_text(kconfig.render_defconfig(recipe.load("default").plan.kernel))
     stock = kconfig.parse_config_text(STOCK.read_text())
     changed = {s for s in stock if rendered.get(s) != stock[s]}
     assert changed == {"RELOCATABLE"}
@@ -25,7 +25,7 @@ def test_default_render_keeps_every_stock_line_except_relocatable() -> None:
 def test_override_is_rendered_in_place_with_its_origin(tmp_path: Path) -> None:
     path = tmp_path / "r.yaml"
     path.write_text('extends: default\nkernel:\n  config:\n    set: {NR_CPUS: 4, LSM: "yama", HID: y}\n')
-    text = kconfig.render_defconfig(recipe.load(path))
+    text = kconfig.render_defconfig(recipe.load(path).plan.kernel)
     lines = text.splitlines()
     # labelled by the key it came from, not by the recipe's name (which is no kernel input)
     assert lines[lines.index("CONFIG_NR_CPUS=4") - 1] == "# overridden by kernel.config.set"
@@ -42,7 +42,7 @@ def test_fragment_and_set_of_the_same_new_symbol_render_once(tmp_path: Path) -> 
     path.write_text(
         "extends: default\nkernel:\n  config:\n    fragments: [extra.config]\n    set: {MAGIC_SYSRQ: n}\n"
     )
-    text = kconfig.render_defconfig(recipe.load(path))
+    text = kconfig.render_defconfig(recipe.load(path).plan.kernel)
     assert text.count("MAGIC_SYSRQ") == 1
     assert "# CONFIG_MAGIC_SYSRQ is not set" in text
 

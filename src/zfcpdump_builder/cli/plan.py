@@ -38,7 +38,7 @@ def cmd_plan(args: argparse.Namespace, reporter: Reporter) -> int:
     tree = source.peek(spec, ctx.store, ctx.cache_dir)
     reporter.info(f"recipe {loaded.name}: {' <- '.join(str(p) for p in loaded.chain)}")
     reporter.info("resolved recipe:\n" + yaml.safe_dump(loaded.resolved, sort_keys=False).rstrip())
-    rendered = kconfig.render_defconfig(loaded)
+    rendered = kconfig.render_defconfig(loaded.plan.kernel)
     stock, label = stock_defconfig(tree, loaded)
     diff = defconfig_diff(stock, rendered)
     reporter.info(f"defconfig changes against {label}:\n" + ("\n".join(diff) if diff else "  (none)"))

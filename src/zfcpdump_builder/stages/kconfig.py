@@ -16,7 +16,7 @@ import jinja2
 
 from ..core import paths
 from ..core.errors import ConfigError, RecipeError
-from ..recipe.loader import Recipe
+from ..recipe.resolved import KernelPlan
 
 LINE_SET = re.compile(r"^CONFIG_([A-Za-z0-9_]+)=(.*)$")
 LINE_UNSET = re.compile(r"^# CONFIG_([A-Za-z0-9_]+) is not set$")
@@ -60,13 +60,14 @@ def _read_entries(path: Path, origin: str) -> list[KconfigEntry]:
     return [KconfigEntry(s, v, origin) for s, v in parse_config_text(text).items()]
 
 
-def requested_entries(recipe: Recipe) -> tuple[list[KconfigEntry], list[tuple[str, list[KconfigEntry]]]]:
+def requested_entries(
+    plan: KernelPlan, set_label: str = "kernel.config.set"
+) -> tuple[list[KconfigEntry], list[tuple[str, list[KconfigEntry]]]]:
     """The base entries (with overrides applied in place) and the additions by origin."""
-    plan = recipe.plan.kernel
     base = _read_entries(plan.base, "base")
     layers = [(f"fragment {f.name}", _read_entries(f, f"fragment {f.name}")) for f in plan.fragments]
-    overrides = [KconfigEntry(s, value, f"recipe {recipe.name}") for s, value in plan.symbols]
-    layers.append((f"recipe {recipe.name}", overrides))
+    overrides = [KconfigEntry(s, value, set_label) for s, value in plan.symbols]
+    layers.append((set_label, overrides))
     positions = {e.symbol: i for i, e in enumerate(base)}
     additions: dict[str, list[KconfigEntry]] = {}
     placed: dict[str, tuple[str, int]] = {}
@@ -83,8 +84,9 @@ def requested_entries(recipe: Recipe) -> tuple[list[KconfigEntry], list[tuple[st
     return base, list(additions.items())
 
 
-def requests(recipe: Recipe) -> dict[str, KconfigEntry]:
-    base, additions = requested_entries(recipe)
+def requests(plan: KernelPlan, recipe_name: str) -> dict[str, KconfigEntry]:
+    """Every symbol the recipe asks for; those from kernel.config.set name the recipe, for errors."""
+    base, additions = requested_entries(plan, f"recipe {recipe_name}")
     merged = {e.symbol: e for e in base}
     for _, entries in additions:
         merged.update({e.symbol: e for e in entries})
@@ -97,18 +99,8 @@ def _kconfig_line(entry: KconfigEntry) -> str:
     return f"CONFIG_{entry.symbol}={entry.value}"
 
 
-_SET_LABEL = "kernel.config.set"
-
-
-def _unnamed(entry: KconfigEntry) -> KconfigEntry:
-    """*entry* labelled by the recipe key it came from, not by the recipe's name."""
-    if entry.origin.startswith("recipe "):
-        return KconfigEntry(entry.symbol, entry.value, _SET_LABEL)
-    return entry
-
-
-def render_defconfig(recipe: Recipe) -> str:
-    """zfcpdump_defconfig text for *recipe*, through templates/zfcpdump_defconfig.j2."""
+def render_defconfig(plan: KernelPlan) -> str:
+    """zfcpdump_defconfig text for the kernel section *plan*, through templates/zfcpdump_defconfig.j2."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(paths.data_dir("templates"))),
         undefined=jinja2.StrictUndefined,
@@ -117,14 +109,10 @@ def render_defconfig(recipe: Recipe) -> str:
         keep_trailing_newline=True,
     )
     env.filters["kconfig_line"] = _kconfig_line
-    base, additions = requested_entries(recipe)
-    base = [_unnamed(e) for e in base]
-    additions = [
-        (_SET_LABEL if o.startswith("recipe ") else o, [_unnamed(e) for e in es]) for o, es in additions
-    ]
+    # Only what shapes the config goes in: overrides are labelled by their key, not by the
+    # recipe's name, so two recipes with the same kernel share kconfig and kernel objects.
+    base, additions = requested_entries(plan)
     template = env.get_template("zfcpdump_defconfig.j2")
-    # Only what shapes the config goes in: the recipe's name or layering would make two
-    # recipes with the same kernel miss each other's kconfig and kernel objects.
     return template.render(base=base, additions=additions)
 
 

@@ -76,8 +76,8 @@ def build_kernel(recipe: Recipe, ctx: BuildContext) -> BuildResult:
     if tree.output is not None:
         ctx.reporter.stage_finish("source", tree.output.key, tree.output.cached, tree.output.seconds)
     result = BuildResult(recipe, tree, tools)
-    defconfig = kconfig.render_defconfig(recipe)
-    wanted = kconfig.requests(recipe)
+    defconfig = kconfig.render_defconfig(recipe.plan.kernel)
+    wanted = kconfig.requests(recipe.plan.kernel, recipe.name)
     logs = ctx.logs(recipe)
     result.stages["kconfig"] = run_stage(
         ctx, "kconfig", kernel.configure, tree, defconfig, wanted, tools, ctx.store, logs

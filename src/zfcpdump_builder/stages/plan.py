@@ -84,7 +84,7 @@ def kernel_states(loaded: recipe.Recipe, ctx: pipeline.BuildContext) -> list[Sta
         tools = pipeline.resolve_toolchain(loaded)
     except HostError as exc:
         return [*states, StageState("kconfig", f"blocked: {exc.message}"), StageState("kernel", "blocked")]
-    defconfig = kconfig.render_defconfig(loaded)
+    defconfig = kconfig.render_defconfig(loaded.plan.kernel)
     config_state, config_dir = _state(
         ctx.store, "kconfig", kernel.config_inputs(tree.identity, defconfig, tools)
     )

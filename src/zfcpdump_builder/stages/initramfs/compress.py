@@ -24,18 +24,7 @@ from typing import Any
 from ...core.errors import HostError, RecipeError
 from .cpio import cpio_bytes
 
-COMPRESSIONS = ("xz", "zstd", "gzip", "lz4", "none")  # also the 'auto' tie-break order
-
-
-KCONFIG = {"xz": "RD_XZ", "zstd": "RD_ZSTD", "gzip": "RD_GZIP", "lz4": "RD_LZ4", "none": None}
-
-
-SUFFIX = {"xz": ".xz", "zstd": ".zst", "gzip": ".gz", "lz4": ".lz4", "none": ""}
-
-
 XZ_DICT = 1 << 20
-
-
 ZSTD_WLOG = 20  # 1 MiB window
 
 
@@ -51,32 +40,65 @@ def _run_tool(cmd: list[str], data: bytes) -> bytes:
     return result.stdout
 
 
+def _xz(data: bytes) -> bytes:
+    filters = [{"id": lzma.FILTER_LZMA2, "preset": 9, "dict_size": XZ_DICT}]
+    return lzma.compress(data, format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC32, filters=filters)
+
+
+def _zstd(data: bytes) -> bytes:
+    return _run_tool(["zstd", "-q", "-c", "-19", "-T1", f"--zstd=wlog={ZSTD_WLOG}", "--no-progress"], data)
+
+
+def _gzip(data: bytes) -> bytes:
+    return gzip.compress(data, compresslevel=9, mtime=0)
+
+
+def _lz4(data: bytes) -> bytes:
+    return _run_tool(["lz4", "-q", "-c", "-l", "-12"], data)
+
+
+@dataclass(frozen=True)
+class Compression:
+    """One kernel-safe compression method: a single entry in COMPRESSORS."""
+
+    name: str
+    kconfig: str | None  # the CONFIG_RD_* symbol the kernel needs to unpack it
+    tool: str | None  # the program it runs, when it is not done in-process
+    run: Callable[[bytes], bytes]
+
+    def available(self) -> bool:
+        return self.tool is None or shutil.which(self.tool) is not None
+
+
+# Every method, in the 'auto' tie-break order.
+COMPRESSORS: dict[str, Compression] = {
+    c.name: c
+    for c in (
+        Compression("xz", "RD_XZ", None, _xz),
+        Compression("zstd", "RD_ZSTD", "zstd", _zstd),
+        Compression("gzip", "RD_GZIP", None, _gzip),
+        Compression("lz4", "RD_LZ4", "lz4", _lz4),
+        Compression("none", None, None, bytes),
+    )
+}
+COMPRESSIONS = tuple(COMPRESSORS)
+
+
 def compress(data: bytes, method: str) -> bytes:
     """*data* compressed with kernel-safe settings for *method* (see the module docstring)."""
-    if method == "none":
-        return data
-    if method == "gzip":
-        return gzip.compress(data, compresslevel=9, mtime=0)
-    if method == "xz":
-        filters = [{"id": lzma.FILTER_LZMA2, "preset": 9, "dict_size": XZ_DICT}]
-        return lzma.compress(data, format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC32, filters=filters)
-    if method == "zstd":
-        return _run_tool(
-            ["zstd", "-q", "-c", "-19", "-T1", f"--zstd=wlog={ZSTD_WLOG}", "--no-progress"], data
-        )
-    if method == "lz4":
-        return _run_tool(["lz4", "-q", "-c", "-l", "-12"], data)
-    raise RecipeError(f"unknown compression {method!r}; choose one of auto, {', '.join(COMPRESSIONS)}")
+    if method not in COMPRESSORS:
+        raise RecipeError(f"unknown compression {method!r}; choose one of auto, {', '.join(COMPRESSIONS)}")
+    return COMPRESSORS[method].run(data)
 
 
 def tool_available(method: str) -> bool:
-    return method not in ("zstd", "lz4") or shutil.which(method) is not None
+    return COMPRESSORS[method].available()
 
 
 def compressor_versions() -> dict[str, str]:
     """What the compressed bytes depend on besides the input (part of the cache key)."""
     versions = {"zlib": zlib.ZLIB_RUNTIME_VERSION, "liblzma": _lzma_version()}
-    for tool in ("zstd", "lz4"):
+    for tool in (c.tool for c in COMPRESSORS.values() if c.tool):
         if shutil.which(tool):
             out = subprocess.run([tool, "--version"], capture_output=True, text=True, check=False)
             versions[tool] = (out.stdout or out.stderr).strip()
@@ -147,9 +169,8 @@ def _config_value(kernel_config: dict[str, str], symbol: str) -> str | None:
 
 
 def enabled_compressions(kernel_config: dict[str, str]) -> list[str]:
-    enabled = []
-    for method in COMPRESSIONS:
-        symbol = KCONFIG[method]
-        if symbol is None or _config_value(kernel_config, symbol) == "y":
-            enabled.append(method)
-    return enabled
+    return [
+        c.name
+        for c in COMPRESSORS.values()
+        if c.kconfig is None or _config_value(kernel_config, c.kconfig) == "y"
+    ]

@@ -17,7 +17,7 @@ from typing import Any
 from ...core.errors import HostError, RecipeError
 from ...core.events import Reporter
 from .. import runtime as runtime_mod
-from .compress import COMPRESSIONS, KCONFIG, _config_value, enabled_compressions, tool_available
+from .compress import COMPRESSIONS, COMPRESSORS, _config_value, enabled_compressions, tool_available
 from .cpio import PAGE, RdEntry, complete_tree, nlinks, norm_path
 
 KIB = 1024
@@ -76,7 +76,7 @@ def choose_methods(spec: InitramfsSpec, kernel_config: dict[str, str]) -> list[s
         return [m for m in enabled if tool_available(m)]
     if spec.compression not in enabled:
         raise RecipeError(
-            f"initramfs.compression {spec.compression} needs CONFIG_{KCONFIG[spec.compression]}=y, "
+            f"initramfs.compression {spec.compression} needs CONFIG_{COMPRESSORS[spec.compression].kconfig}=y, "
             f"but the kernel config has it off",
             hint=f"choose one the kernel can unpack: {', '.join(enabled)} (or auto)",
         )
