@@ -47,7 +47,7 @@ for _entry in (REPO / "src", REPO):
     if str(_entry) not in sys.path:
         sys.path.insert(0, str(_entry))
 
-from zfcpdump_builder.core.ownership import CACHE_TAG, CACHE_TAG_TEXT  # noqa: E402
+from zfcpdump_builder.core.ownership import tag_cache_dir  # noqa: E402
 
 FILES = ("zfcpdump.rd", "zfcpdump.image", "manifest.json")
 STAGES = ("source", "kconfig", "kernel", "runtime", "initramfs")
@@ -99,9 +99,7 @@ def seed_cache(warm: Path, cache: Path, link_objects: tuple[str, ...] = ()) -> l
     """Copy warm/debs and warm/downloads into *cache* (hard links when possible); symlink the
     named objects (smoke only). Returns what was seeded."""
     seeded = []
-    cache.mkdir(parents=True, exist_ok=True)
-    # A seeded cache is still one the builder may write into: it carries the builder's tag.
-    (cache / CACHE_TAG).write_text(CACHE_TAG_TEXT)
+    tag_cache_dir(cache)  # a seeded cache is still one the builder may write into
     for name in ("debs", "downloads"):
         if (warm / name).is_dir():
             shutil.copytree(

@@ -15,7 +15,6 @@ from ..stages import pipeline
 from .argtypes import positive_int
 from .common import (
     EPILOG,
-    cache_dir,
     common_options,
     context,
     default_out,
@@ -59,8 +58,8 @@ def add_arguments(sub: argparse._SubParsersAction) -> None:
 def cmd_build(args: argparse.Namespace, reporter: Reporter) -> int:
     loaded = recipe.load(recipe_name(args))
     out_dir = default_out(args, loaded)
-    ownership.check_output_dir(out_dir, cache_dir(args))  # before any work, and again at publish
     ctx = context(args, reporter)
+    ownership.check_output_dir(out_dir, ctx.cache_dir)  # before any work, and again at publish
     ownership.tag_cache_dir(ctx.cache_dir)
     ctx.store.clean_stale_tmp()  # what killed builds left; plan, which builds nothing, keeps it
     result = pipeline.build_all(loaded, ctx)

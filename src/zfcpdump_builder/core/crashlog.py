@@ -8,6 +8,7 @@ import time
 import traceback
 from pathlib import Path
 
+from .ownership import is_our_cache
 from .store import default_cache_dir
 
 
@@ -16,11 +17,7 @@ def write(exc: BaseException, cache_dir: Path | None) -> str | None:
     text = "".join(traceback.format_exception(exc))
     name = f"internal-error-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.log"
     cache = cache_dir or default_cache_dir()
-    try:
-        ours = (cache / "CACHEDIR.TAG").is_file()  # never write into a directory that is not ours
-    except OSError:
-        ours = False
-    folders = [cache / "logs"] if ours else []
+    folders = [cache / "logs"] if is_our_cache(cache) else []  # never write where it is not ours
     for folder in [*folders, Path(tempfile.gettempdir())]:
         try:
             folder.mkdir(parents=True, exist_ok=True)

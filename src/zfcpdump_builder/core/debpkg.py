@@ -15,7 +15,7 @@ from pathlib import Path
 
 import libarchive
 
-from .errors import HostError, SourceError
+from .errors import HostError, OfflineMissingError, SourceError
 from .store import file_lock
 
 SOURCES_LIST = "/etc/apt/sources.list"
@@ -106,6 +106,11 @@ def _find_downloaded(name: str, arch: str, dest: Path) -> Path | None:
     return matches[-1] if matches else None
 
 
+def cached_package(name: str, arch: str, cache_dir: Path) -> Path | None:
+    """The newest downloaded *name* for *arch* (or arch all) in the cache, without fetching."""
+    return _find_downloaded(name, arch, cache_dir / "debs" / arch)
+
+
 def fetch_packages(
     names: list[str],
     arch: str,
@@ -138,7 +143,7 @@ def _downloaded(names: list[str], arch: str, dest: Path, offline: bool) -> list[
     found = {name: _find_downloaded(name, arch, dest) for name in names}
     missing = [name for name, path in found.items() if path is None]
     if missing and offline:
-        raise SourceError(
+        raise OfflineMissingError(
             f"offline build, but {len(missing)} {arch} package(s) are not in the "
             f"cache ({dest}): {', '.join(missing)}",
             hint="run the build once online with the same --cache-dir",

@@ -38,6 +38,10 @@ class SourceError(BuildError):
     kind = "source"
 
 
+class OfflineMissingError(SourceError):
+    """An offline build needs something the cache does not hold (a download would fetch it)."""
+
+
 class HostError(BuildError):
     """The build host lacks a tool or resource (compiler, disk space, apt)."""
 

@@ -55,16 +55,12 @@ def _protected() -> dict[Path, str]:
     return found
 
 
-def _is_within(path: Path, top: Path) -> bool:
-    return path == top or top in path.parents
-
-
 def _guard_special(path: Path, role: str, also: dict[Path, str]) -> None:
     """Refuse *path* when it is a protected directory, or an ancestor of one."""
     for special, what in {**_protected(), **also}.items():
         if path == special:
             raise OwnershipError(f"{role} {path} is {what}: refusing to replace it", hint=OUT_HINT)
-        if _is_within(special, path):
+        if special.is_relative_to(path):
             raise OwnershipError(
                 f"{role} {path} contains {what} ({special}): refusing to replace it", hint=OUT_HINT
             )
@@ -104,7 +100,7 @@ def check_output_dir(out: Path, cache_dir: Path) -> None:
     out = Path(os.path.abspath(out))
     cache = Path(os.path.abspath(cache_dir))
     _guard_special(out, "--out", {cache: "the stage cache (--cache-dir)"})
-    if _is_within(out, cache):
+    if out.is_relative_to(cache):
         raise OwnershipError(f"--out {out} is inside the stage cache {cache}", hint=OUT_HINT)
     if not os.path.lexists(out):
         return
@@ -136,7 +132,7 @@ def check_cache_dir(cache_dir: Path) -> None:
         return
     if not cache.is_dir():
         raise OwnershipError(f"--cache-dir {cache} is a file, not a directory", hint=hint)
-    if _our_tag(cache) or _made_before_the_tag(cache):
+    if is_our_cache(cache):
         return
     if os.listdir(cache):
         raise OwnershipError(
@@ -144,6 +140,11 @@ def check_cache_dir(cache_dir: Path) -> None:
             f"zfcpdump-build cache (no {CACHE_TAG}): nothing was changed",
             hint=hint,
         )
+
+
+def is_our_cache(cache: Path) -> bool:
+    """*cache* carries our tag, or is a cache of ours from before the tag."""
+    return _our_tag(cache) or _made_before_the_tag(cache)
 
 
 def _our_tag(cache: Path) -> bool:

@@ -18,7 +18,7 @@ import re
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -263,31 +263,31 @@ class Store:
         shutil.rmtree(doomed, ignore_errors=True)
         return True
 
-    def debris(self) -> list[Path]:
-        """What killed builds and prunes left in tmp/ (only our own names, whose pid is gone)."""
+    def _debris(self) -> list[tuple[Path, str | None]]:
+        """(path, the stage-key of its lock or None) for each left-over whose pid is gone."""
         if not self.tmp.is_dir():
             return []
         found = []
         for entry in self.tmp.iterdir():
             match = TMP_NAME.fullmatch(entry.name)
             if match and not pid_alive(int(match.group(2))):
-                found.append(entry)
+                found.append((entry, match.group(1)))
         return sorted(found)
+
+    def debris(self) -> list[Path]:
+        """What killed builds and prunes left in tmp/ (only our own names, whose pid is gone)."""
+        return [entry for entry, _stage_key in self._debris()]
 
     def clean_stale_tmp(self) -> list[Path]:
         """Remove leftovers of builds and prunes that were killed; return what went."""
         removed = []
-        for entry in self.debris():
-            match = TMP_NAME.fullmatch(entry.name)
-            stage_key = match.group(1) if match else None
-            if stage_key:  # a build in another pid namespace may still hold the stage's lock
-                with try_file_lock(self.locks / f"{stage_key}.lock") as free:
-                    if free:
-                        _discard(entry)
-                        removed.append(entry)
-            else:
-                _discard(entry)
-                removed.append(entry)
+        for entry, stage_key in self._debris():
+            # a build in another pid namespace may still hold the stage's lock
+            lock = self.locks / f"{stage_key}.lock" if stage_key else None
+            with try_file_lock(lock) if lock else nullcontext(True) as free:
+                if free:
+                    _discard(entry)
+                    removed.append(entry)
         return removed
 
 

@@ -138,7 +138,7 @@ def _load_chain(path: Path, seen: list[Path]) -> tuple[dict[str, Any], list[Path
 def _check_search_path(parent: Path, child: Path, name: str) -> None:
     """A parent recipe is beside (or below) its child, or one of the project's recipes/."""
     allowed = (child.parent.resolve(), paths.data_dir("recipes").resolve())
-    if not any(parent == top or top in parent.parents for top in allowed):
+    if not any(parent.is_relative_to(top) for top in allowed):
         raise RecipeError(
             f"{child}: extends {shorten(name)} resolves to {parent}, outside the recipe search path "
             f"({allowed[0]} and {allowed[1]})",

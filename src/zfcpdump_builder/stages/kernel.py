@@ -127,6 +127,11 @@ def run_logged(
         )
 
 
+def final_config(kernel_output: Path) -> dict[str, str]:
+    """The .config a kernel stage output was built with, as symbol -> value."""
+    return kconfig.parse_config_text((kernel_output / "config").read_text())
+
+
 def config_inputs(source_identity: dict[str, Any], defconfig: str, toolchain: Toolchain) -> dict[str, Any]:
     return {
         "source": source_identity,

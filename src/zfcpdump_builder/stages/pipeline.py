@@ -177,7 +177,7 @@ def build_rd(recipe: Recipe, ctx: BuildContext, result: BuildResult) -> None:
         ctx.cache_dir,
         ctx.offline,
     )
-    final_config = kconfig.parse_config_text((result.stages["kernel"].path / "config").read_text())
+    final_config = kernel.final_config(result.stages["kernel"].path)
     result.stages["initramfs"] = run_stage(
         ctx,
         "initramfs",

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import recipe
-from ..core.errors import HostError, SourceError
+from ..core.errors import HostError, OfflineMissingError, SourceError
 from ..core.events import Reporter
 from ..core.store import StageOutput, Store, file_sha256, hash_inputs
 from . import initramfs, kconfig, kernel, pipeline, runtime, source
@@ -61,12 +61,12 @@ def stage_states(loaded: recipe.Recipe, ctx: pipeline.BuildContext) -> list[Stag
     """Every stage, with the keys `build` would compute: the same input functions, called
     without downloading or building. A stage whose inputs come from one that must run first
     will run, with its key not yet known."""
-    states = kernel_states(loaded, ctx)
-    kernel_out = next((s.key for s in states if s.stage == "kernel" and s.state == "cached"), None)
-    return states + rd_states(loaded, ctx, kernel_out)
+    states, kernel_dir = kernel_states(loaded, ctx)
+    return states + rd_states(loaded, ctx, kernel_dir)
 
 
-def kernel_states(loaded: recipe.Recipe, ctx: pipeline.BuildContext) -> list[StageState]:
+def kernel_states(loaded: recipe.Recipe, ctx: pipeline.BuildContext) -> tuple[list[StageState], Path | None]:
+    """The kernel stages, and the kernel's cached output when there is one."""
     spec = loaded.plan.kernel.source
     tree = source.peek(spec, ctx.store, ctx.cache_dir)
     if tree is None:
@@ -74,7 +74,7 @@ def kernel_states(loaded: recipe.Recipe, ctx: pipeline.BuildContext) -> list[Sta
             StageState("source", f"will run ({spec.kind}: {spec.location})"),
             StageState("kconfig", "will run"),
             StageState("kernel", "will run"),
-        ]
+        ], None
     states = [
         StageState("source", "local tree")
         if tree.output is None and spec.kind == "tree"
@@ -83,33 +83,39 @@ def kernel_states(loaded: recipe.Recipe, ctx: pipeline.BuildContext) -> list[Sta
     try:
         tools = pipeline.resolve_toolchain(loaded)
     except HostError as exc:
-        return [*states, StageState("kconfig", f"blocked: {exc.message}"), StageState("kernel", "blocked")]
+        return [
+            *states,
+            StageState("kconfig", f"blocked: {exc.message}"),
+            StageState("kernel", "blocked"),
+        ], None
     defconfig = kconfig.render_defconfig(loaded.plan.kernel)
     config_state, config_dir = _state(
         ctx.store, "kconfig", kernel.config_inputs(tree.identity, defconfig, tools)
     )
     if config_dir is None:
-        return [*states, config_state, StageState("kernel", "will run")]
+        return [*states, config_state, StageState("kernel", "will run")], None
     inputs = kernel.build_inputs(
         tree.identity, file_sha256(config_dir / "config"), tools, pipeline.build_settings(loaded, ctx)
     )
-    return [*states, config_state, _state(ctx.store, "kernel", inputs)[0]]
+    kernel_state, kernel_dir = _state(ctx.store, "kernel", inputs)
+    return [*states, config_state, kernel_state], kernel_dir
 
 
-def rd_states(loaded: recipe.Recipe, ctx: pipeline.BuildContext, kernel_key: str | None) -> list[StageState]:
+def rd_states(loaded: recipe.Recipe, ctx: pipeline.BuildContext, kernel_dir: Path | None) -> list[StageState]:
     rspec = pipeline.runtime_spec(loaded)
     try:
         _, _, packages, inputs = runtime.runtime_stage_inputs(
             rspec, pipeline.WRITER_PACKAGE, ctx.cache_dir, QuietReporter(), offline=True
         )
-    except (SourceError, HostError) as exc:
-        state = (
-            "will run (after downloading its packages)"
-            if "offline" in exc.message
-            else f"blocked: {exc.message}"
-        )
+    except OfflineMissingError:
         return [
-            StageState("sysroot", state),
+            StageState("sysroot", "will run (after downloading its packages)"),
+            StageState("runtime", "will run"),
+            StageState("initramfs", "will run"),
+        ]
+    except (SourceError, HostError) as exc:
+        return [
+            StageState("sysroot", f"blocked: {exc.message}"),
             StageState("runtime", "will run"),
             StageState("initramfs", "will run"),
         ]
@@ -120,14 +126,11 @@ def rd_states(loaded: recipe.Recipe, ctx: pipeline.BuildContext, kernel_key: str
         sysroot = StageState("sysroot", "not needed (runtime.kind sysroot)")
     else:
         sysroot = _state(ctx.store, "sysroot", runtime.sysroot_inputs(packages, rspec))[0]
-    if runtime_dir is None or kernel_key is None:
+    if runtime_dir is None or kernel_dir is None:
         return [sysroot, runtime_state, StageState("initramfs", "will run")]
     runtime_out = StageOutput("runtime", runtime_state.key or "", runtime_dir, True, 0.0)
-    kernel_config = kconfig.parse_config_text(
-        (ctx.store.object_path("kernel", kernel_key) / "config").read_text()
-    )
     _, _, rd_inputs = initramfs.initramfs_stage_inputs(
-        pipeline.initramfs_spec(loaded), runtime_out, kernel_config
+        pipeline.initramfs_spec(loaded), runtime_out, kernel.final_config(kernel_dir)
     )
     return [sysroot, runtime_state, _state(ctx.store, "initramfs", rd_inputs)[0]]
 

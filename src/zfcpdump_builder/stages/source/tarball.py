@@ -9,7 +9,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from ...core.errors import SourceError
+from ...core.errors import OfflineMissingError, SourceError
 from ...core.events import Reporter
 from ...core.store import file_sha256
 from .kinds import Acquired, KernelSource, SourceKind
@@ -42,7 +42,7 @@ def _download(url: str, expected: str, cache_dir: Path, reporter: Reporter, offl
     if final.is_file():
         return final
     if offline:
-        raise SourceError(f"offline build, but {url} is not in the download cache")
+        raise OfflineMissingError(f"offline build, but {url} is not in the download cache")
     downloads.mkdir(parents=True, exist_ok=True)
     partial = downloads / f"{expected}.part.{os.getpid()}"
     digest = hashlib.sha256()
