@@ -10,7 +10,7 @@ from ..core import errors, ownership
 from ..core.events import Reporter
 from ..core.store import default_cache_dir
 from ..deploy.zipl import LAYOUT_CHOICES
-from ..stages import pipeline
+from ..stages import graph
 
 EPILOG = "exit codes:\n" + "\n".join(f"  {code:>3}  {what}" for what, code in errors.EXIT_CODES.items())
 
@@ -61,8 +61,8 @@ def cache_dir(args: argparse.Namespace) -> Path:
     return path
 
 
-def context(args: argparse.Namespace, reporter: Reporter) -> pipeline.BuildContext:
-    return pipeline.BuildContext(
+def context(args: argparse.Namespace, reporter: Reporter) -> graph.BuildContext:
+    return graph.BuildContext(
         cache_dir=cache_dir(args),
         reporter=reporter,
         offline=getattr(args, "offline", False),

@@ -9,8 +9,8 @@ import yaml
 
 from .. import recipe
 from ..core.events import Reporter
-from ..stages import kconfig, source
-from ..stages.plan import defconfig_diff, describe_inputs, stage_states, stock_defconfig
+from ..stages import graph, kconfig, source
+from ..stages.plan import defconfig_diff, describe_inputs, stock_defconfig
 from .common import common_options, context, default_out, recipe_argument, recipe_name
 
 
@@ -34,16 +34,16 @@ def cmd_plan(args: argparse.Namespace, reporter: Reporter) -> int:
 
     loaded = recipe.load(recipe_name(args))
     ctx = context(args, reporter)
-    spec = loaded.plan.kernel.source
-    tree = source.peek(spec, ctx.store, ctx.cache_dir)
+    states, found = graph.survey(graph.StageEnv(loaded, ctx))
+    tree = source.source_tree(found["source"]) if "source" in found else None
     reporter.info(f"recipe {loaded.name}: {' <- '.join(str(p) for p in loaded.chain)}")
     reporter.info("resolved recipe:\n" + yaml.safe_dump(loaded.resolved, sort_keys=False).rstrip())
     rendered = kconfig.render_defconfig(loaded.plan.kernel)
     stock, label = stock_defconfig(tree, loaded)
     diff = defconfig_diff(stock, rendered)
     reporter.info(f"defconfig changes against {label}:\n" + ("\n".join(diff) if diff else "  (none)"))
-    reporter.table("inputs", ["what", "value"], describe_inputs(loaded, spec))
-    reporter.table("stages", ["stage", "state", "key"], [s.row() for s in stage_states(loaded, ctx)])
+    reporter.table("inputs", ["what", "value"], describe_inputs(loaded, loaded.plan.kernel.source))
+    reporter.table("stages", ["stage", "state", "key"], [s.row() for s in states])
     reporter.table(
         "paths",
         ["what", "path"],

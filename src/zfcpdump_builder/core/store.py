@@ -19,7 +19,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +101,8 @@ class StageOutput:
     path: Path
     cached: bool
     seconds: float
+    inputs: dict[str, Any] = field(default_factory=dict, compare=False)
+    in_place: bool = False  # a directory used where it is (a local kernel tree), not a store object
 
     def meta(self) -> dict[str, Any]:
         return json.loads((self.path / META_FILE).read_text())
@@ -197,7 +199,7 @@ class Store:
         with file_lock(self.locks / f"{stage}-{key[:32]}.lock"):
             found = self.lookup(stage, key)
             if found is not None:
-                return StageOutput(stage, key, found, True, 0.0)
+                return StageOutput(stage, key, found, True, 0.0, inputs)
             return self._build(stage, key, inputs, producer)
 
     def _build(
@@ -227,7 +229,7 @@ class Store:
         except BaseException:
             shutil.rmtree(work, ignore_errors=True)
             raise
-        return StageOutput(stage, key, final, False, time.monotonic() - started)
+        return StageOutput(stage, key, final, False, time.monotonic() - started, inputs)
 
     @contextmanager
     def workspace(self, name: str) -> Iterator[Path]:

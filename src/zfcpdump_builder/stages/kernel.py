@@ -23,6 +23,7 @@ from ..core.events import ProgressHandle, Reporter
 from ..core.store import StageOutput, Store, canonical_json, file_sha256
 from ..core.toolchain import Toolchain
 from . import kconfig
+from .model import Prepared
 from .source import SourceTree
 
 LOG_TAIL_LINES = 25
@@ -151,15 +152,15 @@ def build_inputs(
     }
 
 
-def configure(
+def prepare_config(
     source: SourceTree,
     defconfig: str,
     wanted: dict[str, kconfig.KconfigEntry],
     toolchain: Toolchain,
-    store: Store,
     logs: Path,
-) -> StageOutput:
-    inputs = config_inputs(source.identity, defconfig, toolchain)
+) -> Prepared:
+    """The 'kconfig' stage: the rendered defconfig expanded by the kernel's own Kconfig, with
+    every requested symbol checked."""
 
     def produce(out: Path) -> dict[str, Any]:
         index = kconfig.KconfigIndex.scan(source.path)
@@ -182,23 +183,29 @@ def configure(
         shutil.rmtree(objdir)
         return {"config_sha256": hashlib.sha256(final.encode()).hexdigest()}
 
-    return store.produce("kconfig", inputs, produce)
+    return Prepared(config_inputs(source.identity, defconfig, toolchain), produce)
 
 
-def build(
-    source: SourceTree,
-    config: StageOutput,
-    toolchain: Toolchain,
-    settings: BuildSettings,
-    store: Store,
-    logs: Path,
-    reporter: Reporter,
-    workspace: str,
-) -> StageOutput:
-    """Build bzImage. *workspace* names the O= tree reused for incremental rebuilds."""
+@dataclass(frozen=True)
+class KernelBuild:
+    """Where and how the 'kernel' stage builds: not inputs, so not part of its key."""
+
+    store: Store
+    logs: Path
+    reporter: Reporter
+    workspace: str  # names the O= tree reused for incremental rebuilds
+
+
+def prepare_build(
+    source: SourceTree, config: StageOutput, toolchain: Toolchain, settings: BuildSettings, where: KernelBuild
+) -> Prepared:
+    """The 'kernel' stage: bzImage, System.map and vmlinux from the kconfig stage's .config."""
+    store, logs, reporter = where.store, where.logs, where.reporter
     final_config = (config.path / "config").read_text()
     inputs = build_inputs(source.identity, file_sha256(config.path / "config"), toolchain, settings)
-    workspace_id = hashlib.sha256(canonical_json([source.identity, toolchain.identity(), workspace]).encode())
+    workspace_id = hashlib.sha256(
+        canonical_json([source.identity, toolchain.identity(), where.workspace]).encode()
+    )
 
     def produce(out: Path) -> dict[str, Any]:
         with store.workspace(f"kbuild-{workspace_id.hexdigest()[:16]}") as objdir:
@@ -220,7 +227,7 @@ def build(
                 (objdir / ".zfcpdump-steps").write_text(str(max(bar.done, recorded, 1)))
             return _collect(objdir, out, log)
 
-    return store.produce("kernel", inputs, produce)
+    return Prepared(inputs, produce)
 
 
 def _install_config(objdir: Path, config: str) -> None:

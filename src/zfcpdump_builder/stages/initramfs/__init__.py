@@ -20,6 +20,7 @@ from ...core.errors import BudgetError, HostError
 from ...core.events import Reporter
 from ...core.store import StageOutput, Store, code_digest
 from .. import runtime as runtime_mod
+from ..model import Prepared, produce
 from .compress import COMPRESSIONS, compressor_versions, pick_smallest, write_cpio
 from .contents import (
     MIB,
@@ -43,6 +44,7 @@ __all__ = [
     "InitramfsSpec",
     "RdEntry",
     "build_initramfs",
+    "prepare_initramfs",
     "cpio_bytes",
     "write_cpio",
 ]
@@ -96,6 +98,22 @@ def initramfs_stage_inputs(
     return methods, config_text, stage_inputs(spec, runtime_output, methods, config_text)
 
 
+def prepare_initramfs(
+    spec: InitramfsSpec, runtime_output: StageOutput, kernel_config: dict[str, str], reporter: Reporter
+) -> Prepared:
+    """The 'initramfs' stage: output dir holds zfcpdump.rd and contents.json; the size limits
+    are checked on a cached rd as on a new one."""
+    methods, config_text, inputs = initramfs_stage_inputs(spec, runtime_output, kernel_config)
+
+    def producer(out: Path) -> dict[str, Any]:
+        return produce_initramfs(spec, runtime_output.path, methods, config_text, out, reporter)
+
+    def check(output: StageOutput) -> None:
+        check_budget(spec, json.loads((output.path / CONTENTS_JSON).read_text()), reporter)
+
+    return Prepared(inputs, producer, check=check)
+
+
 def build_initramfs(
     spec: InitramfsSpec,
     runtime_output: StageOutput,
@@ -103,15 +121,8 @@ def build_initramfs(
     store: Store,
     reporter: Reporter,
 ) -> StageOutput:
-    """The 'initramfs' stage: output dir holds zfcpdump.rd and contents.json."""
-    methods, config_text, inputs = initramfs_stage_inputs(spec, runtime_output, kernel_config)
-
-    def producer(out: Path) -> dict[str, Any]:
-        return produce_initramfs(spec, runtime_output.path, methods, config_text, out, reporter)
-
-    output = store.produce("initramfs", inputs, producer)
-    check_budget(spec, json.loads((output.path / CONTENTS_JSON).read_text()), reporter)
-    return output
+    """The 'initramfs' stage on its own, outside a build's stage table."""
+    return produce("initramfs", prepare_initramfs(spec, runtime_output, kernel_config, reporter), store)
 
 
 def produce_initramfs(

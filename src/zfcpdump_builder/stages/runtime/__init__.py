@@ -36,6 +36,7 @@ from ...core.errors import SourceError
 from ...core.events import Reporter
 from ...core.store import StageOutput, Store, code_digest
 from .. import pycompile
+from ..model import InnerStage, Prepared, produce
 from .closure import ModuleClosure, module_closure, writer_modules
 from .interpreter import custom_interpreter, toolchain_version
 from .packages import Staged, acquire, package_digests, sysroot_inputs, unpacked_packages
@@ -91,6 +92,7 @@ __all__ = [
     "RuntimeSpec",
     "TargetPython",
     "build_runtime",
+    "prepare_runtime",
     "load_manifest",
     "module_closure",
     "runtime_stage_inputs",
@@ -177,15 +179,16 @@ def runtime_stage_inputs(
     return writer, pkgs, packages, runtime_inputs(spec, packages, writer)
 
 
-def build_runtime(
+def prepare_runtime(
     spec: RuntimeSpec,
     writer_package_dir: Path,
     store: Store,
     reporter: Reporter,
     cache_dir: Path,
-    offline: bool = False,
-) -> StageOutput:
-    """The 'runtime' stage: output dir holds root/ (the file tree) and files.json."""
+    offline: bool,
+) -> Prepared:
+    """The 'runtime' stage: output dir holds root/ (the file tree) and files.json. Its packages
+    are unpacked by an inner 'sysroot' stage, only when the runtime itself must be made."""
     writer, pkgs, packages, inputs = runtime_stage_inputs(
         spec, writer_package_dir, cache_dir, reporter, offline
     )
@@ -198,7 +201,26 @@ def build_runtime(
         )
         return produce_runtime(spec, staged, writer, out, reporter)
 
-    return store.produce("runtime", inputs, producer)
+    sysroot = (
+        InnerStage("sysroot", None, "runtime.kind sysroot")
+        if spec.kind == "sysroot"
+        else InnerStage("sysroot", sysroot_inputs(packages, spec))
+    )
+    return Prepared(inputs, producer, inner=(sysroot,))
+
+
+def build_runtime(
+    spec: RuntimeSpec,
+    writer_package_dir: Path,
+    store: Store,
+    reporter: Reporter,
+    cache_dir: Path,
+    offline: bool = False,
+) -> StageOutput:
+    """The 'runtime' stage on its own, outside a build's stage table."""
+    return produce(
+        "runtime", prepare_runtime(spec, writer_package_dir, store, reporter, cache_dir, offline), store
+    )
 
 
 def produce_runtime(

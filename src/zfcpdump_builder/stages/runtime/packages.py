@@ -14,7 +14,7 @@ import libarchive
 from ...core import debpkg
 from ...core.errors import SourceError
 from ...core.events import Reporter
-from ...core.store import Store, code_digest, file_sha256
+from ...core.store import Store, code_digest, file_sha256, hash_inputs
 from .spec import DEFAULT_PACKAGES, RuntimeSpec, dev_packages
 
 
@@ -158,7 +158,7 @@ def unpacked_packages(
         )
         return {"packages": len(staged.packages), "files": len(staged.origin)}
 
-    reporter.stage_start("sysroot", "")
+    reporter.stage_start("sysroot", hash_inputs(inputs))
     output = store.produce("sysroot", inputs, producer)
     reporter.stage_finish("sysroot", output.key, output.cached, output.seconds)
     recorded = json.loads((output.path / "origin.json").read_text())

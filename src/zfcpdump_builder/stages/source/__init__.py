@@ -16,7 +16,8 @@ from typing import Any
 from ...core import debpkg
 from ...core.errors import SourceError
 from ...core.events import Reporter
-from ...core.store import StageOutput, Store, hash_inputs
+from ...core.store import StageOutput
+from ..model import Prepared
 from . import debian, tarball, tree
 from .kinds import KernelSource, SourceKind
 from .tree import check_tree
@@ -25,7 +26,15 @@ from .tree import check_tree
 SOURCE_KINDS: dict[str, SourceKind] = {k.name: k for k in (debian.KIND, tarball.KIND, tree.KIND)}
 KERNEL_TREE_FILES = 84000  # linux 6.1: a progress estimate only
 
-__all__ = ["SOURCE_KINDS", "KernelSource", "SourceKind", "SourceTree", "kernel_version", "peek", "prepare"]
+__all__ = [
+    "SOURCE_KINDS",
+    "KernelSource",
+    "SourceKind",
+    "SourceTree",
+    "kernel_version",
+    "prepare_source",
+    "source_tree",
+]
 
 
 @dataclass(frozen=True)
@@ -33,7 +42,6 @@ class SourceTree:
     path: Path
     identity: dict[str, Any]
     version: str
-    output: StageOutput | None
 
 
 def kernel_version(tree: Path) -> str:
@@ -49,30 +57,23 @@ def kernel_version(tree: Path) -> str:
     return "{VERSION}.{PATCHLEVEL}.{SUBLEVEL}{EXTRAVERSION}".format(**{"EXTRAVERSION": "", **fields})
 
 
-def prepare(
-    source: KernelSource, store: Store, cache_dir: Path, reporter: Reporter, offline: bool = False
-) -> SourceTree:
+def prepare_source(source: KernelSource, cache_dir: Path, reporter: Reporter, offline: bool) -> Prepared:
+    """The 'source' stage: the archive's identity keys the unpacked tree (a local tree is used
+    in place). Offline, nothing is downloaded: a missing archive is an OfflineMissingError."""
     archive, identity = SOURCE_KINDS[source.kind].acquire(source, cache_dir, reporter, offline)
-    if archive is None:  # used in place
-        path = Path(identity["path"])
-        return SourceTree(path, identity, kernel_version(path), None)
-    output = store.produce("source", identity, lambda out: _unpack(archive, out, reporter))
-    path = output.path / "tree"
-    return SourceTree(path, identity, kernel_version(path), output)
+    if archive is None:
+        return Prepared(identity, _nothing_to_produce, in_place=Path(identity["path"]))
+    return Prepared(identity, lambda out: _unpack(archive, out, reporter))
 
 
-def peek(source: KernelSource, store: Store, cache_dir: Path) -> SourceTree | None:
-    """The source tree if it is already available, without downloading or unpacking."""
-    identity = SOURCE_KINDS[source.kind].known(source, cache_dir)
-    if identity is None:
-        return None
-    if identity["kind"] == "tree":
-        path = Path(identity["path"])
-        return SourceTree(path, identity, kernel_version(path), None)
-    found = store.peek("source", hash_inputs(identity))
-    if found is None:
-        return None
-    return SourceTree(found / "tree", identity, kernel_version(found / "tree"), None)
+def _nothing_to_produce(_out: Path) -> None:
+    raise AssertionError("a tree used in place is never produced")
+
+
+def source_tree(output: StageOutput) -> SourceTree:
+    """The kernel tree in a 'source' stage output."""
+    path = output.path if output.in_place else output.path / "tree"
+    return SourceTree(path, output.inputs, kernel_version(path))
 
 
 def _unpack(archive: Path, out: Path, reporter: Reporter) -> dict[str, Any]:

@@ -21,15 +21,9 @@ def acquire(source: KernelSource, cache_dir: Path, reporter: Reporter, offline: 
     return deb, _identity(source, deb)
 
 
-def known(source: KernelSource, cache_dir: Path) -> dict[str, Any] | None:
-    deb = debpkg.cached_package(source.location, debpkg.host_arch(), cache_dir)
-    return _identity(source, deb) if deb else None
-
-
 KIND = SourceKind(
     name="debian",
     key_kind="str",
     help="Debian source package to fetch with apt-get download, e.g. linux-source-6.1.",
     acquire=acquire,
-    known=known,
 )

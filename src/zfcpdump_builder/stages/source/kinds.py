@@ -35,8 +35,8 @@ class SourceKind:
     name: str  # kernel.source.<name> selects this kind; its value is KernelSource.location
     key_kind: str  # the schema kind of that value: str or path
     help: str
-    acquire: Callable[[KernelSource, Path, Reporter, bool], Acquired]  # (source, cache, reporter, offline)
-    known: Callable[[KernelSource, Path], dict[str, Any] | None]  # the identity, with nothing fetched
+    # (source, cache, reporter, offline); offline, it only looks in the cache (OfflineMissingError)
+    acquire: Callable[[KernelSource, Path, Reporter, bool], Acquired]
     extra_keys: dict[str, tuple[str, str]] = field(default_factory=dict)  # key -> (schema kind, help)
     required: tuple[str, ...] = ()  # extra keys this kind cannot do without
     local_path: bool = False  # the value is a path, made absolute against the recipe (not a URL)

@@ -7,7 +7,6 @@ import os
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
 
 from ...core.errors import OfflineMissingError, SourceError
 from ...core.events import Reporter
@@ -30,10 +29,6 @@ def acquire(source: KernelSource, cache_dir: Path, reporter: Reporter, offline: 
                 hint="nothing was unpacked; fix kernel.source.sha256 or the file",
             )
     return path, {"kind": "tarball", "sha256": expected}
-
-
-def known(source: KernelSource, _cache_dir: Path) -> dict[str, Any] | None:
-    return {"kind": "tarball", "sha256": source.sha256}
 
 
 def _download(url: str, expected: str, cache_dir: Path, reporter: Reporter, offline: bool) -> Path:
@@ -72,7 +67,6 @@ KIND = SourceKind(
     key_kind="str",
     help="Path or http(s) URL of a kernel tarball; needs sha256.",
     acquire=acquire,
-    known=known,
     extra_keys={"sha256": ("sha256", "Expected sha256 of the tarball (mandatory with tarball).")},
     required=("sha256",),
     local_path=True,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-from typing import Any
 
 from ...core.errors import SourceError
 from ...core.events import Reporter
@@ -17,13 +16,7 @@ def check_tree(tree: Path, what: str) -> None:
         raise SourceError(f"{what} does not look like a Linux source tree with arch/s390 ({tree})")
 
 
-def acquire(source: KernelSource, cache_dir: Path, _reporter: Reporter, _offline: bool) -> Acquired:
-    identity = known(source, cache_dir)
-    assert identity is not None  # a local tree is always known, or known() raised
-    return None, identity
-
-
-def known(source: KernelSource, _cache_dir: Path) -> dict[str, Any] | None:
+def acquire(source: KernelSource, _cache_dir: Path, _reporter: Reporter, _offline: bool) -> Acquired:
     tree = Path(source.location).resolve()
     if not tree.is_dir():
         raise SourceError(f"kernel.source.tree {tree} does not exist")
@@ -33,7 +26,7 @@ def known(source: KernelSource, _cache_dir: Path) -> dict[str, Any] | None:
             f"kernel tree {tree} has a .config: out-of-tree (O=) builds need a clean source",
             hint=f"run `make -C {tree} mrproper` first",
         )
-    return {"kind": "tree", "path": str(tree), "fingerprint": _fingerprint(tree)}
+    return None, {"kind": "tree", "path": str(tree), "fingerprint": _fingerprint(tree)}
 
 
 def _fingerprint(tree: Path) -> str:
@@ -53,6 +46,5 @@ KIND = SourceKind(
     key_kind="path",
     help="A local, already unpacked kernel tree (used read-only).",
     acquire=acquire,
-    known=known,
     local_path=True,
 )
