@@ -1,7 +1,7 @@
 """THE seam: every system path and every privileged call of the writer goes through here.
 
-`System` is production: real paths, mount(2)/reboot(2) through ctypes (imported only when
-used). `RootedSystem` maps every absolute path under a directory and records mount/reboot as
+`System` is production: real paths, mount(2)/reboot(2) through the static interpreter's
+built-in `_zfcpdump`, or through ctypes (imported only when used) on any other Python. `RootedSystem` maps every absolute path under a directory and records mount/reboot as
 lines in ROOT/.zfcpdump-actions, so tests run the very same flow against files.
 Tests may subclass either to observe or break I/O (pwrite, preadinto, ...).
 """
@@ -19,8 +19,14 @@ ACTIONS = ".zfcpdump-actions"
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ctypes import CDLL
-    from typing import Protocol
+    from typing import Any, Protocol
+
+    class NativeCalls(Protocol):
+        """_zfcpdump, or LibcCalls: mount(2) and reboot(2), raising OSError."""
+
+        def mount(self, source: str, target: str, fstype: str, flags: int = 0, /) -> None: ...
+
+        def reboot(self, cmd: int, /) -> None: ...
 
     class Console(Protocol):
         """Where console lines go: sys.stdout, or a test's buffer."""
@@ -37,7 +43,7 @@ class System:
 
     def __init__(self, out: Console | None = None) -> None:
         self.out: Console = out if out is not None else sys.stdout
-        self._libc: CDLL | None = None
+        self._native: NativeCalls | None = None
 
     # --- paths -------------------------------------------------------------------------
     def path(self, p: str) -> str:
@@ -123,31 +129,59 @@ class System:
             pass
 
     # --- privileged calls -------------------------------------------------------------
-    def libc(self) -> CDLL:
-        if self._libc is None:
-            import ctypes
-
-            self._libc = ctypes.CDLL(None, use_errno=True)
-        return self._libc
+    def native(self) -> NativeCalls:
+        if self._native is None:
+            self._native = native_calls()
+        return self._native
 
     def mount(self, source: str, target: str, fstype: str) -> None:
         """mount(2); an already mounted target (EBUSY) is fine."""
-        import ctypes
-
-        libc = self.libc()
-        rc = libc.mount(source.encode(), target.encode(), fstype.encode(), MS_FLAGS, None)
-        err = ctypes.get_errno()
-        if rc != 0 and err != errno.EBUSY:
-            raise OSError(err, f"mount {fstype} on {target}: {os.strerror(err)}")
+        try:
+            self.native().mount(source, target, fstype, MS_FLAGS)
+        except OSError as exc:
+            err = exc.errno or errno.EIO
+            if err != errno.EBUSY:
+                raise OSError(err, f"mount {fstype} on {target}: {os.strerror(err)}") from None
 
     def reboot(self, how: str) -> None:
         """reboot(2) with poweroff | halt | restart; returns only if it failed."""
+        os.sync()
+        try:
+            self.native().reboot(REBOOT_CMDS[how])
+        except OSError as exc:
+            raise OSError(exc.errno, f"reboot({how}): {os.strerror(exc.errno or errno.EIO)}") from None
+
+
+class LibcCalls:
+    """mount(2) and reboot(2) through ctypes, for a Python without the built-in _zfcpdump:
+    the same calls, raising OSError the same way."""
+
+    def __init__(self, ctypes: Any) -> None:
+        self.ctypes = ctypes
+        self.libc = ctypes.CDLL(None, use_errno=True)
+
+    def mount(self, source: str, target: str, fstype: str, flags: int = 0) -> None:
+        if self.libc.mount(source.encode(), target.encode(), fstype.encode(), flags, None) != 0:
+            err = self.ctypes.get_errno()
+            raise OSError(err, os.strerror(err), target)
+
+    def reboot(self, cmd: int) -> None:
+        if self.libc.reboot(cmd) != 0:
+            err = self.ctypes.get_errno()
+            raise OSError(err, os.strerror(err))
+
+
+def native_calls() -> NativeCalls:
+    """The static interpreter's built-in _zfcpdump, else libc through ctypes. The ctypes import
+    sits in the ImportError branch, so the static build's import closure leaves ctypes out."""
+    try:
+        import _zfcpdump  # type: ignore[import-not-found]
+    except ImportError:
         import ctypes
 
-        os.sync()
-        if self.libc().reboot(REBOOT_CMDS[how]) != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, f"reboot({how}): {os.strerror(err)}")
+        return LibcCalls(ctypes)
+    calls: NativeCalls = _zfcpdump
+    return calls
 
 
 class RootedSystem(System):

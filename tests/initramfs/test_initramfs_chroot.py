@@ -49,7 +49,7 @@ def test_init_refuses_a_live_system(rd_root: Path) -> None:
 
 
 def test_ctypes_reaches_libc_in_the_rd(rd_root: Path) -> None:
-    code = "from zfcpdump_writer.system import System; print(System().libc().getpid() > 0)"
+    code = "from zfcpdump_writer.system import System; print(System().native().libc.getpid() > 0)"
     result = chroot.run(rd_root, ["/usr/bin/python3.11", "-ISB", "-c", code])
     assert result.returncode == 0 and result.stdout.strip() == "True", result.stderr
 

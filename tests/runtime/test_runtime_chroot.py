@@ -23,7 +23,7 @@ import sys
 for name in {modules!r}:
     __import__(name)
 from zfcpdump_writer.system import System
-libc = System().libc()
+libc = System().native().libc
 assert libc.getpid() > 0
 print(repr(sorted(sys.modules)))
 """

@@ -66,7 +66,7 @@ def test_the_custom_runtime_runs_the_writer_in_a_chroot(
     modules = writer_modules(WRITER)
     code = (
         f"import sys\nfor m in {modules!r}: __import__(m)\n"
-        "from zfcpdump_writer.system import System\nassert System().libc().getpid() > 0\n"
+        "from zfcpdump_writer.system import System\nassert System().native().libc.getpid() > 0\n"
         "print(repr(sorted(sys.builtin_module_names)))"
     )
     result = chroot.run(box, ["/usr/bin/python3.11", "-ISB", "-c", code])

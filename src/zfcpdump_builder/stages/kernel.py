@@ -8,26 +8,20 @@ output object (bzImage, System.map, .config, sizes) is committed only after succ
 from __future__ import annotations
 
 import hashlib
-import os
-import re
 import shutil
-import subprocess
 import time
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..core.errors import CompileError
-from ..core.events import ProgressHandle, Reporter
+from ..core.events import Reporter
+from ..core.hostrun import run_logged
 from ..core.store import StageOutput, Store, canonical_json, file_sha256
 from ..core.toolchain import Toolchain
 from . import kconfig
 from .model import Prepared
 from .source import SourceTree
 
-LOG_TAIL_LINES = 25
-PROGRESS_LINE = re.compile(r"^\s+(CC|AS|LD|AR|OBJCOPY|CPP|HOSTCC|GEN|UPD|SYNC)\b")
 DEFAULT_TOTAL_STEPS = 1600
 # Where the debug info and build IDs say the source and O= trees are, wherever they really are.
 SOURCE_ALIAS = "/usr/src/linux"
@@ -90,42 +84,6 @@ def make_command(
         f"-j{jobs}",
         *targets,
     ]
-
-
-def run_logged(
-    command: list[str], log: Path, env: dict[str, str], stage: str, progress: ProgressHandle | None = None
-) -> None:
-    """Run *command*, teeing output into *log*; on failure raise with the log's tail."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
-    full_env = {**os.environ, **env}
-    with open(log, "w") as out:
-        out.write("$ " + " ".join(command) + "\n")
-        process = subprocess.Popen(
-            command,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            errors="replace",
-            env=full_env,
-        )
-        assert process.stdout is not None
-        try:
-            for line in process.stdout:
-                out.write(line)
-                tail.append(line.rstrip())
-                if progress is not None and PROGRESS_LINE.match(line):
-                    progress.advance()
-        except BaseException:
-            process.terminate()
-            process.wait()
-            raise
-        code = process.wait()
-    if code != 0:
-        raise CompileError(
-            f"{stage} failed (make exited {code}). Last lines:\n" + "\n".join(f"  {t}" for t in tail),
-            log=str(log),
-        )
 
 
 def final_config(kernel_output: Path) -> dict[str, str]:

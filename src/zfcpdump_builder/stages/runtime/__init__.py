@@ -26,19 +26,20 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from ...core import elfdeps
-from ...core.errors import SourceError
+from ...core.errors import CompileError, SourceError
 from ...core.events import Reporter
 from ...core.store import StageOutput, Store, code_digest
 from .. import pycompile
 from ..model import InnerStage, Prepared, produce
+from . import static
 from .closure import ModuleClosure, module_closure, writer_modules
-from .interpreter import custom_interpreter, toolchain_version
+from .interpreter import CustomBuild, custom_interpreter, toolchain_version
 from .packages import Staged, acquire, package_digests, sysroot_inputs, unpacked_packages
 from .spec import (
     DEFAULT_PACKAGES,
@@ -176,7 +177,10 @@ def runtime_stage_inputs(
     writer = WriterPackage.load(writer_package_dir)
     pkgs = acquire(spec, cache_dir, reporter, offline)
     packages = package_digests(pkgs)
-    return writer, pkgs, packages, runtime_inputs(spec, packages, writer)
+    inputs = runtime_inputs(spec, packages, writer)
+    if spec.interpreter == "static":
+        inputs["cpython"] = static.cpython_sources(cache_dir, offline)
+    return writer, pkgs, packages, inputs
 
 
 def prepare_runtime(
@@ -199,7 +203,10 @@ def prepare_runtime(
             if spec.kind == "sysroot"
             else unpacked_packages(pkgs, packages, spec, store, reporter)
         )
-        return produce_runtime(spec, staged, writer, out, reporter)
+        return produce_runtime(spec, staged, writer, out, reporter, build_static)
+
+    def build_static(target: TargetPython, closure: ModuleClosure) -> tuple[CustomBuild, TargetPython]:
+        return static.static_interpreter(target, closure, spec.arch, (store, reporter, cache_dir, offline))
 
     sysroot = (
         InnerStage("sysroot", None, "runtime.kind sysroot")
@@ -223,18 +230,32 @@ def build_runtime(
     )
 
 
+StaticBuilder = Callable[[TargetPython, ModuleClosure], tuple[CustomBuild, TargetPython]]
+
+
 def produce_runtime(
-    spec: RuntimeSpec, staged: Staged, writer: WriterPackage, out: Path, reporter: Reporter
+    spec: RuntimeSpec,
+    staged: Staged,
+    writer: WriterPackage,
+    out: Path,
+    reporter: Reporter,
+    build_static: StaticBuilder | None = None,
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="runtime-work-", suffix=f".{os.getpid()}", dir=out.parent) as tmp:
-        manifest = assemble(spec, staged, writer, out, Path(tmp), reporter)
+        manifest = assemble(spec, staged, writer, out, Path(tmp), reporter, build_static)
     (out / FILES_JSON).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     totals = manifest["totals"]
     return {"files": totals["files"], "bytes": totals["bytes"], "modules": len(manifest["modules"])}
 
 
 def assemble(
-    spec: RuntimeSpec, staged: Staged, writer: WriterPackage, out: Path, work: Path, reporter: Reporter
+    spec: RuntimeSpec,
+    staged: Staged,
+    writer: WriterPackage,
+    out: Path,
+    work: Path,
+    reporter: Reporter,
+    build_static: StaticBuilder | None = None,
 ) -> dict[str, Any]:
     layout = RootLayout(spec.python, spec.version)
     binary = find_python(staged, spec)
@@ -248,10 +269,19 @@ def assemble(
     )
     search = [work / "writer", staged.root / layout.stdlib, staged.root / layout.dynload]
     roots = [*STARTUP_MODULES, *writer_modules(work / "writer" / writer.name), *spec.extra_modules]
-    closure = module_closure(target, search, roots, deep=(writer.name,))
+    custom = None
+    if spec.interpreter == "static":
+        if build_static is None:
+            raise CompileError(
+                "runtime.interpreter static needs the cpython stage (build it through prepare_runtime)"
+            )
+        first = module_closure(static.as_static(target), search, roots, deep=(writer.name,))
+        custom, target = build_static(target, first)
+        closure = static.recompute(target, search, roots, writer.name)
+    else:
+        closure = module_closure(target, search, roots, deep=(writer.name,))
     _warn_missing(closure, writer.name, reporter)
     tree = TreeWriter(out / ROOT_DIR)
-    custom = None
     if spec.interpreter == "custom":
         extensions = [
             staged.root / _in_root(staged.root, r.file)
@@ -273,7 +303,7 @@ def assemble(
     _emit_bytecode(tree, spec, layout, jobs, pycs)
     manifest = _manifest(spec, staged, target, layout, tree, closure, jobs, pycs)
     if custom is not None:
-        manifest["python"]["custom"] = {
+        manifest["python"][spec.interpreter] = {
             "builtins": sorted(custom.builtins),
             "exported_symbols": len(custom.exports),
         }
@@ -282,7 +312,7 @@ def assemble(
 
 def _warn_missing(closure: ModuleClosure, writer: str, reporter: Reporter) -> None:
     for name, importers in sorted(closure.missing.items()):
-        if any(i.split(".")[0] == writer for i in importers):
+        if name not in closure.guarded and any(i.split(".")[0] == writer for i in importers):
             reporter.warning(
                 f"runtime: {name} (imported by {', '.join(importers)}) is not in the "
                 "target runtime; the writer must guard that import"

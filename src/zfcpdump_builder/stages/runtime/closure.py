@@ -75,6 +75,7 @@ class ClosureFinder(modulefinder.ModuleFinder):
         self.target = target
         self.deep = tuple(deep)
         self.importers: dict[str, set[str]] = defaultdict(set)
+        self.guarded: set[str] = set()  # imports that failed where an ImportError fallback ran
         self._scanning: list[str] = []
 
     def find_module(self, name: str, path: Any, parent: Any = None) -> tuple:
@@ -138,6 +139,7 @@ class ClosureFinder(modulefinder.ModuleFinder):
         before = self._failures(m)
         self._scan_nodes(node.body, m, deep)
         failed = self._failures(m) != before
+        self.guarded |= self._failures(m) - before
         for handler in node.handlers:
             if failed or not _is_import_fallback(handler):
                 self._scan_nodes(handler.body, m, deep)
@@ -174,6 +176,7 @@ class ModuleRecord:
 class ModuleClosure:
     modules: dict[str, ModuleRecord]
     missing: dict[str, list[str]]
+    guarded: frozenset[str] = frozenset()  # missing, but an `except ImportError` covers it
 
 
 def writer_modules(package_dir: Path) -> list[str]:
@@ -209,7 +212,7 @@ def module_closure(
         )
     missing, maybe = finder.any_missing_maybe()
     gone = {name: sorted(c for c in finder.badmodules.get(name, {}) if c != "-") for name in missing}
-    return ModuleClosure(modules, gone)
+    return ModuleClosure(modules, gone, frozenset(finder.guarded))
 
 
 def _kind(module: Any, target: TargetPython) -> str:

@@ -18,9 +18,12 @@ from .spec import RuntimeSpec
 
 @dataclass(frozen=True)
 class CustomBuild:
+    """An interpreter built for this rd (custom or static) in place of the packaged one."""
+
     binary: Path
     builtins: tuple[str, ...]
     exports: tuple[str, ...]
+    how: str  # for the rd's file list: how it was made
 
 
 MAIN_C = '#include "Python.h"\nint main(int argc, char **argv) { return Py_BytesMain(argc, argv); }\n'
@@ -125,7 +128,9 @@ def custom_interpreter(
     (work / "exports.list").write_text("{\n" + "".join(f"  {s};\n" for s in exports) + "};\n")
     (work / "link.rsp").write_text("\n".join(f"-Wl,--undefined={s}" for s in exports) + "\n")
     _compile_and_link(root, spec, work, library)
-    return CustomBuild(work / spec.python, tuple(name for name, _ in entries), tuple(exports))
+    builtins = tuple(name for name, _ in entries)
+    how = f"custom build: lib{spec.python}.a with {len(builtins)} built-in modules"
+    return CustomBuild(work / spec.python, builtins, tuple(exports), how)
 
 
 def _compile_and_link(root: Path, spec: RuntimeSpec, work: Path, library: Path) -> None:

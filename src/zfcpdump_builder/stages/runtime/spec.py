@@ -30,7 +30,7 @@ INTERPRETER_FLAGS = ("-I", "-S", "-B")
 KINDS = ("debian", "debs", "sysroot")
 
 
-INTERPRETERS = ("packaged", "custom")
+INTERPRETERS = ("packaged", "custom", "static")
 
 
 BYTECODE_LAYOUTS = ("zip", "files")
@@ -71,8 +71,10 @@ class RuntimeSpec:
     bytecode: 'zip' (one ZIP_STORED python311.zip) or 'files' (sourceless .pyc files).
     optimize: bytecode optimisation level for the stdlib (the writer always gets 0, so its
     asserts and docstrings stay). extra_modules: modules the writer imports dynamically.
-    interpreter: 'packaged' (the distribution's binary) or 'custom' (relinked from
-    libpythonX.Y.a with only the built-in modules the closure needs; see `custom_interpreter`).
+    interpreter: 'packaged' (the distribution's binary), 'custom' (relinked from
+    libpythonX.Y.a with only the built-in modules the closure needs; see `custom_interpreter`)
+    or 'static' (CPython built from source, linked -static, every native module the closure
+    needs built in; see runtime/static.py).
     probe: run the target interpreter under qemu-user (when installed) to read its magic,
     built-in and frozen module tables; otherwise these come from static tables.
     """
@@ -98,7 +100,9 @@ class RuntimeSpec:
         if not re.fullmatch(r"python3\.\d+", self.python):
             raise RecipeError(f"runtime.python must look like python3.11, not {self.python!r}")
         if self.interpreter not in INTERPRETERS:
-            raise RecipeError(f"runtime.interpreter must be packaged or custom, not {self.interpreter!r}")
+            raise RecipeError(
+                f"runtime.interpreter must be one of {', '.join(INTERPRETERS)}, not {self.interpreter!r}"
+            )
         if self.bytecode not in BYTECODE_LAYOUTS:
             raise RecipeError(f"runtime.bytecode must be zip or files, not {self.bytecode!r}")
         if self.optimize not in (0, 1, 2):

@@ -166,7 +166,7 @@ def _emit_native(
             why = [f"the interpreter, started by /init with {' '.join(INTERPRETER_FLAGS)}"]
         origin = staged.origin_of(real)
         if custom is not None and image_path == layout.binary:
-            why.append(f"custom build: lib{spec.python}.a with {len(custom.builtins)} built-in modules")
+            why.append(custom.how)
             origin = "generated"
         tree.copy(staged.root / real, image_path, 0o755, category, origin, why)
     tree.mkdir(layout.dynload, "exec_prefix landmark (lib-dynload must be a directory)")
