@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..core.errors import InstallError
+from ..core.errors import HOST_ERRNO_HINTS, InstallError
 from . import zipl
 from .zipl import BASE_IMAGE, BASE_RD
 
@@ -307,7 +307,7 @@ def host_hint(exc: BaseException, folder: Path) -> str | None:
         return f"{folder} is not writable: run as root, or stage the files with --destdir"
     if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
         return f"free some space on the filesystem holding {folder}"
-    return None
+    return HOST_ERRNO_HINTS.get(exc.errno or 0) if isinstance(exc, OSError) else None
 
 
 def env_fault() -> Fault | None:

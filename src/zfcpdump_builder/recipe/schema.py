@@ -104,9 +104,11 @@ SCHEMA: Section = {
         "python": Key("str", "python3.11", "Interpreter name inside the runtime."),
         "interpreter": Key(
             "str",
-            "custom",
-            "packaged = the distribution's binary; custom = relinked "
-            "from libpython with only the built-in modules the writer needs.",
+            "static",
+            "static = CPython built from source and linked -static, with only the native "
+            "modules the writer needs built in (no loader, no shared library in the rd); "
+            "packaged = the distribution's binary; custom = relinked from libpython with "
+            "only the built-in modules the writer needs.",
             INTERPRETERS,
         ),
     },

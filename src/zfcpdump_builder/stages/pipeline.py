@@ -42,20 +42,9 @@ def build_all(recipe: Recipe, ctx: BuildContext) -> BuildResult:
     return result
 
 
-KERNEL_ARTIFACTS = {
-    "zfcpdump.image": "bzImage",
-    "System.map": "System.map",
-    "kernel.config": "config",
-}
-
-
 def artifact_files(result: BuildResult) -> dict[str, Path]:
-    """Published name → file in the object store, for every stage that publishes."""
-    kernel_out = result.stages["kernel"].path
-    files = {name: kernel_out / rel for name, rel in KERNEL_ARTIFACTS.items()}
-    if "initramfs" in result.stages:
-        files["zfcpdump.rd"] = result.stages["initramfs"].path / initramfs.RD_NAME
-    return files
+    """Published name → file in the object store (publish.ARTIFACTS)."""
+    return {name: result.stages[stage].path / rel for name, (stage, rel) in publish_step.ARTIFACTS.items()}
 
 
 def publish(result: BuildResult, out_dir: Path, manifest_extra: dict[str, Any], reporter: Reporter) -> None:

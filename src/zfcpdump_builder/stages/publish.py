@@ -26,7 +26,14 @@ AT_FDCWD = -100
 RENAME_NOREPLACE = 1
 RENAME_EXCHANGE = 2
 NOT_SUPPORTED = (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP)
-ARTIFACT_NAMES = {"zfcpdump.image", "zfcpdump.rd", "System.map", "kernel.config", "manifest.json"}
+# Published name -> (stage, file in its output). The manifest is written beside them.
+ARTIFACTS = {
+    "zfcpdump.image": ("kernel", "bzImage"),
+    "System.map": ("kernel", "System.map"),
+    "kernel.config": ("kernel", "config"),
+    "zfcpdump.rd": ("initramfs", "zfcpdump.rd"),
+}
+ARTIFACT_NAMES = {*ARTIFACTS, "manifest.json"}
 _LIBC = ctypes.CDLL(None, use_errno=True)
 
 

@@ -190,6 +190,7 @@ def _env(work: Path) -> dict[str, str]:
         "LC_ALL": "C",
         "CONFIG_SITE": "",
         "SOURCE_DATE_EPOCH": "0",
+        "PYTHONHASHSEED": "0",  # the build Python marshals frozen modules: set order must not vary
         "PKG_CONFIG_LIBDIR": "/nonexistent",  # the host's .pc files describe host libraries
         "CFLAGS": f"{CFLAGS} -ffile-prefix-map={work}=/cpython",
         "LDFLAGS": LDFLAGS,
@@ -200,7 +201,8 @@ def configure(tree: Path, build: Path, arch: str, log: Path) -> None:
     multiarch = elfdeps.arch_info(arch).multiarch
     cross_gcc(arch)
     command = [
-        str(tree / "configure"),
+        # Relative, because configure bakes its own path into the binary as VPATH.
+        os.path.join(os.path.relpath(tree, build), "configure"),
         f"--host={multiarch}",
         f"--build={os.uname().machine}-linux-gnu",
         f"--with-build-python={BUILD_PYTHON}",
