@@ -137,7 +137,11 @@ def _compile_and_link(root: Path, spec: RuntimeSpec, work: Path, library: Path) 
     cc = cross_tool(spec.arch, "gcc")
     include = root / "usr/include" / spec.python
     multiarch = elfdeps.arch_info(spec.arch).multiarch
-    static = [p for p in (root / "usr/lib" / multiarch / "libz.a",) if p.is_file()]
+    # The sysroot's own static libz and libm, so a host cross libc (libc6-dev-s390x-cross)
+    # never turns them into DT_NEEDED entries.
+    static = [
+        p for p in (root / "usr/lib" / multiarch / name for name in ("libz.a", "libm.a")) if p.is_file()
+    ]
     steps = [
         [cc, f"--sysroot={root}", "-O2", f"-I{include}", "-c", f"{name}.c", "-o", f"{name}.o"]
         for name in ("main", "config")
@@ -157,7 +161,7 @@ def _compile_and_link(root: Path, spec: RuntimeSpec, work: Path, library: Path) 
             "config.o",
             str(library),
             *map(str, static),
-            "-lm",
+            *([] if any(p.name == "libm.a" for p in static) else ["-lm"]),
             "-o",
             spec.python,
         ]
