@@ -179,7 +179,7 @@ def runtime_stage_inputs(
     packages = package_digests(pkgs)
     inputs = runtime_inputs(spec, packages, writer)
     if spec.interpreter == "static":
-        inputs["cpython"] = static.cpython_sources(cache_dir, offline)
+        inputs["cpython"] = static.cpython_sources(cache_dir, offline, spec.arch)
     return writer, pkgs, packages, inputs
 
 

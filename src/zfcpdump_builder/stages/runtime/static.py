@@ -41,11 +41,11 @@ def native_modules(closure: ModuleClosure) -> tuple[str, ...]:
     return tuple(sorted(n for n, r in closure.modules.items() if r.kind in ("builtin", "extension")))
 
 
-def cpython_sources(cache_dir: Path, offline: bool) -> dict[str, Any]:
+def cpython_sources(cache_dir: Path, offline: bool, arch: str) -> dict[str, Any]:
     """What of the static build the 'runtime' stage's key holds (the module set follows from
     the writer, which the key already holds)."""
     _tarball, digest = cpython.CPythonSource().tarball(cache_dir, offline)
-    return {"source_sha256": digest, "toolchain": cpython.toolchain_identity("s390x")}
+    return {"source_sha256": digest, "toolchain": cpython.toolchain_identity(arch)}
 
 
 def static_interpreter(
