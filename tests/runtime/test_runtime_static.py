@@ -6,7 +6,9 @@ from __future__ import annotations
 import ast
 import io
 import json
+import shutil
 import tarfile
+import uuid
 from pathlib import Path
 
 import pytest
@@ -17,11 +19,34 @@ from zfcpdump_builder.core.events import Reporter
 from zfcpdump_builder.core.store import StageOutput, Store, file_sha256
 from zfcpdump_builder.stages import cpython
 from zfcpdump_builder.stages.model import produce
-from zfcpdump_builder.stages.runtime import FILES_JSON, ROOT_DIR, RuntimeSpec, build_runtime, writer_modules
+from zfcpdump_builder.stages.runtime import (
+    FILES_JSON,
+    ROOT_DIR,
+    RuntimeSpec,
+    build_runtime,
+    freeze,
+    writer_modules,
+)
 from zfcpdump_builder.stages.runtime.closure import ModuleClosure
 from zfcpdump_builder.stages.runtime.static import check_complete
 
 WRITER = Path(__file__).resolve().parents[2] / "src" / "zfcpdump_writer"
+
+
+class RecordingReporter(Reporter):
+    def __init__(self) -> None:
+        super().__init__(io.StringIO())
+        self.finished: list[tuple[str, bool]] = []
+
+    def stage_finish(self, stage: str, key: str, cached: bool, seconds: float) -> None:
+        del key, seconds  # only which stage, and whether it came from the cache
+        self.finished.append((stage, cached))
+
+
+def interpreter_dir(static_out: StageOutput) -> Path:
+    """The 'cpython' stage output the frozen /init was linked from."""
+    data = json.loads((static_out.path / FILES_JSON).read_text())
+    return static_out.path.parent / data["python"]["frozen"]["interpreter"]
 
 
 @pytest.fixture(scope="module")
@@ -31,17 +56,18 @@ def static_out(cache_dir: Path) -> StageOutput:
 
 
 @pytest.mark.slow
-def test_the_static_rd_has_no_loader_and_no_library(
+def test_the_static_rd_is_one_binary_with_the_writer_frozen_in(
     static_out: StageOutput, runtime_out: StageOutput
 ) -> None:
     root = static_out.path / ROOT_DIR
-    binary = root / "usr/bin/python3.11"
-    cpython.check_static(binary, "s390x")  # raises on PT_INTERP or DT_NEEDED
-    native = [
-        p.relative_to(root) for p in root.rglob("*") if p.is_file() and p.read_bytes()[:4] == b"\x7fELF"
-    ]
-    assert native == [Path("usr/bin/python3.11")]
+    cpython.check_static(root / "init", "s390x")  # raises on PT_INTERP or DT_NEEDED
+    assert [p.relative_to(root) for p in root.rglob("*")] == [Path("init")], "no zip, no .pyc, no lib"
     data = json.loads((static_out.path / FILES_JSON).read_text())
+    assert data["python"]["bytecode"] == "frozen" and data["python"]["binary"] == "/init"
+    assert data["python"]["frozen"]["self_check"] is True
+    frozen = {m["name"] for m in data["modules"] if "size" in m}
+    assert set(writer_modules(WRITER)) | {"os", "encodings", "io"} <= frozen
+    assert data["python"]["frozen"]["modules"] == len(frozen)
     assert "ctypes" not in {m["name"] for m in data["modules"]}
     assert {"mmap", "_struct", "_zfcpdump"} <= set(data["python"]["static"]["builtins"])
     packaged = json.loads((runtime_out.path / FILES_JSON).read_text())
@@ -52,12 +78,13 @@ def test_the_static_rd_has_no_loader_and_no_library(
 
 
 @pytest.mark.slow
-def test_the_static_runtime_runs_the_writer_alone_in_a_chroot(
+def test_the_frozen_init_runs_the_writer_alone_in_a_chroot(
     static_out: StageOutput, qemu: Path, tmp_path: Path
 ) -> None:
     box = chroot.make_root(static_out.path / ROOT_DIR, tmp_path / "root", qemu)
     code = (
-        f"import sys, errno\nfor m in {writer_modules(WRITER)!r}: __import__(m)\n"
+        "import sys, errno, _imp\n"
+        f"for m in {writer_modules(WRITER)!r}:\n    __import__(m)\n    assert _imp.is_frozen(m), m\n"
         "import _zfcpdump\n"
         "try:\n    _zfcpdump.mount('none', '/no/such/dir', 'proc')\n"
         "except OSError as e:\n    assert e.errno == errno.ENOENT, e\n"
@@ -65,11 +92,70 @@ def test_the_static_runtime_runs_the_writer_alone_in_a_chroot(
         "assert 'ctypes' not in sys.modules\n"
         "print(repr(sorted(sys.builtin_module_names)))"
     )
-    result = chroot.run(box, ["/usr/bin/python3.11", "-ISB", "-c", code])
+    result = chroot.run(box, ["/init", "--python", "-ISB", "-c", code])
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     data = json.loads((static_out.path / FILES_JSON).read_text())
     assert ast.literal_eval(result.stdout.strip()) == sorted(data["python"]["static"]["builtins"])
+    # /init's own entry: the isolated start-up with an empty sys.path, then the writer's main.
+    helped = chroot.run(box, ["/init", "--help"])
+    assert helped.returncode == 0 and "zfcpdump-writer [--root DIR]" in helped.stderr, helped
+    refused = chroot.run(box, ["/init"])  # not PID 1 and no --root: it must refuse to touch the system
+    assert refused.returncode == 3 and "refusing to run on a live system" in refused.stderr, refused
+
+
+@pytest.mark.slow
+def test_a_writer_only_change_refreezes_without_a_cpython_rebuild(
+    static_out: StageOutput, cache_dir: Path, tmp_path: Path
+) -> None:
+    changed = tmp_path / "zfcpdump_writer"
+    shutil.copytree(WRITER, changed, ignore=shutil.ignore_patterns("__pycache__"))
+    marker = f"a writer-only change {uuid.uuid4()}"  # new each run, so never a cache hit
+    with open(changed / "copier.py", "a") as handle:
+        handle.write(f"\nFROZEN_MARKER = {marker!r}\n")
+    events = RecordingReporter()
+    out = build_runtime(RuntimeSpec(interpreter="static"), changed, Store(cache_dir), events, cache_dir)
+    assert not out.cached and out.key != static_out.key
+    assert ("cpython", True) in events.finished, events.finished
+    blob = (out.path / ROOT_DIR / "init").read_bytes()
+    assert (
+        b"a writer-only change" in blob
+        and b"a writer-only change" not in (static_out.path / ROOT_DIR / "init").read_bytes()
+    )
+
+
+def test_a_binary_that_fails_the_self_check_is_a_build_error(static_out: StageOutput, qemu: Path) -> None:
+    # The cpython stage's own interpreter has no frozen writer and no --python option.
+    plain = interpreter_dir(static_out) / cpython.BINARY
+    with pytest.raises(CompileError, match="fails its self-check") as caught:
+        freeze.self_check(plain, "s390x", writer_modules(WRITER))
+    assert "--python" in caught.value.message
+
+
+def test_the_frozen_table_points_into_one_blob() -> None:
+    modules = [
+        freeze.FrozenModule("pkg", b"AB", True, "writer"),
+        freeze.FrozenModule("pkg.mod", b"CDE", False, "writer"),
+    ]
+    text = freeze.table_source(modules, 'print("x")\n')
+    assert '{"pkg", zfcpdump_frozen_blob + 0, 2, 1, NULL},' in text
+    assert '{"pkg.mod", zfcpdump_frozen_blob + 2, 3, 0, NULL},' in text
+    assert 'L"print(\\"x\\")\\n"' in text
+    assert text.rstrip().endswith("{NULL, NULL, 0, 0, NULL},\n};")
+
+
+# Shaped like CPython 3.11's: the two lists trim_frozen rewrites, and the empty-table guard.
+FREEZE_MODULES = """# the frozen modules
+FROZEN = [
+    ('stdlib', ['os']),
+]
+BOOTSTRAP = {
+    'zipimport',
+}
+for lines in ([], [''], ['x']):
+        if not lines[0]:
+            del lines[0]
+"""
 
 
 def fake_source(tmp_path: Path, configure: str) -> Path:
@@ -80,6 +166,7 @@ def fake_source(tmp_path: Path, configure: str) -> Path:
             ("Python-0.0/configure", f"#!/bin/sh\n{configure}\n", 0o755),
             ("Python-0.0/Modules/Setup.stdlib.in", "@MODULE__STRUCT_TRUE@_struct _struct.c\n", 0o644),
             ("Python-0.0/Modules/Setup.bootstrap.in", "*static*\nposix posixmodule.c\n", 0o644),
+            ("Python-0.0/Tools/scripts/freeze_modules.py", FREEZE_MODULES, 0o644),
         ):
             info = tarfile.TarInfo(name)
             info.size, info.mode = len(text), mode
@@ -125,6 +212,11 @@ def test_a_module_needing_a_library_or_unknown_is_a_build_error(tmp_path: Path) 
         cpython.setup_local(tree, {"zlib"})
     with pytest.raises(CompileError, match="no such module"):
         cpython.setup_local(tree, {"_nonesuch"})
+
+
+def test_trim_frozen_keeps_only_the_import_system(static_out: StageOutput) -> None:
+    frozen = json.loads((interpreter_dir(static_out) / cpython.FROZEN_JSON).read_text())
+    assert frozen == sorted(cpython.KEPT_FROZEN.values())
 
 
 def test_a_dynamic_binary_is_refused(runtime_out: StageOutput) -> None:

@@ -8,6 +8,7 @@ import subprocess
 from dataclasses import dataclass
 from typing import Any
 
+from . import elfdeps
 from .errors import HostError
 
 CROSS_PREFIX = "s390x-linux-gnu-"
@@ -51,3 +52,20 @@ def resolve(cross_compile: str, ccache: bool | str | None) -> Toolchain:
     return Toolchain(
         prefix, use_ccache, _first_line([gcc, "--version"]), _first_line([f"{prefix}ld", "--version"])
     )
+
+
+def cross_tool(arch: str, tool: str, needed_for: str = "building the interpreter") -> str:
+    """The target's binutils/gcc program *tool* (e.g. s390x-linux-gnu-gcc), or a HostError."""
+    multiarch = elfdeps.arch_info(arch).multiarch
+    found = shutil.which(f"{multiarch}-{tool}")
+    if found is None:
+        raise HostError(
+            f"{multiarch}-{tool} is not installed (needed for {needed_for})",
+            hint=f"apt-get install gcc-{multiarch}",
+        )
+    return found
+
+
+def cross_gcc_version(arch: str) -> str:
+    """The first line of the target gcc's --version (what changes its output)."""
+    return _first_line([cross_tool(arch, "gcc"), "--version"]) or "unknown"

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ...core import debpkg, debsource, elfdeps
+from ...core import debpkg, debsource, elfdeps, toolchain
 from ...core.errors import CompileError, HostError, SourceError
 from ...core.events import Reporter
 from ...core.hostrun import run_logged
@@ -30,8 +30,21 @@ NATIVE_MODULE = Path(__file__).with_name("_zfcpdump.c")
 BUILD_PYTHON = "/usr/bin/python3.11"
 BINARY = "python3.11"
 BUILTINS_JSON = "builtins.json"
-# Bootstrap modules dropped when nothing imports them: start-up needs none of them.
-DROPPABLE = ("_locale", "_sre", "_symtable", "pwd")
+# What freezing the writer into an interpreter needs (stages/runtime/freeze.py): the library,
+# the headers and the libraries the interpreter links with.
+DEV_DIR = "dev"
+ARCHIVE = "libpython3.11.a"
+LINK_JSON = "link.json"
+FROZEN_JSON = "frozen.json"
+# CPython deep-freezes a dozen stdlib modules into .data (0.85 MB here, and pages the
+# interpreter dirties). Only the import system stays so; the writer's stage freezes the
+# modules its closure needs, marshalled, next to its own (stages/runtime/freeze.py).
+KEPT_FROZEN = {
+    "importlib._bootstrap": "_frozen_importlib",
+    "importlib._bootstrap_external": "_frozen_importlib_external",
+}
+# Modules dropped when nothing imports them: start-up needs none of them.
+DROPPABLE = ("_locale", "_sre", "_symtable", "pwd", "xxsubtype")  # not _tracemalloc: the core links it
 # Stdlib modules that need a library outside CPython: the static interpreter never has them.
 NEEDS_LIBRARY = frozenset(
     [
@@ -62,6 +75,11 @@ CONFIGURE_CACHE = (
     "ac_cv_file__dev_ptc=no",
     "ac_cv_buggy_getaddrinfo=no",
     "ac_cv_header_zlib_h=no",
+    # No dynamic loading: a static glibc's dlopen (and NSS, which dlopens) costs ~0.2 MB.
+    "ac_cv_func_dlopen=no",
+    "ac_cv_lib_dl_dlopen=no",
+    "ac_cv_func_getgrouplist=no",
+    "ac_cv_func_initgroups=no",
 )
 
 
@@ -90,22 +108,13 @@ class CPythonSource:
         return self.path, actual
 
 
-def cross_gcc(arch: str) -> str:
-    name = f"{elfdeps.arch_info(arch).multiarch}-gcc"
-    if shutil.which(name) is None:
-        raise HostError(f"{name} is not installed (needed for runtime.interpreter: static)")
-    return name
-
-
 def toolchain_identity(arch: str) -> list[str]:
-    gcc = cross_gcc(arch)
-    version = subprocess.run([gcc, "--version"], capture_output=True, text=True, check=False).stdout
     libc = Path("/usr") / elfdeps.arch_info(arch).multiarch / "lib/libc.a"
     if not libc.is_file():
         raise HostError(
             f"{libc} is missing: a static interpreter needs it", hint="apt-get install libc6-dev-s390x-cross"
         )
-    return [version.splitlines()[0] if version else gcc, file_sha256(libc)]
+    return [toolchain.cross_gcc_version(arch), file_sha256(libc)]
 
 
 def cpython_inputs(source_sha256: str, modules: tuple[str, ...], arch: str) -> dict[str, Any]:
@@ -140,6 +149,7 @@ def prepare_cpython(
         work = out / "work"
         reporter.info(f"[cpython] building a static {BINARY} for {arch} (a few minutes, once)")
         tree = unpack(tarball, work / "src")
+        trim_frozen(tree, logs / "freeze_modules.log")
         build = work / "build"
         build.mkdir()
         configure(tree, build, arch, logs / "configure.log")
@@ -163,13 +173,69 @@ def prepare_cpython(
             check=True,
         )
         check_static(binary, arch)
+        export_dev(tree, build, out / DEV_DIR)
         builtins = builtin_names(build / "Modules" / "config.c")
         (out / BUILTINS_JSON).write_text(json.dumps(builtins, indent=1) + "\n")
+        (out / FROZEN_JSON).write_text(json.dumps(frozen_names(tree / "Python/frozen.c")) + "\n")
         shutil.rmtree(work)
         dropped = sorted(set(modules) - wanted)
         return {"size": binary.stat().st_size, "builtins": len(builtins), "not_built": dropped}
 
     return Prepared(cpython_inputs(digest, modules, arch), produce)
+
+
+FREEZE_SCRIPT = "Tools/scripts/freeze_modules.py"
+
+
+def trim_frozen(tree: Path, log: Path) -> None:
+    """Cut CPython's frozen-module list down to KEPT_FROZEN and regenerate what depends on it
+    (Python/frozen.c, Makefile.pre.in), as `make regen-frozen` would."""
+    script = tree / FREEZE_SCRIPT
+    text = script.read_text() if script.is_file() else ""
+    start, bootstrap = text.find("\nFROZEN = [\n"), text.find("\nBOOTSTRAP = {\n")
+    end = text.find("}\n", bootstrap) + 2
+    empty_guard = "        if not lines[0]:"
+    if min(start, bootstrap) < 0 or empty_guard not in text:
+        raise SourceError(f"{FREEZE_SCRIPT} is not shaped as in CPython 3.11: cannot trim the frozen modules")
+    specs = "".join(f"        '{source} : {name}',\n" for source, name in KEPT_FROZEN.items())
+    kept = "".join(f"    '{source}',\n" for source in KEPT_FROZEN)
+    text = (
+        text[:start]
+        + f"\nFROZEN = [\n    ('import system', [\n{specs}    ]),\n]\nBOOTSTRAP = {{\n{kept}}}\n"
+        + text[end:]
+    ).replace(empty_guard, "        if lines and not lines[0]:")  # the stdlib and test tables are empty
+    script.write_text(text)
+    run_logged([BUILD_PYTHON, FREEZE_SCRIPT], log, {"LC_ALL": "C"}, "CPython freeze_modules", cwd=tree)
+
+
+FROZEN_ENTRY = re.compile(r'^\s*\{"([\w.]+)",', re.MULTILINE)
+
+
+def frozen_names(frozen_c: Path) -> list[str]:
+    """The names in the interpreter's frozen tables (Python/frozen.c), aliases excluded."""
+    text = frozen_c.read_text()
+    tables = text[: text.find("static const struct _module_alias")]
+    return sorted(set(FROZEN_ENTRY.findall(tables)))
+
+
+PRINT_LIBS = "print-link-libs:\n\t@echo $(LIBS) $(MODLIBS) $(SYSLIBS)\n"
+
+
+def export_dev(tree: Path, build: Path, dev: Path) -> None:
+    """libpython, its headers (with the configured pyconfig.h) and its link libraries."""
+    dev.mkdir()
+    shutil.copy(build / ARCHIVE, dev / ARCHIVE)
+    shutil.copytree(tree / "Include", dev / "include")
+    shutil.copy(build / "pyconfig.h", dev / "include" / "pyconfig.h")
+    printed = subprocess.run(
+        ["make", "-s", "--no-print-directory", "-f", "Makefile", "-f", "-", "print-link-libs"],
+        input=PRINT_LIBS,
+        cwd=build,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    (dev / LINK_JSON).write_text(json.dumps({"libs": printed.stdout.split()}) + "\n")
 
 
 def unpack(tarball: Path, dest: Path) -> Path:
@@ -199,7 +265,7 @@ def _env(work: Path) -> dict[str, str]:
 
 def configure(tree: Path, build: Path, arch: str, log: Path) -> None:
     multiarch = elfdeps.arch_info(arch).multiarch
-    cross_gcc(arch)
+    toolchain.cross_tool(arch, "gcc", "runtime.interpreter: static")
     command = [
         # Relative, because configure bakes its own path into the binary as VPATH.
         os.path.join(os.path.relpath(tree, build), "configure"),
@@ -271,7 +337,7 @@ def setup_local(tree: Path, modules: set[str]) -> str:
             f"the static interpreter does not link external libraries, but {', '.join(needs_libs)} needs one",
             hint="the writer must not import it, or use runtime.interpreter: custom",
         )
-    disabled = sorted(m for m in DROPPABLE if m in bootstrap and m not in modules)
+    disabled = sorted(m for m in DROPPABLE if m not in modules)
     static = [known[m] for m in extra] + [f"_zfcpdump {NATIVE_MODULE.name}"]
     return "*static*\n" + "\n".join(static) + "\n\n*disabled*\n" + "\n".join(disabled) + "\n"
 

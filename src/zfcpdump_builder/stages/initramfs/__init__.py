@@ -28,6 +28,7 @@ from .contents import (
     all_entries,
     choose_methods,
     contents_records,
+    frozen_init,
     mount_points,
     overlay_entries,
     ram_bytes,
@@ -91,7 +92,8 @@ def initramfs_stage_inputs(
     """The compression candidates, the writer's config text and the 'initramfs' stage's
     inputs: what both `build` and `plan` compute."""
     spec.validate()
-    methods = choose_methods(spec, kernel_config)
+    python = runtime_mod.load_manifest(runtime_output)["python"]
+    methods = choose_methods(spec, kernel_config, script_init=not frozen_init(python))
     if not methods:
         raise HostError("none of the compressors the kernel can unpack is available")
     config_text = render_writer_config(spec.writer_config)
@@ -165,6 +167,7 @@ def composition(records: list[dict[str, Any]], manifest: dict[str, Any]) -> dict
     """Bytes per category: interpreter, loader, library, extension, bytecode, writer, other."""
     categories = {"/" + norm_path(f["path"]): f.get("category", "") for f in manifest["files"]}
     zip_path = manifest["python"].get("zip")
+    frozen = frozen_init(manifest["python"])
     totals: dict[str, int] = {}
     for record in records:
         if record["type"] != "file":
@@ -173,11 +176,14 @@ def composition(records: list[dict[str, Any]], manifest: dict[str, Any]) -> dict
         if record["path"] == zip_path:
             continue
         totals[category] = totals.get(category, 0) + record["size"]
-    if zip_path:
+    if zip_path or frozen:
         for module in manifest["modules"]:
             if "size" in module:
                 totals[module["category"]] = totals.get(module["category"], 0) + module["size"]
         members = sum(m.get("size", 0) for m in manifest["modules"])
+    if frozen:  # the bytecode is inside /init: count it as bytecode, not as interpreter
+        totals["interpreter"] = totals.get("interpreter", 0) - members
+    elif zip_path:
         zipped = next((r["size"] for r in records if r["path"] == zip_path), members)
         totals["zip overhead"] = zipped - members
     return dict(sorted(totals.items()))

@@ -62,11 +62,11 @@ class InitramfsSpec:
             raise RecipeError("source_date_epoch must not be negative")
 
 
-def choose_methods(spec: InitramfsSpec, kernel_config: dict[str, str]) -> list[str]:
+def choose_methods(spec: InitramfsSpec, kernel_config: dict[str, str], script_init: bool = True) -> list[str]:
     """The compression methods to try: one for an explicit choice, all safe ones for auto."""
     if _config_value(kernel_config, "BLK_DEV_INITRD") != "y":
         raise RecipeError("the kernel config has BLK_DEV_INITRD off: it cannot load any initramfs")
-    if _config_value(kernel_config, "BINFMT_SCRIPT") not in ("y", None):
+    if script_init and _config_value(kernel_config, "BINFMT_SCRIPT") not in ("y", None):
         raise RecipeError(
             "the kernel config has BINFMT_SCRIPT off, but /init is a #! script",
             hint="set CONFIG_BINFMT_SCRIPT=y",
@@ -81,6 +81,11 @@ def choose_methods(spec: InitramfsSpec, kernel_config: dict[str, str]) -> list[s
             hint=f"choose one the kernel can unpack: {', '.join(enabled)} (or auto)",
         )
     return [spec.compression]
+
+
+def frozen_init(python: dict[str, Any]) -> bool:
+    """True when the runtime's binary is /init itself (the writer frozen in): no script."""
+    return python.get("bytecode") == "frozen"
 
 
 def init_script(python: dict[str, Any]) -> str:
@@ -137,9 +142,10 @@ def runtime_entries(runtime_dir: Path) -> list[RdEntry]:
 def base_entries(spec: InitramfsSpec, runtime_dir: Path, config_text: str) -> dict[str, RdEntry]:
     manifest = runtime_mod.load_manifest(runtime_dir)
     found = {e.path: e for e in runtime_entries(runtime_dir)}
-    found["init"] = RdEntry(
-        "init", "file", 0o755, init_script(manifest["python"]).encode(), origin="generated:/init"
-    )
+    if not frozen_init(manifest["python"]):
+        found["init"] = RdEntry(
+            "init", "file", 0o755, init_script(manifest["python"]).encode(), origin="generated:/init"
+        )
     found[CONFIG_PATH] = RdEntry(
         CONFIG_PATH, "file", 0o644, config_text.encode(), origin="generated:writer config"
     )

@@ -26,25 +26,25 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ...core import elfdeps
+from ...core import elfdeps, toolchain
 from ...core.errors import CompileError, SourceError
 from ...core.events import Reporter
 from ...core.store import StageOutput, Store, code_digest
 from .. import pycompile
 from ..model import InnerStage, Prepared, produce
 from . import static
-from .closure import ModuleClosure, module_closure, writer_modules
-from .interpreter import CustomBuild, custom_interpreter, toolchain_version
+from .closure import module_closure, writer_modules
+from .interpreter import custom_interpreter
+from .listing import landmark_modules, runtime_manifest, warn_missing
 from .packages import Staged, acquire, package_digests, sysroot_inputs, unpacked_packages
 from .spec import (
     DEFAULT_PACKAGES,
     FILES_JSON,
-    INTERPRETER_FLAGS,
     ROOT_DIR,
     STARTUP_MODULES,
     RootLayout,
@@ -52,14 +52,13 @@ from .spec import (
 )
 from .target import TargetPython, check_magic, describe_target, find_python, qemu_command
 from .tree import (
-    Bytecode,
     TreeWriter,
     _emit_bytecode,
     _emit_native,
-    _import_reasons,
     _in_root,
     bytecode_jobs,
     compile_bytecode,
+    image_name,
 )
 
 # Fallback when the target cannot be run: bytecode magic per CPython minor version.
@@ -127,7 +126,7 @@ def _source_digest(path: Path) -> str:
 
 def builder_digest() -> str:
     """Hash of the code that shapes this stage's output, so code changes miss the cache."""
-    package = sorted(Path(__file__).parent.glob("*.py"))  # every module of this stage
+    package = sorted(Path(__file__).parent.glob("*.[pc]*"))  # every module of this stage, launcher.c
     return code_digest(*package, Path(elfdeps.__file__ or ""), Path(pycompile.__file__ or ""))
 
 
@@ -161,7 +160,7 @@ def runtime_inputs(spec: RuntimeSpec, packages: list[list[str]], writer: WriterP
         "qemu": qemu_command(spec.arch) is not None and spec.probe,
     }
     if spec.interpreter == "custom":
-        inputs["toolchain"] = toolchain_version(spec.arch)
+        inputs["toolchain"] = toolchain.cross_gcc_version(spec.arch)
     if spec.kind == "sysroot":
         inputs["spec"]["path"] = None
         inputs["sysroot"] = _sysroot_fingerprint(Path(spec.path or "."), spec)
@@ -203,11 +202,9 @@ def prepare_runtime(
             if spec.kind == "sysroot"
             else unpacked_packages(pkgs, packages, spec, store, reporter)
         )
-        return produce_runtime(spec, staged, writer, out, reporter, build_static)
+        return produce_runtime(spec, staged, writer, out, reporter, static_env)
 
-    def build_static(target: TargetPython, closure: ModuleClosure) -> tuple[CustomBuild, TargetPython]:
-        return static.static_interpreter(target, closure, spec.arch, (store, reporter, cache_dir, offline))
-
+    static_env = static.StaticEnv(store, reporter, cache_dir, offline)
     sysroot = (
         InnerStage("sysroot", None, "runtime.kind sysroot")
         if spec.kind == "sysroot"
@@ -230,19 +227,16 @@ def build_runtime(
     )
 
 
-StaticBuilder = Callable[[TargetPython, ModuleClosure], tuple[CustomBuild, TargetPython]]
-
-
 def produce_runtime(
     spec: RuntimeSpec,
     staged: Staged,
     writer: WriterPackage,
     out: Path,
     reporter: Reporter,
-    build_static: StaticBuilder | None = None,
+    static_env: static.StaticEnv | None = None,
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="runtime-work-", suffix=f".{os.getpid()}", dir=out.parent) as tmp:
-        manifest = assemble(spec, staged, writer, out, Path(tmp), reporter, build_static)
+        manifest = assemble(spec, staged, writer, out, Path(tmp), reporter, static_env)
     (out / FILES_JSON).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     totals = manifest["totals"]
     return {"files": totals["files"], "bytes": totals["bytes"], "modules": len(manifest["modules"])}
@@ -255,7 +249,7 @@ def assemble(
     out: Path,
     work: Path,
     reporter: Reporter,
-    build_static: StaticBuilder | None = None,
+    static_env: static.StaticEnv | None = None,
 ) -> dict[str, Any]:
     layout = RootLayout(spec.python, spec.version)
     binary = find_python(staged, spec)
@@ -271,16 +265,16 @@ def assemble(
     roots = [*STARTUP_MODULES, *writer_modules(work / "writer" / writer.name), *spec.extra_modules]
     custom = None
     if spec.interpreter == "static":
-        if build_static is None:
+        if static_env is None:
             raise CompileError(
                 "runtime.interpreter static needs the cpython stage (build it through prepare_runtime)"
             )
         first = module_closure(static.as_static(target), search, roots, deep=(writer.name,))
-        custom, target = build_static(target, first)
+        custom, target = static.static_interpreter(target, first, spec.arch, static_env)
         closure = static.recompute(target, search, roots, writer.name)
     else:
         closure = module_closure(target, search, roots, deep=(writer.name,))
-    _warn_missing(closure, writer.name, reporter)
+    warn_missing(closure, writer.name, reporter)
     tree = TreeWriter(out / ROOT_DIR)
     if spec.interpreter == "custom":
         extensions = [
@@ -297,80 +291,26 @@ def assemble(
             target.ext_suffixes,
             target.source,
         )
-    _emit_native(tree, staged, spec, layout, closure, custom)
-    jobs = bytecode_jobs(closure, writer.name, staged, landmark_modules(spec))
-    pycs = compile_bytecode(jobs, layout, spec, work / "pyc")
-    _emit_bytecode(tree, spec, layout, jobs, pycs)
-    manifest = _manifest(spec, staged, target, layout, tree, closure, jobs, pycs)
+    if spec.interpreter == "static" and custom is not None and static_env is not None:
+        jobs = bytecode_jobs(closure, writer.name, staged, ())
+        pycs = static.marshalled(compile_bytecode(jobs, spec.optimize, work / "pyc", static.frozen_name))
+        python = static.emit_frozen(
+            tree, custom, jobs, pycs, spec.arch, writer.name, work / "freeze", static_env
+        )
+    else:
+        _emit_native(tree, staged, spec, layout, closure, custom)
+        jobs = bytecode_jobs(closure, writer.name, staged, landmark_modules(spec))
+        pycs = compile_bytecode(jobs, spec.optimize, work / "pyc", image_name(layout, spec))
+        _emit_bytecode(tree, spec, layout, jobs, pycs)
+        python = {}
+    manifest = runtime_manifest(spec, staged, target, layout, tree, closure, jobs, pycs)
+    manifest["python"].update(python)
     if custom is not None:
         manifest["python"][spec.interpreter] = {
             "builtins": sorted(custom.builtins),
             "exported_symbols": len(custom.exports),
         }
     return manifest
-
-
-def _warn_missing(closure: ModuleClosure, writer: str, reporter: Reporter) -> None:
-    for name, importers in sorted(closure.missing.items()):
-        if name not in closure.guarded and any(i.split(".")[0] == writer for i in importers):
-            reporter.warning(
-                f"runtime: {name} (imported by {', '.join(importers)}) is not in the "
-                "target runtime; the writer must guard that import"
-            )
-
-
-def landmark_modules(spec: RuntimeSpec) -> tuple[str, ...]:
-    """Frozen modules that must still exist as files: os.pyc marks the prefix for 'files'."""
-    return ("os",) if spec.bytecode == "files" else ()
-
-
-def _manifest(
-    spec: RuntimeSpec,
-    staged: Staged,
-    target: TargetPython,
-    layout: RootLayout,
-    tree: TreeWriter,
-    closure: ModuleClosure,
-    jobs: list[Bytecode],
-    pycs: dict[str, bytes],
-) -> dict[str, Any]:
-    files = [tree.records[p].as_json() for p in sorted(tree.records)]
-    by_member = {j.member: j for j in jobs}
-    modules = []
-    for record in closure.modules.values():
-        entry: dict[str, Any] = {"name": record.name, "kind": record.kind, "why": _import_reasons(record)}
-        member = next((m for m, j in by_member.items() if j.module == record.name), None)
-        if member is not None:
-            job = by_member[member]
-            entry.update(
-                member=member,
-                size=len(pycs[member]),
-                origin=job.origin,
-                sha256=hashlib.sha256(pycs[member]).hexdigest(),
-                category="writer" if job.origin == "writer" else "bytecode",
-            )
-        modules.append(entry)
-    regular = [f for f in files if f["type"] == "file"]
-    return {
-        "python": {
-            "name": spec.python,
-            "version": target.version,
-            "magic": target.magic,
-            "binary": "/" + layout.binary,
-            "flags": list(INTERPRETER_FLAGS),
-            "bytecode": spec.bytecode,
-            "optimize": spec.optimize,
-            "zip": "/" + layout.zip if spec.bytecode == "zip" else None,
-            "tables": target.source,
-        },
-        "arch": spec.arch,
-        "kind": spec.kind,
-        "packages": [asdict(p) for p in staged.packages],
-        "files": files,
-        "modules": modules,
-        "missing_modules": {k: v for k, v in sorted(closure.missing.items())},
-        "totals": {"files": len(regular), "bytes": sum(f["size"] for f in regular)},
-    }
 
 
 def load_manifest(output: StageOutput | Path) -> dict[str, Any]:

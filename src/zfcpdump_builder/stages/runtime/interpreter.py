@@ -5,13 +5,12 @@ the writer's closure needs (runtime.interpreter: custom).
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from ...core import elfdeps
-from ...core.errors import CompileError, HostError, SourceError
+from ...core import elfdeps, toolchain
+from ...core.errors import CompileError, SourceError
 from .closure import ModuleClosure
 from .spec import RuntimeSpec
 
@@ -30,24 +29,6 @@ MAIN_C = '#include "Python.h"\nint main(int argc, char **argv) { return Py_Bytes
 
 
 INITTAB = re.compile(r'\{"(\w+)", (\w+)\}')
-
-
-def cross_tool(arch: str, tool: str) -> str:
-    name = f"{elfdeps.arch_info(arch).multiarch}-{tool}"
-    found = shutil.which(name)
-    if found is None:
-        raise HostError(
-            f"{name} is not installed (needed for runtime.interpreter: custom)",
-            hint=f"apt-get install gcc-{elfdeps.arch_info(arch).multiarch}",
-        )
-    return found
-
-
-def toolchain_version(arch: str) -> str:
-    result = subprocess.run(
-        [cross_tool(arch, "gcc"), "--version"], capture_output=True, text=True, check=False
-    )
-    return result.stdout.splitlines()[0] if result.stdout else "unknown"
 
 
 def config_dir(root: Path, spec: RuntimeSpec) -> Path:
@@ -124,7 +105,10 @@ def custom_interpreter(
     (work / "config.c").write_text(render_config_c(entries))
     (work / "main.c").write_text(MAIN_C)
     library = conf / f"lib{spec.python}.a"
-    exports = sorted(extension_imports(extensions) & archive_defines(cross_tool(spec.arch, "nm"), library))
+    exports = sorted(
+        extension_imports(extensions)
+        & archive_defines(toolchain.cross_tool(spec.arch, "nm", "runtime.interpreter: custom"), library)
+    )
     (work / "exports.list").write_text("{\n" + "".join(f"  {s};\n" for s in exports) + "};\n")
     (work / "link.rsp").write_text("\n".join(f"-Wl,--undefined={s}" for s in exports) + "\n")
     _compile_and_link(root, spec, work, library)
@@ -134,7 +118,7 @@ def custom_interpreter(
 
 
 def _compile_and_link(root: Path, spec: RuntimeSpec, work: Path, library: Path) -> None:
-    cc = cross_tool(spec.arch, "gcc")
+    cc = toolchain.cross_tool(spec.arch, "gcc", "runtime.interpreter: custom")
     include = root / "usr/include" / spec.python
     multiarch = elfdeps.arch_info(spec.arch).multiarch
     # The sysroot's own static libz and libm, so a host cross libc (libc6-dev-s390x-cross)

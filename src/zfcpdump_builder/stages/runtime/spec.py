@@ -21,7 +21,8 @@ DEFAULT_PACKAGES = (
 )
 
 
-STARTUP_MODULES = ("encodings", "encodings.aliases", "encodings.utf_8")
+# What start-up imports before any user code (io for sys.std*, encodings for the codecs).
+STARTUP_MODULES = ("io", "encodings", "encodings.aliases", "encodings.utf_8")
 
 
 INTERPRETER_FLAGS = ("-I", "-S", "-B")

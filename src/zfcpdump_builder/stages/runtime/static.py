@@ -7,6 +7,8 @@ never an ImportError in the dump environment.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +17,27 @@ from ...core.events import Reporter
 from ...core.store import Store
 from .. import cpython
 from ..model import produce
+from . import freeze
 from .closure import ModuleClosure, module_closure
 from .interpreter import CustomBuild
 from .target import TargetPython
+from .tree import Bytecode, TreeWriter
 
 NATIVE = "_zfcpdump"  # built into the static interpreter (stages/cpython/_zfcpdump.c)
+INIT = "init"  # the frozen binary is the rd's /init itself
+frozen_name = freeze.frozen_name
+marshalled = freeze.marshalled
+
+
+@dataclass(frozen=True)
+class StaticEnv:
+    """What the static path needs beyond the runtime stage: the store for the 'cpython'
+    stage, the reporter, the cache dir (source tarball, logs) and the offline flag."""
+
+    store: Store
+    reporter: Reporter
+    cache_dir: Path
+    offline: bool
 
 
 def as_static(target: TargetPython) -> TargetPython:
@@ -30,7 +48,7 @@ def as_static(target: TargetPython) -> TargetPython:
         target.version,
         target.magic,
         (target.builtins - cpython.NEEDS_LIBRARY) | {NATIVE},
-        target.frozen,
+        frozenset(cpython.KEPT_FROZEN.values()),
         target.ext_suffixes,
         target.source,
     )
@@ -52,22 +70,20 @@ def static_interpreter(
     target: TargetPython,
     closure: ModuleClosure,
     arch: str,
-    env: tuple[Store, Reporter, Path, bool],
+    env: StaticEnv,
 ) -> tuple[CustomBuild, TargetPython]:
     """Build (or find) the static binary for *closure*, and the target it makes."""
-    store, reporter, cache_dir, offline = env
     prepared = cpython.prepare_cpython(
-        cpython.CPythonSource(), native_modules(closure), arch, cache_dir, reporter, offline
+        cpython.CPythonSource(), native_modules(closure), arch, env.cache_dir, env.reporter, env.offline
     )
-    reporter.stage_start("cpython", prepared.key)
-    output = produce("cpython", prepared, store)
-    reporter.stage_finish("cpython", output.key, output.cached, output.seconds)
+    env.reporter.stage_start("cpython", prepared.key)
+    output = produce("cpython", prepared, env.store)
+    env.reporter.stage_finish("cpython", output.key, output.cached, output.seconds)
     builtins = tuple(json.loads((output.path / cpython.BUILTINS_JSON).read_text()))
+    frozen = frozenset(json.loads((output.path / cpython.FROZEN_JSON).read_text()))
     size = (output.path / cpython.BINARY).stat().st_size
     how = f"static CPython {target.version} from source, {len(builtins)} built-in modules, {size} bytes"
-    static = TargetPython(
-        target.version, target.magic, frozenset(builtins), target.frozen, (), "static build"
-    )
+    static = TargetPython(target.version, target.magic, frozenset(builtins), frozen, (), "static build")
     return CustomBuild(output.path / cpython.BINARY, builtins, (), how), static
 
 
@@ -90,3 +106,41 @@ def recompute(target: TargetPython, search: list[Path], roots: list[str], writer
     closure = module_closure(target, search, roots, deep=(writer,))
     check_complete(closure, writer)
     return closure
+
+
+def emit_frozen(
+    tree: TreeWriter,
+    interpreter: CustomBuild,
+    jobs: Sequence[Bytecode],
+    pycs: dict[str, bytes],
+    arch: str,
+    writer: str,
+    work: Path,
+    env: StaticEnv,
+) -> dict[str, Any]:
+    """Freeze the bytecode into the interpreter, check it under qemu-user, and write it as
+    /init; returns what files.json's "python" says about it."""
+    modules = freeze.frozen_modules(jobs, pycs)
+    dev = interpreter.binary.parent / cpython.DEV_DIR
+    binary = freeze.freeze(dev, modules, writer, arch, work, env.cache_dir / "logs" / "freeze")
+    checked = freeze.self_check(binary, arch, [m.name for m in modules if m.origin == "writer"])
+    if not checked:
+        env.reporter.warning("no qemu-user for the target: the frozen writer's self-check was skipped")
+    code = sum(len(m.code) for m in modules)
+    why = [
+        f"/init: the writer and {len(modules)} modules frozen in ({code} bytes of bytecode)",
+        interpreter.how,
+    ]
+    tree.copy(binary, INIT, 0o755, "interpreter", "generated", why)
+    return {
+        "binary": "/" + INIT,
+        "flags": [],
+        "bytecode": "frozen",
+        "zip": None,
+        "frozen": {
+            "modules": len(modules),
+            "bytes": code,
+            "self_check": checked,
+            "interpreter": interpreter.binary.parent.name,  # the 'cpython' stage output
+        },
+    }

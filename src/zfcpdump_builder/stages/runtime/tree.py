@@ -9,7 +9,7 @@ import shutil
 import tempfile
 import zipfile
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,16 +109,21 @@ def _import_reasons(record: ModuleRecord) -> list[str]:
     return [f"imported by {name}" if name != "(root)" else "closure root" for name in record.importers]
 
 
-def compile_bytecode(
-    jobs: list[Bytecode], layout: RootLayout, spec: RuntimeSpec, work: Path
-) -> dict[str, bytes]:
-    """member -> .pyc bytes, compiled in a seeded child interpreter."""
+def image_name(layout: RootLayout, spec: RuntimeSpec) -> Callable[[Bytecode], str]:
+    """co_filename of a module in the rd: its source path inside the zip or the stdlib dir."""
     prefix = layout.zip if spec.bytecode == "zip" else layout.stdlib
+    return lambda job: "/" + prefix + "/" + job.member.removesuffix("c")
+
+
+def compile_bytecode(
+    jobs: list[Bytecode], optimize: int, work: Path, name: Callable[[Bytecode], str]
+) -> dict[str, bytes]:
+    """member -> .pyc bytes, compiled in a seeded child interpreter (the writer at level 0:
+    its asserts stay; the stdlib at *optimize*)."""
     groups: dict[int, list[pycompile.Job]] = defaultdict(list)
     for job in jobs:
-        level = 0 if job.origin == "writer" else spec.optimize
-        dfile = "/" + prefix + "/" + job.member.removesuffix("c")
-        groups[level].append(pycompile.Job(job.source, dfile, work / job.member))
+        level = 0 if job.origin == "writer" else optimize
+        groups[level].append(pycompile.Job(job.source, name(job), work / job.member))
     for level, group in sorted(groups.items()):
         try:
             pycompile.compile_jobs(group, level)
