@@ -25,7 +25,7 @@ import secrets
 import sys
 import tempfile
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,6 +59,17 @@ class Context:
     token: str
     probe: bool = False
     probe_cost: int = 0
+    baseline: bool = False  # art.rd is bench/baseline.py's busybox dd rd, judged by the token
+
+
+def baseline_context(ctx: Context, cache_dir: Path | None = None) -> Context:
+    """The same kernel with bench/baseline.py's busybox rd as the capture rd."""
+    from bench import baseline
+
+    work = ctx.work / "baseline"
+    work.mkdir(parents=True, exist_ok=True)
+    rd = baseline.baseline_rd(work / "baseline.rd", cache_dir)
+    return Context(replace(ctx.art, rd=rd), work, ctx.zg_root, ctx.token, baseline=True)
 
 
 def _first_rd(ctx: Context) -> Path:
@@ -86,15 +97,14 @@ def attempt(ctx: Context, crash_mib: int, write_bps: int | None = None) -> Run:
         log,
         crash_mib=crash_mib,
         dumped_mib=EXTRA_RAM_MIB,
-        expect=(sc.WRITER_START, sc.SUCCESS),
+        expect=_expected(ctx),
         timeout=180,
         write_bps=write_bps,
     )
     why = "; ".join(result.problems()) or ("" if result.exited else "guest did not power off")
     if not why:
         part = disk.partition_image(ctx.work / f"part-{tag}.img")
-        info = zgetdump.info(part, ctx.zg_root)
-        why = "" if info.returncode == 0 else "zgetdump -i: " + info.stderr.decode(errors="replace")
+        why = _judge(ctx, part)
         part.unlink()
     disk.path.unlink()
     return Run(
@@ -106,6 +116,26 @@ def attempt(ctx: Context, crash_mib: int, write_bps: int | None = None) -> Run:
         sc.mem_available_low_kib(result.console),
         str(log),
     )
+
+
+def _expected(ctx: Context) -> tuple[str, str]:
+    if ctx.baseline:
+        from bench import baseline
+
+        return baseline.START, baseline.DONE
+    return sc.WRITER_START, sc.SUCCESS
+
+
+def _judge(ctx: Context, part: Path) -> str:
+    """Why the dump on *part* is not good ("" when it is)."""
+    if ctx.baseline:
+        from bench import baseline
+
+        return (
+            "" if baseline.token_on(part, ctx.token) else "the crashed kernel's token is not on the partition"
+        )
+    info = zgetdump.info(part, ctx.zg_root)
+    return "" if info.returncode == 0 else "zgetdump -i: " + info.stderr.decode(errors="replace")
 
 
 def bisect(

@@ -12,7 +12,7 @@ writes the file with `render()`, the writer reads it with `parse()`: same code, 
     source = auto            # auto | /proc/vmcore | zcore/mem
     io = auto                # auto | direct (O_DIRECT) | buffered
     verify = sample          # sample (re-read a sample and compare) | off
-    chunk_kib = 1024         # copy buffer size in KiB (64..16384, multiple of 4)
+    chunk_kib = 256          # copy buffer size in KiB (64..16384, multiple of 4); two are held
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ DEFAULTS: dict[str, int | str] = {
     "source": "auto",
     "io": "auto",
     "verify": "sample",
-    "chunk_kib": 1024,
+    "chunk_kib": 256,  # 2 x 1 MiB cost the dump environment 1.5 MiB more for no measured speed
 }
 CHOICES = {
     "after": ("reipl", "poweroff", "halt"),

@@ -175,8 +175,8 @@ SCHEMA: Section = {
         ),
         "chunk_kib": Key(
             "int",
-            1024,
-            "Copy buffer size in KiB (64..16384, a multiple of 4).",
+            256,
+            "Copy buffer size in KiB (64..16384, a multiple of 4); the writer holds two.",
             check=writer_setting("chunk_kib"),
         ),
     },

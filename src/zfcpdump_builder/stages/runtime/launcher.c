@@ -30,6 +30,7 @@ int main(int argc, char **argv)
     config.module_search_paths_set = 1;
     config.pathconfig_warnings = 0;
     config.use_frozen_modules = 1;
+    config.site_import = 0; /* there is no site module */
     if (as_python) {
         config.parse_argv = 1;
     } else {
@@ -38,8 +39,8 @@ int main(int argc, char **argv)
         config.use_environment = 0;
         config.user_site_directory = 0;
         config.safe_path = 1;
-        config.site_import = 0;
         config.write_bytecode = 0;
+        config.faulthandler = 1; /* a crash in the dump environment names its Python frame */
         config.parse_argv = 0;
     }
 
