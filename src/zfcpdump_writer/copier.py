@@ -143,6 +143,15 @@ def mem_available_kib(meminfo: str) -> int | None:
     return None
 
 
+def rollup_kib(rollup: str, key: str) -> int | None:
+    """One field of /proc/self/smaps_rollup, in kB."""
+    for line in rollup.splitlines():
+        name, _, rest = line.partition(":")
+        if name == key and rest.split() and rest.split()[0].isdigit():
+            return int(rest.split()[0])
+    return None
+
+
 class Progress:
     """A line about every *interval* seconds: MB done, %, MB/s, ETA."""
 
@@ -151,6 +160,7 @@ class Progress:
         self.start = self.last = self.last_sample = sysm.monotonic()
         self.done = 0
         self.mem_low_kib: int | None = None
+        self.own_peak_kib: int | None = None  # the writer's peak anonymous memory
         self.sample_memory()
 
     def add(self, n: int) -> None:
@@ -168,6 +178,12 @@ class Progress:
         available = mem_available_kib(self.sysm.read_text_or("/proc/meminfo", "") or "")
         if available is not None and (self.mem_low_kib is None or available < self.mem_low_kib):
             self.mem_low_kib = available
+        # Anonymous: heap, stacks, copy buffers and copied-on-write data pages, what the writer
+        # costs beyond the rd's files. (Private_Dirty would count /init's text too: rootfs
+        # pages are always dirty, but they are the rd's own memory.)
+        own = rollup_kib(self.sysm.read_text_or("/proc/self/smaps_rollup", "") or "", "Anonymous")
+        if own is not None and (self.own_peak_kib is None or own > self.own_peak_kib):
+            self.own_peak_kib = own
 
     def rate(self, now: float) -> float:
         return self.done / MB / max(now - self.start, 1e-6)
@@ -275,7 +291,8 @@ class Copier:
         self.chunk, self.progress = chunk, progress
         self.writer = self._start_writer() if overlap else None
         slots = self.writer.n if self.writer else 1
-        self.bufs = [mmap.mmap(-1, chunk) for _ in range(slots)]
+        # Private anonymous maps: their pages are the writer's own (smaps "Anonymous").
+        self.bufs = [mmap.mmap(-1, chunk, flags=mmap.MAP_PRIVATE) for _ in range(slots)]
         self.views = [memoryview(b) for b in self.bufs]
         chunks = max(1, progress.total // chunk)
         wanted = min(MAX_SAMPLES, max(MIN_SAMPLES, chunks // 50)) if verify else 0

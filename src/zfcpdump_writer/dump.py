@@ -304,6 +304,8 @@ class Dump:
         progress.sample_memory()
         if progress.mem_low_kib is not None:
             self.say(f"MemAvailable: {progress.mem_low_kib} kB (the lowest seen while copying)", 1)
+        if progress.own_peak_kib is not None:
+            self.say(f"writer private memory: {progress.own_peak_kib} kB (peak anonymous)", 2)
 
     def _copy_body(self, copier: Copier) -> None:
         assert self.src is not None  # prepare() set it

@@ -12,6 +12,7 @@ from tests.support.zipldisk import ckm
 from writer_helpers import make_env
 
 from zfcpdump_writer import config
+from zfcpdump_writer.copier import rollup_kib
 from zfcpdump_writer.copyplan import HEADER_PAGE, hsa_ranges, make_plan
 from zfcpdump_writer.elfcore import PT_LOAD, Segment, parse_notes, segments
 from zfcpdump_writer.errors import ConfigError, ElfError, LayoutError
@@ -220,3 +221,24 @@ def test_fuzz_config(text: str) -> None:
         config.parse(text)
     except ConfigError as exc:
         assert "\n" not in str(exc)
+
+
+ROLLUP = """00400000-7ffd2a9e0000 ---p 00000000 00:00 0                          [rollup]
+Rss:                3340 kB
+Pss:                3340 kB
+Private_Clean:      2412 kB
+Private_Dirty:       928 kB
+"""
+
+
+def test_rollup_kib_reads_one_field() -> None:
+    assert rollup_kib(ROLLUP, "Private_Dirty") == 928
+    assert rollup_kib(ROLLUP, "Rss") == 3340
+    assert rollup_kib(ROLLUP, "Swap") is None
+    assert rollup_kib("Private_Dirty: lots kB\n", "Private_Dirty") is None
+
+
+@given(st.text(max_size=300))
+def test_rollup_kib_never_raises(text: str) -> None:
+    value = rollup_kib(text, "Private_Dirty")
+    assert value is None or value >= 0
