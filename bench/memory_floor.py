@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import secrets
 import sys
 import tempfile
@@ -175,6 +176,46 @@ def mem_available_at(ctx: Context, mib: int = 32) -> dict[str, object]:
         ),
         "run": asdict(probed),
         "plain_run": asdict(plain),
+    }
+
+
+WRITER_MEMORY = re.compile(r"zfcpdump: writer private memory: (\d+) kB")
+RATE = re.compile(r"zfcpdump: (\d+) MB in [\d.]+ s \(([\d.]+) MB/s\)")
+
+
+def writer_memory(ctx: Context, dumped_mib: int = 2048, crash_mib: int = 32) -> dict[str, object]:
+    """One kdump of *dumped_mib* MiB: the writer's own peak anonymous memory (its console line),
+    MemAvailable's low point and the rate, judged by zgetdump -i."""
+    work = ctx.work / f"big-{dumped_mib}"
+    work.mkdir(parents=True, exist_ok=True)
+    disk = zipldisk.make_disk(work / "disk.img", (dumped_mib + 8) * zipldisk.MIB)
+    result = sc.kdump(
+        ctx.art,
+        _first_rd(ctx),
+        disk.path,
+        work / "console.log",
+        crash_mib=crash_mib,
+        dumped_mib=dumped_mib,
+        expect=(sc.WRITER_START, sc.SUCCESS),
+        timeout=900,
+    )
+    why = "; ".join(result.problems())
+    if not why:
+        part = disk.partition_image(work / "part.img")
+        why = _judge(ctx, part)
+        part.unlink()
+    disk.path.unlink()
+    own = WRITER_MEMORY.search(result.console)
+    rate = RATE.search(result.console)
+    return {
+        "dumped_mib": dumped_mib,
+        "crash_mib": crash_mib,
+        "ok": not why,
+        "why": why[:300],
+        "writer_anon_kib": int(own.group(1)) if own else None,
+        "mb_s": float(rate.group(2)) if rate else None,
+        "mem_available_low_kib": sc.mem_available_low_kib(result.console),
+        "log": str(work / "console.log"),
     }
 
 

@@ -106,7 +106,8 @@ SCHEMA: Section = {
             "str",
             "static",
             "static = CPython built from source and linked -static, with only the native "
-            "modules the writer needs built in (no loader, no shared library in the rd); "
+            "modules the writer needs built in and the writer frozen in: /init is that one "
+            "binary (no loader, library, zip or .pyc in the rd); "
             "packaged = the distribution's binary; custom = relinked from libpython with "
             "only the built-in modules the writer needs.",
             INTERPRETERS,
