@@ -30,8 +30,9 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "src"), str(ROOT / "tests" / "e2e")]
+sys.path[:0] = [str(ROOT), str(ROOT / "src"), str(ROOT / "tests"), str(ROOT / "tests" / "e2e")]
 
+import dumpcheck as dc  # noqa: E402
 import scenario as sc  # noqa: E402
 from tests.support import crashside, zgetdump, zipldisk  # noqa: E402
 
@@ -130,10 +131,10 @@ def _expected(ctx: Context) -> tuple[str, str]:
 def _judge(ctx: Context, part: Path) -> str:
     """Why the dump on *part* is not good ("" when it is)."""
     if ctx.baseline:
-        from bench import baseline
-
         return (
-            "" if baseline.token_on(part, ctx.token) else "the crashed kernel's token is not on the partition"
+            ""
+            if dc.contains(part, ctx.token.encode())
+            else "the crashed kernel's token is not on the partition"
         )
     info = zgetdump.info(part, ctx.zg_root)
     return "" if info.returncode == 0 else "zgetdump -i: " + info.stderr.decode(errors="replace")

@@ -37,7 +37,7 @@ from ...core.events import Reporter
 from ...core.store import StageOutput, Store, code_digest
 from .. import pycompile
 from ..model import InnerStage, Prepared, produce
-from . import static
+from . import freeze, static
 from .closure import module_closure, writer_modules
 from .interpreter import custom_interpreter
 from .listing import landmark_modules, runtime_manifest, warn_missing
@@ -293,7 +293,7 @@ def assemble(
         )
     if spec.interpreter == "static" and custom is not None and static_env is not None:
         jobs = bytecode_jobs(closure, writer.name, staged, ())
-        pycs = static.marshalled(compile_bytecode(jobs, spec.optimize, work / "pyc", static.frozen_name))
+        pycs = freeze.marshalled(compile_bytecode(jobs, spec.optimize, work / "pyc", freeze.frozen_name))
         python = static.emit_frozen(
             tree, custom, jobs, pycs, spec.arch, writer.name, work / "freeze", static_env
         )

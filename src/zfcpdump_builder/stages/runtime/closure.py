@@ -178,6 +178,14 @@ class ModuleClosure:
     missing: dict[str, list[str]]
     guarded: frozenset[str] = frozenset()  # missing, but an `except ImportError` covers it
 
+    def unguarded_writer_imports(self, writer: str) -> dict[str, list[str]]:
+        """Missing modules the *writer* package imports without an ImportError fallback."""
+        return {
+            name: importers
+            for name, importers in sorted(self.missing.items())
+            if name not in self.guarded and any(i.split(".")[0] == writer for i in importers)
+        }
+
 
 def writer_modules(package_dir: Path) -> list[str]:
     """Dotted names of the writer package's modules (not __main__: /init imports main)."""

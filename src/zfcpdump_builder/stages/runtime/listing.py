@@ -15,12 +15,11 @@ from .tree import Bytecode, TreeWriter, _import_reasons
 
 
 def warn_missing(closure: ModuleClosure, writer: str, reporter: Reporter) -> None:
-    for name, importers in sorted(closure.missing.items()):
-        if name not in closure.guarded and any(i.split(".")[0] == writer for i in importers):
-            reporter.warning(
-                f"runtime: {name} (imported by {', '.join(importers)}) is not in the "
-                "target runtime; the writer must guard that import"
-            )
+    for name, importers in closure.unguarded_writer_imports(writer).items():
+        reporter.warning(
+            f"runtime: {name} (imported by {', '.join(importers)}) is not in the "
+            "target runtime; the writer must guard that import"
+        )
 
 
 def landmark_modules(spec: RuntimeSpec) -> tuple[str, ...]:

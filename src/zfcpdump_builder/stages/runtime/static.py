@@ -25,8 +25,6 @@ from .tree import Bytecode, TreeWriter
 
 NATIVE = "_zfcpdump"  # built into the static interpreter (stages/cpython/_zfcpdump.c)
 INIT = "init"  # the frozen binary is the rd's /init itself
-frozen_name = freeze.frozen_name
-marshalled = freeze.marshalled
 
 
 @dataclass(frozen=True)
@@ -89,13 +87,9 @@ def static_interpreter(
 
 def check_complete(closure: ModuleClosure, writer: str) -> None:
     """Every unguarded import of the writer is in the static binary or its bytecode."""
-    lacking = {
-        name: importers
-        for name, importers in closure.missing.items()
-        if name not in closure.guarded and any(i.split(".")[0] == writer for i in importers)
-    }
+    lacking = closure.unguarded_writer_imports(writer)
     if lacking:
-        listed = "; ".join(f"{name} (imported by {', '.join(who)})" for name, who in sorted(lacking.items()))
+        listed = "; ".join(f"{name} (imported by {', '.join(who)})" for name, who in lacking.items())
         raise CompileError(
             f"the static interpreter lacks modules the writer imports: {listed}",
             hint="guard the import with `except ImportError`, or use runtime.interpreter: custom",
