@@ -5,7 +5,9 @@ dump area of a zipl-layout disk image, alternating the methods run by run (A B C
 
 - `dd bs=64K` and `dd bs=4M` (conv=notrunc,fsync: the data is on the medium when dd ends);
 - the writer, through the production entry point `zfcpdump_writer.main:main(["--root", ...])`
-  in a child `python -I -S -B`, once with O_DIRECT and once with windowed buffered I/O.
+  in a child `python -I -S -B`: O_DIRECT, windowed buffered I/O, O_DIRECT without verify (all
+  with chunk_kib = auto, sized from this host's /proc/meminfo), and O_DIRECT with the 256 KiB
+  chunk that auto picks in a 32 MiB dump environment.
   It fsyncs before it exits, and its run includes the verify re-read.
 
 The child's private RSS (Private_Clean + Private_Dirty from /proc/PID/smaps_rollup) is sampled
@@ -32,11 +34,19 @@ for entry in (REPO / "src", REPO):
 
 from tests.support import vmcore, zipldisk  # noqa: E402
 
+from zfcpdump_writer.copier import auto_chunk_kib, mem_available_kib  # noqa: E402
 from zfcpdump_writer.layout import checksum  # noqa: E402
 
 MIB = 1 << 20
 HSA = 32 * MIB
-METHODS = ("dd_64k", "dd_4m", "writer_direct", "writer_buffered", "writer_direct_noverify")
+METHODS = (
+    "dd_64k",
+    "dd_4m",
+    "writer_direct",
+    "writer_buffered",
+    "writer_direct_noverify",
+    "writer_direct_256k",  # the chunk chunk_kib = auto picks in a 32 MiB dump environment
+)
 CHILD = (
     "import sys; sys.path.insert(0, sys.argv[1]); from zfcpdump_writer.main import main; "
     "sys.exit(main(sys.argv[2:]))"
@@ -83,6 +93,9 @@ def prepare(size: int, workdir: Path) -> tuple[Path, zipldisk.ZiplDisk, vmcore.V
     core = vmcore.write_vmcore(root / "proc/vmcore", [(0, body)], cpus=2, tag_stride=MIB)
     disk = zipldisk.make_disk(root / "dev/sda", core.size + 64 * MIB, tail=4 * MIB)
     (root / "sys/kernel/debug/zcore/hsa").write_text(f"{min(HSA, body):x}\n")
+    meminfo = root / "proc/meminfo"  # chunk_kib = auto sizes the buffers from this host's memory
+    meminfo.unlink(missing_ok=True)
+    meminfo.symlink_to("/proc/meminfo")
     return root, disk, core
 
 
@@ -111,8 +124,9 @@ def _command(method: str, root: Path, disk: zipldisk.ZiplDisk) -> list[str]:
         ]
     io = method.split("_")[1]
     verify = "off" if method.endswith("_noverify") else "sample"
-    conf = root / f"bench-{io}-{verify}.conf"
-    conf.write_text(f"io = {io}\nverify = {verify}\nafter = poweroff\n")
+    chunk = "256" if method.endswith("_256k") else "auto"
+    conf = root / f"bench-{method}.conf"
+    conf.write_text(f"io = {io}\nverify = {verify}\nchunk_kib = {chunk}\nafter = poweroff\n")
     return [
         sys.executable,
         "-I",
@@ -185,6 +199,7 @@ def run(size_bytes: int, runs: int, workdir: Path) -> dict[str, object]:
     return {
         "size_bytes": core.size,
         "runs": runs,
+        "auto_chunk_kib": auto_chunk_kib(mem_available_kib(Path("/proc/meminfo").read_text())),
         "results": results,
         "ratios": ratios,
         "best_writer_mode": best,

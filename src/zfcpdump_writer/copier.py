@@ -143,6 +143,21 @@ def mem_available_kib(meminfo: str) -> int | None:
     return None
 
 
+AUTO_CHUNK_KIB = (256, 4096)  # the smallest and largest chunk chunk_kib = auto picks
+AUTO_CHUNK_SHARE = 32  # the two copy buffers take at most 1/16 of the memory available at start
+
+
+def auto_chunk_kib(available_kib: int | None) -> int:
+    """The chunk for `chunk_kib = auto`: a power of two near MemAvailable / 32, within bounds."""
+    low, high = AUTO_CHUNK_KIB
+    if available_kib is None:
+        return low
+    chunk = low
+    while chunk * 2 <= min(high, available_kib // AUTO_CHUNK_SHARE):
+        chunk *= 2
+    return chunk
+
+
 def rollup_kib(rollup: str, key: str) -> int | None:
     """One field of /proc/self/smaps_rollup, in kB."""
     for line in rollup.splitlines():

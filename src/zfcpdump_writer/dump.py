@@ -9,7 +9,7 @@ import os
 
 from . import config as configmod
 from . import ipldisk
-from .copier import Copier, Disk, Progress
+from .copier import Copier, Disk, Progress, auto_chunk_kib
 from .copyplan import HEADER_PAGE, hsa_ranges, make_plan
 from .elfcore import is_elf, parse_header, segments
 from .errors import DumpError, Interrupted, NoDumpSource
@@ -277,8 +277,8 @@ class Dump:
         src, disk, lay = self.src, self.disk, self.layout
         assert src is not None and disk is not None and lay is not None  # prepare() set them
         self.mark_busy()
-        chunk = int(self.cfg["chunk_kib"]) * 1024
         progress = Progress(self.sysm, self.say, src.size, float(self.cfg["progress_interval"]))
+        chunk = self.chunk_bytes(progress.mem_low_kib)
         copier = Copier(
             self.sysm,
             src.fd,
@@ -306,6 +306,14 @@ class Dump:
             self.say(f"MemAvailable: {progress.mem_low_kib} kB (the lowest seen while copying)", 1)
         if progress.own_peak_kib is not None:
             self.say(f"writer private memory: {progress.own_peak_kib} kB (peak anonymous)", 2)
+
+    def chunk_bytes(self, available_kib: int | None) -> int:
+        setting = self.cfg["chunk_kib"]
+        if setting != "auto":
+            return int(setting) * 1024
+        kib = auto_chunk_kib(available_kib)
+        self.say(f"copy buffers: 2 x {kib} KiB (chunk_kib = auto, MemAvailable {available_kib} kB)", 3)
+        return kib * 1024
 
     def _copy_body(self, copier: Copier) -> None:
         assert self.src is not None  # prepare() set it

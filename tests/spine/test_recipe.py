@@ -24,7 +24,7 @@ def test_default_recipe_resolves_with_defaults() -> None:
     assert (plan.kernel.source.kind, plan.kernel.source.location) == ("debian", "linux-source-6.1")
     assert plan.kernel.base.name == "zfcpdump_defconfig-6.1" and plan.kernel.base.is_absolute()
     assert ("RELOCATABLE", "y") in plan.kernel.symbols
-    assert plan.writer.after == "reipl" and plan.writer.chunk_kib == 256
+    assert plan.writer.after == "reipl" and plan.writer.chunk_kib == "auto"
     assert plan.budget.memory == 32 << 20  # a size, parsed once, at load time
     assert plan.build.jobs is None and plan.toolchain.ccache is None  # auto
 

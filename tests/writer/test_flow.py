@@ -237,3 +237,26 @@ def test_csum_reference_after_dump(env) -> None:  # noqa: ANN001
     assert code == 0
     sb = env.disk.superblock()
     assert sb["csum"] == ckm(env.vmcore_bytes()[:4096])
+
+
+@pytest.mark.parametrize(
+    ("available_kib", "chunk_kib"), [(None, 256), (10_300, 256), (65_536, 2048), (8 << 20, 4096)]
+)
+def test_auto_chunk_follows_memory_available(env_factory, available_kib, chunk_kib) -> None:  # noqa: ANN001
+    env = env_factory(loads=[(0, 20 * MIB)])
+    if available_kib is not None:
+        (env.root / "proc/meminfo").write_text(f"MemTotal: 99999999 kB\nMemAvailable: {available_kib} kB\n")
+    (env.root / "etc/zfcpdump.conf").write_text("debug = 3\n")
+    code, sysm = env.run()
+    assert code == 0, env.text
+    assert_good_dump(env)
+    assert max(n for _, n in data_writes(sysm, env)) == chunk_kib * 1024
+    assert f"copy buffers: 2 x {chunk_kib} KiB (chunk_kib = auto" in env.text
+
+
+def test_fixed_chunk_ignores_memory_available(env_factory) -> None:  # noqa: ANN001
+    env = env_factory(loads=[(0, 8 * MIB)])
+    (env.root / "proc/meminfo").write_text("MemAvailable: 8388608 kB\n")
+    code, sysm = env.run(config="chunk_kib = 128\n")
+    assert code == 0, env.text
+    assert max(n for _, n in data_writes(sysm, env)) == 128 * 1024

@@ -12,7 +12,7 @@ from tests.support.zipldisk import ckm
 from writer_helpers import make_env
 
 from zfcpdump_writer import config
-from zfcpdump_writer.copier import rollup_kib
+from zfcpdump_writer.copier import AUTO_CHUNK_KIB, auto_chunk_kib, rollup_kib
 from zfcpdump_writer.copyplan import HEADER_PAGE, hsa_ranges, make_plan
 from zfcpdump_writer.elfcore import PT_LOAD, Segment, parse_notes, segments
 from zfcpdump_writer.errors import ConfigError, ElfError, LayoutError
@@ -242,3 +242,14 @@ def test_rollup_kib_reads_one_field() -> None:
 def test_rollup_kib_never_raises(text: str) -> None:
     value = rollup_kib(text, "Private_Dirty")
     assert value is None or value >= 0
+
+
+@given(st.one_of(st.none(), st.integers(min_value=0, max_value=1 << 40)))
+def test_auto_chunk_is_a_bounded_power_of_two_within_its_share(available: int | None) -> None:
+    chunk = auto_chunk_kib(available)
+    low, high = AUTO_CHUNK_KIB
+    assert low <= chunk <= high and chunk & (chunk - 1) == 0
+    if chunk > low:  # above the floor, the two buffers take at most 1/16 of what was available
+        assert available is not None and 2 * chunk <= available // 16
+    if available is not None and chunk < high:  # and the next size up would take more
+        assert 2 * chunk > available // 32

@@ -67,7 +67,7 @@ class WriterPlan:
     source: str
     io: str
     verify: str
-    chunk_kib: int
+    chunk_kib: int | str  # "auto" or KiB
 
     def settings(self) -> dict[str, Any]:
         return asdict(self)

@@ -175,9 +175,10 @@ SCHEMA: Section = {
             check=writer_setting("verify"),
         ),
         "chunk_kib": Key(
-            "int",
-            256,
-            "Copy buffer size in KiB (64..16384, a multiple of 4); the writer holds two.",
+            "auto-int",
+            "auto",
+            "Copy buffer size in KiB: auto (MemAvailable / 32 at start, 256..4096), or 64..16384, "
+            "a multiple of 4. The writer holds two.",
             check=writer_setting("chunk_kib"),
         ),
     },
