@@ -25,6 +25,7 @@ from zfcpdump_builder.stages.runtime import (
     RuntimeSpec,
     build_runtime,
     freeze,
+    prepare_runtime,
     writer_modules,
 )
 from zfcpdump_builder.stages.runtime.closure import ModuleClosure
@@ -114,8 +115,15 @@ def test_a_writer_only_change_refreezes_without_a_cpython_rebuild(
     with open(changed / "copier.py", "a") as handle:
         handle.write(f"\nFROZEN_MARKER = {marker!r}\n")
     events = RecordingReporter()
+    # What `plan` sees first: the runtime must be made, and its cpython stage is keyed by the
+    # closure that only the runtime computes.
+    prepared = prepare_runtime(
+        RuntimeSpec(interpreter="static"), changed, Store(cache_dir), events, cache_dir, True
+    )
+    assert Store(cache_dir).peek("runtime", prepared.key) is None
+    assert {i.name: i.keyed_by for i in prepared.inner}["cpython"] == "the writer's import closure"
     out = build_runtime(RuntimeSpec(interpreter="static"), changed, Store(cache_dir), events, cache_dir)
-    assert not out.cached and out.key != static_out.key
+    assert not out.cached and out.key == prepared.key != static_out.key
     assert ("cpython", True) in events.finished, events.finished
     blob = (out.path / ROOT_DIR / "init").read_bytes()
     assert (

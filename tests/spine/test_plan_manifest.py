@@ -56,12 +56,26 @@ def test_plan_of_a_built_default_says_everything_is_cached(built_default: BuiltR
         "kconfig": "cached",
         "kernel": "cached",
         "sysroot": "not needed (the runtime is cached)",
+        "cpython": "not needed (the runtime is cached)",
         "runtime": "cached",
         "initramfs": "cached",
     }
     text = messages(run)
     assert "~ RELOCATABLE: n -> y" in text
     assert "resolved recipe" in text and "linux-source-6.1" in text
+
+
+def test_plan_of_a_custom_interpreter_needs_no_cpython_stage(
+    tmp_path: Path, built_default: BuiltRecipe
+) -> None:
+    child = tmp_path / "custom.yaml"
+    child.write_text("extends: default\nruntime:\n  interpreter: custom\n")
+    run = run_cli("plan", str(child))
+    assert run.code == 0, run.stderr
+    stages = table(run, "stages")
+    cached = stages["runtime"][1] == "cached"
+    why = "the runtime is cached" if cached else "runtime.interpreter custom"
+    assert stages["cpython"][1] == f"not needed ({why})", stages
 
 
 def test_plan_of_a_layered_recipe_shows_its_additions(tmp_path: Path, built_default: BuiltRecipe) -> None:

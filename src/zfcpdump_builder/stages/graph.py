@@ -150,7 +150,7 @@ STAGES = (
     Stage("source", (), _source),
     Stage("kconfig", ("source",), _kconfig),
     Stage("kernel", ("source", "kconfig"), _kernel),
-    Stage("runtime", (), _runtime, inner=("sysroot",)),
+    Stage("runtime", (), _runtime, inner=("sysroot", "cpython")),
     Stage("initramfs", ("runtime", "kernel"), _initramfs),
 )
 
@@ -212,6 +212,8 @@ def survey(build_env: StageEnv) -> tuple[list[StageState], dict[str, StageOutput
         for inner in prepared.inner:
             if found is not None:
                 states.append(StageState(inner.name, f"not needed (the {stage.name} is cached)"))
+            elif inner.keyed_by:
+                states.append(StageState(inner.name, f"found or built (keyed by {inner.keyed_by})"))
             elif inner.inputs is None:
                 states.append(StageState(inner.name, f"not needed ({inner.reason})"))
             else:

@@ -20,11 +20,13 @@ Producer = Callable[[Path], dict[str, Any] | None]
 
 @dataclass(frozen=True)
 class InnerStage:
-    """A stage a producer runs itself, only when it runs (the runtime's sysroot): `plan` lists it."""
+    """A stage a producer runs itself, only when it runs (the runtime's sysroot and cpython):
+    `plan` lists it."""
 
     name: str
-    inputs: dict[str, Any] | None  # None: not needed, for *reason*
+    inputs: dict[str, Any] | None  # None: not needed, for *reason*, unless *keyed_by* is set
     reason: str = ""
+    keyed_by: str = ""  # needed, but its key is computed from this while the producer runs
 
 
 @dataclass(frozen=True)

@@ -191,7 +191,8 @@ def prepare_runtime(
     offline: bool,
 ) -> Prepared:
     """The 'runtime' stage: output dir holds root/ (the file tree) and files.json. Its packages
-    are unpacked by an inner 'sysroot' stage, only when the runtime itself must be made."""
+    are unpacked by an inner 'sysroot' stage, and a static interpreter is built by an inner
+    'cpython' stage, only when the runtime itself must be made."""
     writer, pkgs, packages, inputs = runtime_stage_inputs(
         spec, writer_package_dir, cache_dir, reporter, offline
     )
@@ -210,7 +211,12 @@ def prepare_runtime(
         if spec.kind == "sysroot"
         else InnerStage("sysroot", sysroot_inputs(packages, spec))
     )
-    return Prepared(inputs, producer, inner=(sysroot,))
+    cpython_stage = (
+        InnerStage("cpython", None, keyed_by="the writer's import closure")
+        if spec.interpreter == "static"
+        else InnerStage("cpython", None, f"runtime.interpreter {spec.interpreter}")
+    )
+    return Prepared(inputs, producer, inner=(sysroot, cpython_stage))
 
 
 def build_runtime(
