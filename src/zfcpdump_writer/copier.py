@@ -31,11 +31,30 @@ if TYPE_CHECKING:
     Range = tuple[int, int]
 
 
+def aligned_memory(buf: bytes | memoryview) -> memoryview:
+    """*buf* in page-aligned memory, as O_DIRECT wants it. The copier's views start at their
+    mmap buffers, so they are used as they are; anything else (the header page, a bytes
+    object at a heap address) is copied into an anonymous map of its size first."""
+    if isinstance(buf, memoryview) and isinstance(buf.obj, mmap.mmap):
+        return buf
+    staging = mmap.mmap(-1, len(buf), flags=mmap.MAP_PRIVATE)
+    staging[:] = buf
+    return memoryview(staging)
+
+
 class Disk:
     """The dump disk: a buffered fd for metadata (and fallbacks), an O_DIRECT fd for data."""
 
-    def __init__(self, sysm: System, path: str, io: str = "auto", align: int = 4096) -> None:
+    def __init__(
+        self,
+        sysm: System,
+        path: str,
+        io: str = "auto",
+        align: int = 4096,
+        note: Callable[[str], None] | None = None,
+    ) -> None:
         self.sysm, self.path, self.align = sysm, path, align
+        self.note = note or (lambda _text: None)  # the fallback to buffered I/O is said here
         self.fd = sysm.open(path, os.O_RDWR)
         self.dfd = self._open_direct(path) if io in ("auto", "direct") else -1
         if io == "direct" and self.dfd < 0:
@@ -81,11 +100,15 @@ class Disk:
         self._check(offset, len(buf))
         if self.dfd >= 0 and not (offset | len(buf)) % self.align:
             try:
-                self._write_all(self.dfd, buf, offset)
+                self._write_all(self.dfd, aligned_memory(buf), offset)
                 return True
             except OSError as exc:
                 if exc.errno != 22:  # EINVAL: alignment not accepted, use the page cache
                     raise
+                self.note(
+                    f"{self.path}: O_DIRECT refused {len(buf)} bytes at {offset} (EINVAL); "
+                    "buffered I/O from here on"
+                )
                 self.sysm.close(self.dfd)
                 self.dfd = -1
         self._write_all(self.fd, buf, offset)

@@ -216,7 +216,8 @@ class Dump:
         )
 
     def open_disk(self, dev: str) -> Disk:
-        disk = Disk(self.sysm, dev, str(self.cfg["io"]), max(4096, self._block(dev)))
+        align = max(4096, self._block(dev))
+        disk = Disk(self.sysm, dev, str(self.cfg["io"]), align, note=lambda text: self.say(text, 3))
         self.say(f"{dev}: {disk.size // MB} MB, {disk.mode} I/O", 2)
         return disk
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import os
+
 import pytest
 from tests.support.zipldisk import ckm
 from writer_helpers import HSA, MIB, RecordingSystem
@@ -260,3 +263,53 @@ def test_fixed_chunk_ignores_memory_available(env_factory) -> None:  # noqa: ANN
     code, sysm = env.run(config="chunk_kib = 128\n")
     assert code == 0, env.text
     assert max(n for _, n in data_writes(sysm, env)) == 128 * 1024
+
+
+class DirectTracking(RecordingSystem):
+    """Notes which pwrites go through a descriptor opened with O_DIRECT (the real kernel
+    checks their alignment: these run on a real file)."""
+
+    def __init__(self, root: str, out: object | None = None) -> None:
+        super().__init__(root, out)
+        self.direct_fds: set[int] = set()
+        self.direct_writes: list[tuple[int, int]] = []
+
+    def open(self, p: str, flags: int) -> int:
+        fd = super().open(p, flags)
+        if flags & os.O_DIRECT:
+            self.direct_fds.add(fd)
+        return fd
+
+    def pwrite(self, fd: int, buf: bytes | memoryview, offset: int) -> int:
+        done = super().pwrite(fd, buf, offset)
+        if fd in self.direct_fds:
+            self.direct_writes.append((offset, done))
+        return done
+
+
+def test_the_header_page_is_written_with_o_direct(env) -> None:  # noqa: ANN001
+    (env.root / "etc/zfcpdump.conf").write_text("debug = 3\nio = direct\n")
+    code, sysm = env.run(DirectTracking)
+    assert code == 0, env.text
+    assert_good_dump(env)
+    assert isinstance(sysm, DirectTracking) and sysm.direct_fds, "the disk was not opened with O_DIRECT"
+    assert (env.disk.dump_start, 4096) in sysm.direct_writes  # the header page, last of the data
+    assert "O_DIRECT refused" not in env.text
+
+
+class DirectRefused(DirectTracking):
+    """The device accepts O_DIRECT opens but refuses the writes (EINVAL), as some drivers do."""
+
+    def pwrite(self, fd: int, buf: bytes | memoryview, offset: int) -> int:
+        if fd in self.direct_fds:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return super().pwrite(fd, buf, offset)
+
+
+@pytest.mark.parametrize(("debug", "said"), [(3, True), (2, False)])
+def test_a_refused_o_direct_write_falls_back_visibly_at_debug_3(env, debug, said) -> None:  # noqa: ANN001
+    (env.root / "etc/zfcpdump.conf").write_text(f"debug = {debug}\n")
+    code, _ = env.run(DirectRefused)
+    assert code == 0, env.text
+    assert_good_dump(env)
+    assert ("O_DIRECT refused" in env.text and "buffered I/O from here on" in env.text) == said, env.text
