@@ -137,3 +137,8 @@ def test_budget_gate_fires_with_a_ranked_breakdown(tmp_path: Path, built_default
     sizes = [float(r[1]) for r in rows[:-1]]
     assert sizes == sorted(sizes, reverse=True) and rows[-1][0] == "total"
     assert not out.exists()
+    # The unpacked rd's row says where its bytes go (the frozen /init is the interpreter's).
+    composition = json.loads((built_default.out / "manifest.json").read_text())["initramfs"]["summary"]
+    note = next(r for r in rows if r[0] == "initramfs, unpacked")[3]
+    interpreter_mib = composition["composition"]["interpreter"] / (1 << 20)
+    assert note.startswith("rootfs for the whole dump: ") and f"interpreter {interpreter_mib:.2f}" in note

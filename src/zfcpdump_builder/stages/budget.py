@@ -40,8 +40,20 @@ def kernel_static_size(vmlinux: Path) -> int:
         return sum(seg["p_memsz"] for seg in elf.iter_segments() if seg["p_type"] == "PT_LOAD")
 
 
+def rd_note(composition: dict[str, int]) -> str:
+    """Where the unpacked rd's bytes go: the interpreter (with the frozen writer, when it is
+    frozen in), the bytecode and the writer's own files."""
+    parts = [f"{name} {size / MIB:.2f}" for name, size in composition.items() if size >= MIB // 100]
+    return "rootfs for the whole dump" + (f": {', '.join(parts)}" if parts else "")
+
+
 def items(
-    vmlinux: Path, rd_compressed: int, rd_unpacked: int, memory: int, headroom: int
+    vmlinux: Path,
+    rd_compressed: int,
+    rd_unpacked: int,
+    memory: int,
+    headroom: int,
+    unpacked_note: str = "rootfs for the whole dump",
 ) -> list[BudgetItem]:
     page_array = memory // PAGE * STRUCT_PAGE
     return [
@@ -52,7 +64,7 @@ def items(
             "struct pages + 3 MiB slab/percpu/page tables",
         ),
         BudgetItem("initramfs, compressed", rd_compressed, "freed after unpacking"),
-        BudgetItem("initramfs, unpacked", rd_unpacked, "rootfs for the whole dump"),
+        BudgetItem("initramfs, unpacked", rd_unpacked, unpacked_note),
         BudgetItem("writer headroom", headroom, "RSS + bounded page cache (recipe)"),
     ]
 

@@ -82,8 +82,14 @@ def memory_budget(recipe: Recipe, result: BuildResult, reporter: Reporter) -> di
         summary["unpacked"],
         memory,
         recipe.plan.budget.writer_headroom,
+        budget.rd_note(_rd_composition(result)),
     )
     return budget.check(entries, memory, reporter)
+
+
+def _rd_composition(result: BuildResult) -> dict[str, int]:
+    contents = json.loads((result.stages["initramfs"].path / initramfs.CONTENTS_JSON).read_text())
+    return dict(contents["summary"].get("composition", {}))
 
 
 def _rd_section(result: BuildResult) -> dict[str, Any]:
