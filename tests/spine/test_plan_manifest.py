@@ -141,4 +141,4 @@ def test_budget_gate_fires_with_a_ranked_breakdown(tmp_path: Path, built_default
     composition = json.loads((built_default.out / "manifest.json").read_text())["initramfs"]["summary"]
     note = next(r for r in rows if r[0] == "initramfs, unpacked")[3]
     interpreter_mib = composition["composition"]["interpreter"] / (1 << 20)
-    assert note.startswith("rootfs for the whole dump: ") and f"interpreter {interpreter_mib:.2f}" in note
+    assert note.startswith("rootfs for the whole dump: ") and f"interpreter {interpreter_mib:.2f} MiB" in note

@@ -43,7 +43,7 @@ def kernel_static_size(vmlinux: Path) -> int:
 def rd_note(composition: dict[str, int]) -> str:
     """Where the unpacked rd's bytes go: the interpreter (with the frozen writer, when it is
     frozen in), the bytecode and the writer's own files."""
-    parts = [f"{name} {size / MIB:.2f}" for name, size in composition.items() if size >= MIB // 100]
+    parts = [f"{name} {size / MIB:.2f} MiB" for name, size in composition.items() if size >= MIB // 100]
     return "rootfs for the whole dump" + (f": {', '.join(parts)}" if parts else "")
 
 
