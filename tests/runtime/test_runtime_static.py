@@ -132,6 +132,18 @@ def test_a_writer_only_change_refreezes_without_a_cpython_rebuild(
     )
 
 
+def test_the_runtime_key_follows_the_cpython_flags(
+    static_out: StageOutput, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def key() -> str:
+        spec = RuntimeSpec(interpreter="static")
+        return prepare_runtime(spec, WRITER, Store(cache_dir), Reporter(), cache_dir, True).key
+
+    assert key() == static_out.key
+    monkeypatch.setattr(cpython, "CFLAGS", cpython.CFLAGS + " -flto")  # a stale /init otherwise
+    assert key() != static_out.key
+
+
 def test_a_binary_that_fails_the_self_check_is_a_build_error(static_out: StageOutput, qemu: Path) -> None:
     # The cpython stage's own interpreter has no frozen writer and no --python option.
     plain = interpreter_dir(static_out) / cpython.BINARY

@@ -58,10 +58,12 @@ def native_modules(closure: ModuleClosure) -> tuple[str, ...]:
 
 
 def cpython_sources(cache_dir: Path, offline: bool, arch: str) -> dict[str, Any]:
-    """What of the static build the 'runtime' stage's key holds (the module set follows from
-    the writer, which the key already holds)."""
+    """What of the static build the 'runtime' stage's key holds: all the 'cpython' stage's
+    inputs (source, flags, toolchain, its code) but the module set, which follows from the
+    writer, which the key already holds."""
     _tarball, digest = cpython.CPythonSource().tarball(cache_dir, offline)
-    return {"source_sha256": digest, "toolchain": cpython.toolchain_identity(arch)}
+    inputs = cpython.cpython_inputs(digest, (), arch)
+    return {key: value for key, value in inputs.items() if key != "modules"}
 
 
 def static_interpreter(
