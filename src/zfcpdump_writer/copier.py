@@ -116,12 +116,11 @@ class Disk:
         return False
 
     def _write_all(self, fd: int, buf: bytes | memoryview, offset: int) -> None:
-        view = memoryview(buf)
-        while view:
-            done = self.sysm.pwrite(fd, view, offset)
-            if done <= 0:
-                raise OSError(5, f"short write at {offset}")
-            view, offset = view[done:], offset + done
+        # A disk takes a whole write or fails it: a short count means the device is failing
+        # (or lying), and writing the rest would leave a hole no check might see.
+        done = self.sysm.pwrite(fd, buf, offset)
+        if done != len(buf):
+            raise OSError(5, f"short write: the disk took {done} of {len(buf)} bytes at offset {offset}")
 
     def _bound_cache(self, offset: int, length: int) -> None:
         """Buffered writes: every WINDOW bytes start writeback of the current window and
