@@ -270,9 +270,25 @@ class Dump:
         sb = lay.sb
         disk.allow(sb.dump_start, sb.dump_start + sb.dump_size)
         disk.allow(lay.sb_offset, lay.sb_offset + SB_SIZE)
+        before = disk.read(sb.dump_start, len(BUSY_MARKER))
         disk.write(BUSY_MARKER, sb.dump_start)
-        self.write_superblock()
+        try:
+            self.write_superblock()
+        except OSError:
+            self._put_back(before, sb.dump_start)
+            raise
         self.say("dump area marked busy", 3)
+
+    def _put_back(self, data: bytes, offset: int) -> None:
+        """After a failed superblock write (or its sync): restore what the checksum covers and
+        write the superblock again. Whichever superblock the disk then holds, old or new,
+        matches the area, so the next dump is not refused as a changed disk."""
+        assert self.disk is not None  # mark_busy() has it
+        try:
+            self.disk.write(data, offset)
+            self.write_superblock()
+        except OSError as exc:
+            self.say(f"warning: superblock rewrite after the failure: {exc.strerror or exc}", 1)
 
     def dump(self) -> None:
         src, disk, lay = self.src, self.disk, self.layout

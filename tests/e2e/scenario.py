@@ -106,6 +106,7 @@ def kdump(
     failures: tuple = (),
     kill_after: object = None,
     write_bps: int | None = None,
+    disk_faults: Path | None = None,
     timeout: float = 240.0,
     echo: bool = False,
 ) -> BootResult:
@@ -128,6 +129,7 @@ def kdump(
         kill_after=kill_after,
         log_path=log,
         disk_write_bps=write_bps,
+        disk_faults=disk_faults,
     )
     return boot(spec, echo=echo)
 

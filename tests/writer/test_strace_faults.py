@@ -59,12 +59,13 @@ def assert_dumped(env: Env, run: subprocess.CompletedProcess[str]) -> None:
     ("inject", "says"),
     [
         (f"pwrite64:error=EIO:when={MID_DUMP}", "Input/output error"),
+        ("pwrite64:error=EIO:when=2", "Input/output error"),  # the superblock, after the busy marker
         (f"pwrite64:error=ENOSPC:when={MID_DUMP}", "No space left on device"),
         (f"pwrite64:retval=512:when={MID_DUMP}", "short write"),
         ("fsync:error=EIO:when=1", "Input/output error"),
         ("preadv2:error=EIO:when=1", "Input/output error"),  # the verify re-read (os.preadv)
     ],
-    ids=["pwrite-EIO", "pwrite-ENOSPC", "pwrite-short", "fsync-EIO", "preadv2-EIO"],
+    ids=["pwrite-EIO", "superblock-EIO", "pwrite-ENOSPC", "pwrite-short", "fsync-EIO", "preadv2-EIO"],
 )
 def test_an_injected_fault_fails_the_dump_and_the_disk_stays_reusable(
     env: Env, inject: str, says: str

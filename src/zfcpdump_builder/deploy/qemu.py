@@ -70,6 +70,7 @@ class BootSpec:
     log_path: Path | None = None
     cpus: int = 1
     disk_write_bps: int | None = None
+    disk_faults: Path | None = None  # QEMU blkdebug rules: the disk fails requests as they say
     qemu: str = QEMU
     extra_args: tuple[str, ...] = ()
 
@@ -145,7 +146,10 @@ def qemu_argv(spec: BootSpec) -> list[str]:
         spec.cmdline(),
     ]
     if spec.disk is not None:
-        drive = f"file={spec.disk},if=none,format=raw,id=d0,cache=writeback"
+        image = f"blkdebug:{spec.disk_faults}:{spec.disk}" if spec.disk_faults else str(spec.disk)
+        drive = f"file={image},if=none,format=raw,id=d0,cache=writeback"
+        if spec.disk_faults:
+            drive += ",werror=report,rerror=report"  # the guest sees the error, QEMU does not stop
         if spec.disk_write_bps:
             drive += f",throttling.bps-write={spec.disk_write_bps}"
         argv += ["-device", "virtio-scsi-ccw,id=scsi0", "-drive", drive, "-device", "scsi-hd,drive=d0"]

@@ -1,0 +1,70 @@
+"""Real write errors under the real writer: QEMU's blkdebug driver fails one write request of
+the guest's virtio SCSI disk (werror=report), so the capture kernel's block layer reports an
+I/O error to the writer. Each dump must fail visibly and leave no valid dump, a valid
+superblock and the sentinels around the dump area intact; then the same disk, without the
+fault, must take a complete dump.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dumpcheck as dc
+import pytest
+import scenario as sc
+from tests.support import zgetdump, zipldisk
+
+from zfcpdump_builder.deploy.qemu import DEFAULT_FAILURES
+
+pytestmark = [pytest.mark.qemu, pytest.mark.kernel, pytest.mark.slow]
+SECTOR = 512
+BODY = sc.DUMPED_MIB * zipldisk.MIB  # the vmcore, less its few KiB of headers
+
+
+def rules(path: Path, sector: int) -> Path:
+    """A bad sector: every write that covers *sector* gets EIO (blkdebug's rule format). It
+    is persistent on purpose: with `once = "on"` the dump succeeded, as the failed request
+    was evidently retried below the writer."""
+    path.write_text(f'[inject-error]\nevent = "pwritev"\nerrno = "5"\nsector = "{sector}"\n')
+    return path
+
+
+def fault_sector(disk: zipldisk.ZiplDisk, where: str) -> int:
+    if where == "superblock":
+        return disk.sb_offset // SECTOR
+    fraction = float(where.rstrip("%")) / 100
+    return (disk.dump_start + 4096 + int(fraction * BODY)) // SECTOR
+
+
+@pytest.mark.parametrize("where", ["10%", "50%", "99%", "superblock"])
+def test_a_write_error_fails_the_dump_and_the_disk_takes_the_next_one(
+    art: sc.Artifacts, first_rd: Path, e2e_dir: Path, zg_root: Path, where: str
+) -> None:
+    work = e2e_dir / f"fault-{where.rstrip('%')}"
+    work.mkdir(exist_ok=True)
+    disk = zipldisk.make_disk(work / "disk.img", (sc.DUMPED_MIB + 8) * zipldisk.MIB)
+    sb_before = dc.read_superblock(disk.path)
+    faulty = sc.kdump(
+        art,
+        first_rd,
+        disk.path,
+        work / "console-fault.log",
+        expect=(sc.WRITER_START, sc.FAILED),
+        failures=(*(f for f in DEFAULT_FAILURES if f != sc.FAILED), sc.SUCCESS),
+        disk_faults=rules(work / "blkdebug.conf", fault_sector(disk, where)),
+    )
+    faulty.check()
+    assert faulty.exited, "the guest did not power off by itself after the failed dump"
+    failed = [line for line in sc.writer_lines(faulty.console) if sc.FAILED in line]
+    assert failed and "rror" in failed[0], sc.writer_lines(faulty.console)  # an I/O error, said
+    part = disk.partition_image(work / "part.img")
+    assert zgetdump.info(part, zg_root).returncode != 0, "zgetdump accepted a failed dump"
+    part.unlink()
+    assert dc.superblock_problems(disk.path, sb_before) == []
+    assert disk.check_sentinels() == []
+
+    again = sc.kdump(art, first_rd, disk.path, work / "console-again.log")
+    again.check()
+    part = disk.partition_image(work / "part.img")
+    assert zgetdump.info(part, zg_root).returncode == 0, "the disk did not take a dump after the fault"
+    assert disk.check_sentinels() == []
