@@ -7,8 +7,9 @@ that gate them in the Kbuild makefiles (`obj-$(CONFIG_X) += a.o dir/`, and compo
 ones. A directory counts every linked object below it, so nested symbols overlap: dropping
 the outer one saves the whole figure.
 
-What it cannot see: code under `#ifdef CONFIG_X` inside an object shared with others, and
-memory that a feature allocates at run time (slab caches, hash tables, per-cpu areas).
+What it cannot see: code under `#ifdef CONFIG_X` inside an object shared with others, the
+`lib.a` objects (`lib-y`, linked only when referenced), and memory that a feature allocates
+at run time (slab caches, hash tables, per-cpu areas).
 
     python bench/kernel_cost.py KBUILD_DIR SOURCE_DIR [--top N] [--json]
 """
@@ -30,6 +31,17 @@ GATED = re.compile(r"^\s*([\w.-]+)-\$\(CONFIG_(\w+)\)\s*[+:]?=\s*(.*)$")
 COMPOSITE = re.compile(r"^\s*([\w.-]+)-(?:objs|y|\$\(CONFIG_\w+\))\s*[+:]?=\s*(.*)$")
 FREED_AFTER_BOOT = (".init", ".exit", ".discard")
 AR = "s390x-linux-gnu-ar"
+KALLSYMS_TABLES = (
+    "kallsyms_addresses",
+    "kallsyms_offsets",
+    "kallsyms_relative_base",
+    "kallsyms_num_syms",
+    "kallsyms_names",
+    "kallsyms_markers",
+    "kallsyms_seqs_of_names",
+    "kallsyms_token_table",
+    "kallsyms_token_index",
+)
 
 
 def resident_bytes(obj: Path) -> int:
@@ -136,9 +148,10 @@ def image_figures(vmlinux: Path, largest: int = 12) -> dict[str, object]:
         symtab = elf.get_section_by_name(".symtab")
         syms = list(symtab.iter_symbols()) if symtab is not None else []
     where = {sym.name: sym["st_value"] for sym in syms}
-    kallsyms = 0
-    if "kallsyms_offsets" in where and "kallsyms_token_index" in where:
-        kallsyms = where["kallsyms_token_index"] + 256 * 2 - where["kallsyms_offsets"]
+    # scripts/kallsyms emits these tables back to back; their order differs between kernel
+    # lines, so span them all (the last is at most token_index's 256 u16 entries long).
+    tables = [where[name] for name in KALLSYMS_TABLES if where.get(name)]
+    kallsyms = max(tables) + 512 - min(tables) if tables else 0
     data = sorted(
         (sym for sym in syms if sym["st_info"]["type"] == "STT_OBJECT"),
         key=lambda sym: -int(sym["st_size"]),

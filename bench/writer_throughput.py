@@ -182,6 +182,7 @@ def run(size_bytes: int, runs: int, workdir: Path) -> dict[str, object]:
     """Benchmark; returns per-method MB/s, peak RSS and the ratios against dd."""
     workdir.mkdir(parents=True, exist_ok=True)
     root, disk, core = prepare(size_bytes, workdir)
+    chunk_kib = auto_chunk_kib(mem_available_kib(Path("/proc/meminfo").read_text()))
     run_once("dd_4m", root, disk)  # warm-up: allocate the image's blocks
     samples: dict[str, list[dict[str, float]]] = {m: [] for m in METHODS}
     for _ in range(runs):
@@ -199,7 +200,7 @@ def run(size_bytes: int, runs: int, workdir: Path) -> dict[str, object]:
     return {
         "size_bytes": core.size,
         "runs": runs,
-        "auto_chunk_kib": auto_chunk_kib(mem_available_kib(Path("/proc/meminfo").read_text())),
+        "auto_chunk_kib": chunk_kib,
         "results": results,
         "ratios": ratios,
         "best_writer_mode": best,

@@ -33,8 +33,9 @@ if TYPE_CHECKING:
 
 def aligned_memory(buf: bytes | memoryview) -> memoryview:
     """*buf* in page-aligned memory, as O_DIRECT wants it. The copier's views start at their
-    mmap buffers, so they are used as they are; anything else (the header page, a bytes
-    object at a heap address) is copied into an anonymous map of its size first."""
+    mmap buffers (never a slice past their start), so they are used as they are; anything
+    else (the header page, a bytes object at a heap address) is copied into an anonymous map
+    of its size first."""
     if isinstance(buf, memoryview) and isinstance(buf.obj, mmap.mmap):
         return buf
     staging = mmap.mmap(-1, len(buf), flags=mmap.MAP_PRIVATE)

@@ -274,7 +274,8 @@ class Dump:
         disk.write(BUSY_MARKER, sb.dump_start)
         try:
             self.write_superblock()
-        except OSError:
+        except (OSError, Interrupted):
+            self.stopping = True  # a second signal must not cut the put-back short
             self._put_back(before, sb.dump_start)
             raise
         self.say("dump area marked busy", 3)

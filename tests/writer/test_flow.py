@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import mmap
 import os
 
 import pytest
@@ -281,6 +282,8 @@ class DirectTracking(RecordingSystem):
         return fd
 
     def pwrite(self, fd: int, buf: bytes | memoryview, offset: int) -> int:
+        if fd in self.direct_fds:  # page-aligned memory, whatever this file system forgives
+            assert isinstance(buf, memoryview) and isinstance(buf.obj, mmap.mmap), type(buf)
         done = super().pwrite(fd, buf, offset)
         if fd in self.direct_fds:
             self.direct_writes.append((offset, done))

@@ -21,7 +21,10 @@ CHILD = (
     "sys.exit(main(sys.argv[2:]))"
 )
 CONFIG = "after = poweroff\ndebug = 3\nchunk_kib = 256\n"
-MID_DUMP = 12  # of the 27 writes to the disk a 5 MB dump makes: mid-body
+# strace counts `when=` per thread: the copier's writer thread makes about 22 body writes in
+# a 5 MB dump, so its 12th is past the middle; the main thread's 1st and 2nd are the busy
+# marker and the superblock.
+MID_DUMP = 12
 
 
 def writer(env: Env, inject: str | None) -> subprocess.CompletedProcess[str]:
@@ -62,10 +65,19 @@ def assert_dumped(env: Env, run: subprocess.CompletedProcess[str]) -> None:
         ("pwrite64:error=EIO:when=2", "Input/output error"),  # the superblock, after the busy marker
         (f"pwrite64:error=ENOSPC:when={MID_DUMP}", "No space left on device"),
         (f"pwrite64:retval=512:when={MID_DUMP}", "short write"),
-        ("fsync:error=EIO:when=1", "Input/output error"),
+        ("fsync:error=EIO:when=1", "Input/output error"),  # marking the dump busy
+        ("fsync:error=EIO:when=3", "Input/output error"),  # after the copy, before the verify
         ("preadv2:error=EIO:when=1", "Input/output error"),  # the verify re-read (os.preadv)
     ],
-    ids=["pwrite-EIO", "superblock-EIO", "pwrite-ENOSPC", "pwrite-short", "fsync-EIO", "preadv2-EIO"],
+    ids=[
+        "pwrite-EIO",
+        "superblock-EIO",
+        "pwrite-ENOSPC",
+        "pwrite-short",
+        "fsync-EIO",
+        "fsync-after-copy-EIO",
+        "preadv2-EIO",
+    ],
 )
 def test_an_injected_fault_fails_the_dump_and_the_disk_stays_reusable(
     env: Env, inject: str, says: str
