@@ -6,7 +6,7 @@ source byte is its source offset plus the dump area start.
 
 from __future__ import annotations
 
-from .elfcore import PT_LOAD
+from .elfcore import PT_LOAD, is_elf
 
 HEADER_PAGE = 4096
 
@@ -68,3 +68,12 @@ def make_plan(size: int, hsa: list[Range]) -> Plan:
     head = min(HEADER_PAGE, size)
     first = _merge(hsa, head, size)
     return Plan(size, first, _complement(first, head, size), (0, head))
+
+
+class Source:
+    """The opened dump source: fd, size, header page, copy plan."""
+
+    def __init__(self, path: str, fd: int, size: int, head: bytes) -> None:
+        self.path, self.fd, self.size, self.head = path, fd, size, head
+        self.elf = is_elf(head)
+        self.plan = make_plan(size, [])

@@ -9,11 +9,12 @@ import os
 
 from . import config as configmod
 from . import ipldisk
-from .copier import Copier, Disk, Progress, auto_chunk_kib
-from .copyplan import HEADER_PAGE, hsa_ranges, make_plan
-from .elfcore import is_elf, parse_header, segments
+from .copier import Copier, Progress, auto_chunk_kib
+from .copyplan import HEADER_PAGE, Source, hsa_ranges, make_plan
+from .disk import Disk
+from .elfcore import parse_header, segments
 from .errors import DumpError, Interrupted, NoDumpSource
-from .layout import BUSY_MARKER, SB_SIZE, Layout, Partition, checksum, read_layout
+from .layout import BUSY_MARKER, SB_SIZE, Layout, checksum, read_layout
 
 VMCORE = "/proc/vmcore"
 ZCORE = "/sys/kernel/debug/zcore"
@@ -32,17 +33,7 @@ MB = 1 << 20
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from .layout import Reader
     from .system import System
-
-
-class Source:
-    """The opened dump source: fd, size, header page, copy plan."""
-
-    def __init__(self, path: str, fd: int, size: int, head: bytes) -> None:
-        self.path, self.fd, self.size, self.head = path, fd, size, head
-        self.elf = is_elf(head)
-        self.plan = make_plan(size, [])
 
 
 class Dump:
@@ -191,23 +182,18 @@ class Dump:
 
     def _plan(self, src: Source) -> None:
         hsa = self.hsa_size()
-        read = self._source_reader(src)
+
+        def read(offset: int, length: int) -> bytes:
+            return self.sysm.pread(src.fd, length, offset)
+
+        first: list[tuple[int, int]] = []
         if src.elf:
             first = hsa_ranges(segments(read, src.size, src.head), hsa)
         elif src.path == VMCORE:
             parse_header(src.head, src.size)  # raises the precise ELF error
-            first = []
-        else:
-            first = []
         src.plan = make_plan(src.size, first)
         mode = f"HSA {hsa // MB} MB" if hsa else "no HSA (kdump mode)"
         self.say(f"source {src.path}: {src.size // MB} MB, {mode}, {len(src.plan.hsa)} HSA range(s) first", 2)
-
-    def _source_reader(self, src: Source) -> Reader:
-        def read(offset: int, length: int) -> bytes:
-            return self.sysm.pread(src.fd, length, offset)
-
-        return read
 
     # --- dump disk ----------------------------------------------------------------------
     def wait_for_disk(self) -> str:
@@ -216,31 +202,19 @@ class Dump:
         )
 
     def open_disk(self, dev: str) -> Disk:
-        align = max(4096, self._block(dev))
+        align = max(4096, ipldisk.logical_block_size(self.sysm, dev))
         disk = Disk(self.sysm, dev, str(self.cfg["io"]), align, note=lambda text: self.say(text, 3))
         self.say(f"{dev}: {disk.size // MB} MB, {disk.mode} I/O", 2)
         return disk
-
-    def _block(self, dev: str) -> int:
-        text = self.sysm.read_text_or(f"/sys/block/{os.path.basename(dev)}/queue/logical_block_size")
-        return int(text) if text and text.strip().isdigit() and int(text) >= 512 else 512
-
-    def _sysfs_partitions(self, dev: str) -> list[Partition]:
-        name, parts = os.path.basename(dev), []
-        for sub in self.sysm.listdir(f"/sys/block/{name}"):
-            base = f"/sys/block/{name}/{sub}"
-            # a missing attribute reads as "": not digits, so the entry is skipped
-            vals = [self.sysm.read_text_or(f"{base}/{f}") or "" for f in ("partition", "start", "size")]
-            if sub.startswith(name) and all(v.strip().isdigit() for v in vals):
-                number, start, size = (int(v) for v in vals)
-                parts.append(Partition(number, start * 512, size * 512))
-        return parts
 
     def check_disk(self) -> Layout:
         disk = self.disk
         assert disk is not None and self.src is not None
         layout = read_layout(
-            disk.read, disk.size, self._block(disk.path), lambda: self._sysfs_partitions(disk.path)
+            disk.read,
+            disk.size,
+            ipldisk.logical_block_size(self.sysm, disk.path),
+            lambda: ipldisk.sysfs_partitions(self.sysm, disk.path),
         )
         sb = layout.sb
         self.say(
@@ -281,9 +255,8 @@ class Dump:
         self.say("dump area marked busy", 3)
 
     def _put_back(self, data: bytes, offset: int) -> None:
-        """After a failed superblock write (or its sync): restore what the checksum covers and
-        write the superblock again. Whichever superblock the disk then holds, old or new,
-        matches the area, so the next dump is not refused as a changed disk."""
+        """After a failed superblock write or sync: restore what the checksum covers, rewrite the
+        superblock. Old or new, it then matches the area, so the next dump is not refused."""
         assert self.disk is not None  # mark_busy() has it
         try:
             self.disk.write(data, offset)

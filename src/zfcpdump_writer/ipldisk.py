@@ -7,7 +7,10 @@ already there is tolerated and shown at debug level 3.
 
 from __future__ import annotations
 
+import os
+
 from .errors import DumpError
+from .layout import Partition
 
 IPL = "/sys/firmware/ipl"
 ZFCP = "/sys/bus/ccw/drivers/zfcp"
@@ -93,3 +96,21 @@ def _hex(text: str | None) -> int:
         return int((text or "").strip(), 16)
     except ValueError:
         return -1
+
+
+def logical_block_size(sysm: System, dev: str) -> int:
+    text = sysm.read_text_or(f"/sys/block/{os.path.basename(dev)}/queue/logical_block_size")
+    return int(text) if text and text.strip().isdigit() and int(text) >= 512 else 512
+
+
+def sysfs_partitions(sysm: System, dev: str) -> list[Partition]:
+    """The kernel's partitions of *dev* (sysfs start and size, in bytes)."""
+    name, parts = os.path.basename(dev), []
+    for sub in sysm.listdir(f"/sys/block/{name}"):
+        base = f"/sys/block/{name}/{sub}"
+        # a missing attribute reads as "": not digits, so the entry is skipped
+        vals = [sysm.read_text_or(f"{base}/{f}") or "" for f in ("partition", "start", "size")]
+        if sub.startswith(name) and all(v.strip().isdigit() for v in vals):
+            number, start, size = (int(v) for v in vals)
+            parts.append(Partition(number, start * 512, size * 512))
+    return parts
