@@ -44,15 +44,18 @@ KALLSYMS_TABLES = (
 )
 
 
+def resident(elf: ELFFile) -> int:
+    """Bytes of the allocated sections that stay after boot."""
+    return sum(
+        sec["sh_size"]
+        for sec in elf.iter_sections()
+        if sec["sh_flags"] & SH_FLAGS.SHF_ALLOC and not sec.name.startswith(FREED_AFTER_BOOT)
+    )
+
+
 def resident_bytes(obj: Path) -> int:
-    """Allocated sections of one object that stay after boot."""
     with obj.open("rb") as handle:
-        elf = ELFFile(handle)
-        return sum(
-            sec["sh_size"]
-            for sec in elf.iter_sections()
-            if sec["sh_flags"] & SH_FLAGS.SHF_ALLOC and not sec.name.startswith(FREED_AFTER_BOOT)
-        )
+        return resident(ELFFile(handle))
 
 
 def archive_members(archive: Path, build: Path) -> list[str]:
@@ -140,11 +143,7 @@ def image_figures(vmlinux: Path, largest: int = 12) -> dict[str, object]:
     object: the KALLSYMS cost) and its largest data symbols (static buffers sized by config)."""
     with vmlinux.open("rb") as handle:
         elf = ELFFile(handle)
-        resident = sum(
-            s["sh_size"]
-            for s in elf.iter_sections()
-            if s["sh_flags"] & SH_FLAGS.SHF_ALLOC and not s.name.startswith(FREED_AFTER_BOOT)
-        )
+        image = resident(elf)
         symtab = elf.get_section_by_name(".symtab")
         syms = list(symtab.iter_symbols()) if symtab is not None else []
     where = {sym.name: sym["st_value"] for sym in syms}
@@ -157,7 +156,7 @@ def image_figures(vmlinux: Path, largest: int = 12) -> dict[str, object]:
         key=lambda sym: -int(sym["st_size"]),
     )
     return {
-        "vmlinux_bytes": resident,
+        "vmlinux_bytes": image,
         "kallsyms_bytes": kallsyms,
         "largest_data": [{"symbol": sym.name, "bytes": int(sym["st_size"])} for sym in data[:largest]],
     }

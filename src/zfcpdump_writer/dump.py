@@ -249,20 +249,12 @@ class Dump:
         try:
             self.write_superblock()
         except (OSError, Interrupted):
+            # Put back what the old checksum covers, then rewrite the superblock: old or new,
+            # it matches the area, so the next dump is not refused as a changed disk.
             self.stopping = True  # a second signal must not cut the put-back short
-            self._put_back(before, sb.dump_start)
+            self._rewrite_start(before, "restore the dump area after the failure")
             raise
         self.say("dump area marked busy", 3)
-
-    def _put_back(self, data: bytes, offset: int) -> None:
-        """After a failed superblock write or sync: restore what the checksum covers, rewrite the
-        superblock. Old or new, it then matches the area, so the next dump is not refused."""
-        assert self.disk is not None  # mark_busy() has it
-        try:
-            self.disk.write(data, offset)
-            self.write_superblock()
-        except OSError as exc:
-            self.say(f"warning: superblock rewrite after the failure: {exc.strerror or exc}", 1)
 
     def dump(self) -> None:
         src, disk, lay = self.src, self.disk, self.layout
@@ -337,15 +329,19 @@ class Dump:
         self.header_started = False
 
     def _invalidate(self) -> None:
-        """Best effort after a failed header write: busy marker back, superblock valid."""
+        """After a failed header write: busy marker back, superblock valid."""
+        # header_started: the copy finished, so no stuck write dropped the disk
+        self._rewrite_start(BUSY_MARKER, "re-mark the dump invalid")
+
+    def _rewrite_start(self, data: bytes, what: str) -> None:
+        """Best effort: *data* at the dump start, then the superblock over what is there now."""
         try:
             disk, lay = self.disk, self.layout
-            # header_started: the copy finished, so no stuck write dropped the disk
             assert disk is not None and lay is not None
-            disk.write(BUSY_MARKER, lay.sb.dump_start)
+            disk.write(data, lay.sb.dump_start)
             self.write_superblock()
         except Exception as exc:  # noqa: BLE001
-            self.sysm.console(f"zfcpdump: warning: cannot re-mark the dump invalid: {exc}")
+            self.sysm.console(f"zfcpdump: warning: cannot {what}: {exc}")
 
     # --- the end ------------------------------------------------------------------------
     def _close(self) -> None:

@@ -220,3 +220,17 @@ def progress_lines(console: str) -> list[str]:
 
 def writer_lines(console: str) -> list[str]:
     return [ln.strip() for ln in console.splitlines() if "zfcpdump:" in ln]
+
+
+# A run whose dump must fail: "Dump failed" is expected, "Dump successful" is a failure.
+FAILING_RUN = (*(f for f in DEFAULT_FAILURES if f != FAILED), SUCCESS)
+
+
+def failed_line(result: BootResult) -> str:
+    """The writer's 'Dump failed' line, after checking the run failed cleanly and the guest
+    powered off by itself."""
+    result.check()
+    assert result.exited, "the guest did not power off by itself"
+    failed = [ln for ln in writer_lines(result.console) if FAILED in ln]
+    assert failed, writer_lines(result.console)
+    return failed[0]

@@ -15,7 +15,6 @@ import scenario as sc
 from tests.support import zgetdump, zipldisk
 
 from zfcpdump_builder.deploy import dumpdisk
-from zfcpdump_builder.deploy.qemu import DEFAULT_FAILURES
 
 pytestmark = [pytest.mark.qemu, pytest.mark.kernel, pytest.mark.slow]
 SECTOR = 512
@@ -62,13 +61,11 @@ def test_a_write_error_fails_the_dump_and_the_disk_takes_the_next_one(
         disk.path,
         work / "console-fault.log",
         expect=(sc.WRITER_START, sc.FAILED),
-        failures=(*(f for f in DEFAULT_FAILURES if f != sc.FAILED), sc.SUCCESS),
+        failures=sc.FAILING_RUN,
         disk_faults=rules(work / "blkdebug.conf", fault_sector(disk, where)),
     )
-    faulty.check()
-    assert faulty.exited, "the guest did not power off by itself after the failed dump"
-    failed = [line for line in sc.writer_lines(faulty.console) if sc.FAILED in line]
-    assert failed and "rror" in failed[0], sc.writer_lines(faulty.console)  # an I/O error, said
+    failed = sc.failed_line(faulty)
+    assert "rror" in failed, sc.writer_lines(faulty.console)  # an I/O error, said
     # Marked busy, unless marking it busy was what failed: then the writer put zipl's state back.
     left = "empty" if where == "superblock" else "busy"
     assert judged(disk, work, zg_root) == (left, False)

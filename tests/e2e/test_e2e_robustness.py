@@ -14,26 +14,16 @@ import pytest
 import scenario as sc
 from tests.support import zgetdump, zipldisk
 
-from zfcpdump_builder.deploy.qemu import DEFAULT_FAILURES, BootResult
+from zfcpdump_builder.deploy.qemu import DEFAULT_FAILURES
 
 pytestmark = [pytest.mark.qemu, pytest.mark.kernel, pytest.mark.slow]
 BUSY = b"zfcpdump busy\0"
-REFUSAL_RUN = (*(f for f in DEFAULT_FAILURES if f != sc.FAILED), sc.SUCCESS)
 
 
 def _workdir(e2e_dir: Path, name: str) -> Path:
     work = e2e_dir / name
     work.mkdir(exist_ok=True)
     return work
-
-
-def _refused(result: BootResult) -> str:
-    """The writer's 'Dump failed' line, after checking the run refused cleanly."""
-    result.check()
-    assert result.exited, "the guest did not power off by itself"
-    failed = [ln for ln in sc.writer_lines(result.console) if sc.FAILED in ln]
-    assert failed, sc.writer_lines(result.console)
-    return failed[0]
 
 
 def _refused_unchanged(art: sc.Artifacts, first_rd: Path, disk: zipldisk.ZiplDisk, work: Path) -> str:
@@ -45,9 +35,9 @@ def _refused_unchanged(art: sc.Artifacts, first_rd: Path, disk: zipldisk.ZiplDis
         disk.path,
         work / "console.log",
         expect=(sc.WRITER_START, sc.FAILED),
-        failures=REFUSAL_RUN,
+        failures=sc.FAILING_RUN,
     )
-    line = _refused(result)
+    line = sc.failed_line(result)
     assert dc.sha256(disk.path) == before
     return line
 

@@ -87,13 +87,16 @@ def memory_budget(recipe: Recipe, result: BuildResult, reporter: Reporter) -> di
     return budget.check(entries, memory, reporter)
 
 
+def _rd_contents(result: BuildResult) -> dict[str, Any]:
+    return dict(json.loads((result.stages["initramfs"].path / initramfs.CONTENTS_JSON).read_text()))
+
+
 def _rd_composition(result: BuildResult) -> dict[str, int]:
-    contents = json.loads((result.stages["initramfs"].path / initramfs.CONTENTS_JSON).read_text())
-    return dict(contents["summary"].get("composition", {}))
+    return dict(_rd_contents(result)["summary"].get("composition", {}))
 
 
 def _rd_section(result: BuildResult) -> dict[str, Any]:
-    contents = json.loads((result.stages["initramfs"].path / initramfs.CONTENTS_JSON).read_text())
+    contents = _rd_contents(result)
     files = json.loads((result.stages["runtime"].path / runtime.FILES_JSON).read_text())
     entries = [
         {k: e.get(k) for k in ("path", "mode", "size", "sha256", "origin")} for e in contents["entries"]
