@@ -217,6 +217,8 @@ class Dump:
             lambda: ipldisk.sysfs_partitions(self.sysm, disk.path),
         )
         sb = layout.sb
+        if layout.cut_off:
+            self.say(layout.cut_off, 1)
         self.say(
             f"dump partition {layout.partition.number}: {sb.part_size // MB} MB, "
             f"dump area {sb.dump_size // MB} MB",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from struct import Struct
 
+from .elfcore import is_elf
 from .errors import ChecksumError, LayoutError
 
 CSUM_SEED = 0x12345678
@@ -17,6 +18,7 @@ SB_VERSION = 1
 SB = Struct(">9Q")
 SB_SIZE = SB.size  # 72
 BUSY_MARKER = b"zfcpdump busy\0"
+CUT_OFF_PAGE = 4096  # the first page of the dump area: busy marker, later the dump header
 MAX_CSUM_SIZE = 1 << 20
 BOOT_INFO = 0x70
 BP_TYPE_DUMP = 1
@@ -208,13 +210,33 @@ def find_partition(parts: list[Partition], sb: Superblock) -> Partition:
 class Layout:
     """Everything validated about the dump disk."""
 
-    __slots__ = ("sb", "sb_offset", "partition", "block", "disk_size")
+    __slots__ = ("sb", "sb_offset", "partition", "block", "disk_size", "cut_off")
 
     def __init__(
         self, sb: Superblock, sb_offset: int, partition: Partition, block: int, disk_size: int
     ) -> None:
         self.sb, self.sb_offset, self.partition = sb, sb_offset, partition
         self.block, self.disk_size = block, disk_size
+        self.cut_off: str | None = None  # what a dump cut off before its superblock write left
+
+
+def cut_off_dump(sb: Superblock, head: bytes) -> str | None:
+    """Why the area is taken over though its checksum does not match, or None: a dump of
+    ours was cut off (a power loss) between writing the first page and the superblock.
+
+    A writer changes the checksummed page twice, each time followed by a superblock write:
+    the busy marker, then the dump header. A cut in either gap leaves a mismatch that only
+    the writer's own page explains; anything else is a disk changed since zipl.
+    """
+    if sb.csum_start != sb.dump_start or sb.csum_size > CUT_OFF_PAGE:
+        return None
+    found = "a busy marker" if head.startswith(BUSY_MARKER) else "a dump header" if is_elf(head) else None
+    if found is None:
+        return None
+    return (
+        f"the superblock's checksum does not match, but the dump area starts with {found}: "
+        "an earlier dump was cut off before its last superblock write; taking the area over"
+    )
 
 
 def read_layout(
@@ -231,8 +253,14 @@ def read_layout(
     sb = parse_superblock(read(info.sb_offset, SB_SIZE))
     check_superblock(sb, info.sb_offset, disk_size, block)
     part = _match_partition(read, block, sb, sysfs_parts)
-    verify_checksum(read, sb)
-    return Layout(sb, info.sb_offset, part, block, disk_size)
+    layout = Layout(sb, info.sb_offset, part, block, disk_size)
+    try:
+        verify_checksum(read, sb)
+    except ChecksumError:
+        layout.cut_off = cut_off_dump(sb, read(sb.dump_start, CUT_OFF_PAGE))
+        if layout.cut_off is None:
+            raise
+    return layout
 
 
 def _match_partition(

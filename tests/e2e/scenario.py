@@ -15,6 +15,7 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,8 +24,10 @@ for _path in (ROOT, ROOT / "src"):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-from tests.support import crashside  # noqa: E402
+from tests.support import crashside, zgetdump  # noqa: E402
+from tests.support.zipldisk import ZiplDisk  # noqa: E402
 
+from zfcpdump_builder.deploy import dumpdisk  # noqa: E402
 from zfcpdump_builder.deploy.qemu import DEFAULT_FAILURES, BootResult, BootSpec, boot  # noqa: E402
 
 QEMU_TEST_RECIPE = ROOT / "recipes" / "qemu-test.yaml"
@@ -105,7 +108,9 @@ def kdump(
     expect: tuple = (SUCCESS,),
     failures: tuple = (),
     kill_after: object = None,
+    kill_when: Callable[[], bool] | None = None,
     write_bps: int | None = None,
+    write_iops: int | None = None,
     disk_faults: Path | None = None,
     timeout: float = 240.0,
     echo: bool = False,
@@ -127,8 +132,10 @@ def kdump(
         failures=(*(failures or DEFAULT_FAILURES), crashside.MARK_KEXEC_FAILED, crashside.MARK_ALIVE),
         allow=(SYSRQ_PANIC,),
         kill_after=kill_after,
+        kill_when=kill_when,
         log_path=log,
         disk_write_bps=write_bps,
+        disk_write_iops=write_iops,
         disk_faults=disk_faults,
     )
     return boot(spec, echo=echo)
@@ -234,3 +241,14 @@ def failed_line(result: BootResult) -> str:
     failed = [ln for ln in writer_lines(result.console) if FAILED in ln]
     assert failed, writer_lines(result.console)
     return failed[0]
+
+
+def judged(disk: ZiplDisk, work: Path, zg_root: Path) -> tuple[str, bool]:
+    """Our `dumpdisk inspect` state and IBM's `zgetdump -i` verdict on the same partition;
+    the two must agree on whether it holds a complete dump."""
+    state = dumpdisk.inspect(disk.path)["state"]
+    part = disk.partition_image(work / "part.img")
+    valid = zgetdump.info(part, zg_root).returncode == 0
+    part.unlink()
+    assert (state == "complete") == valid, f"dumpdisk inspect says {state}, zgetdump -i valid={valid}"
+    return state, valid

@@ -12,9 +12,7 @@ from pathlib import Path
 import dumpcheck as dc
 import pytest
 import scenario as sc
-from tests.support import zgetdump, zipldisk
-
-from zfcpdump_builder.deploy import dumpdisk
+from tests.support import realzipl, zipldisk
 
 pytestmark = [pytest.mark.qemu, pytest.mark.kernel, pytest.mark.slow]
 SECTOR = 512
@@ -27,17 +25,6 @@ def rules(path: Path, sector: int) -> Path:
     was evidently retried below the writer."""
     path.write_text(f'[inject-error]\nevent = "pwritev"\nerrno = "5"\nsector = "{sector}"\n')
     return path
-
-
-def judged(disk: zipldisk.ZiplDisk, work: Path, zg_root: Path) -> tuple[str, bool]:
-    """Our `dumpdisk inspect` state and IBM's `zgetdump -i` verdict on the same partition;
-    the two must agree on whether it holds a complete dump."""
-    state = dumpdisk.inspect(disk.path)["state"]
-    part = disk.partition_image(work / "part.img")
-    valid = zgetdump.info(part, zg_root).returncode == 0
-    part.unlink()
-    assert (state == "complete") == valid, f"dumpdisk inspect says {state}, zgetdump -i valid={valid}"
-    return state, valid
 
 
 def fault_sector(disk: zipldisk.ZiplDisk, where: str) -> int:
@@ -53,7 +40,7 @@ def test_a_write_error_fails_the_dump_and_the_disk_takes_the_next_one(
 ) -> None:
     work = e2e_dir / f"fault-{where.rstrip('%')}"
     work.mkdir(exist_ok=True)
-    disk = zipldisk.make_disk(work / "disk.img", (sc.DUMPED_MIB + 8) * zipldisk.MIB)
+    disk = realzipl.make_disk(work / "disk.img", (sc.DUMPED_MIB + 8) * zipldisk.MIB)
     sb_before = dc.read_superblock(disk.path)
     faulty = sc.kdump(
         art,
@@ -68,11 +55,13 @@ def test_a_write_error_fails_the_dump_and_the_disk_takes_the_next_one(
     assert "rror" in failed, sc.writer_lines(faulty.console)  # an I/O error, said
     # Marked busy, unless marking it busy was what failed: then the writer put zipl's state back.
     left = "empty" if where == "superblock" else "busy"
-    assert judged(disk, work, zg_root) == (left, False)
+    assert sc.judged(disk, work, zg_root) == (left, False)
     assert dc.superblock_problems(disk.path, sb_before) == []
     assert disk.check_sentinels() == []
 
     again = sc.kdump(art, first_rd, disk.path, work / "console-again.log")
     again.check()
-    assert judged(disk, work, zg_root) == ("complete", True), "the disk did not take a dump after the fault"
+    assert sc.judged(disk, work, zg_root) == ("complete", True), (
+        "the disk did not take a dump after the fault"
+    )
     assert disk.check_sentinels() == []

@@ -14,7 +14,7 @@ from pathlib import Path
 import dumpcheck as dc
 import pytest
 import scenario as sc
-from tests.support import zgetdump, zipldisk
+from tests.support import realzipl, zgetdump, zipldisk
 
 from zfcpdump_builder.deploy.qemu import BootResult
 
@@ -39,7 +39,7 @@ def run(
 ) -> KdumpRun:
     work = e2e_dir / "kdump"
     work.mkdir(exist_ok=True)
-    disk = zipldisk.make_disk(work / "disk.img", DUMP_AREA)
+    disk = realzipl.make_disk(work / "disk.img", DUMP_AREA)
     before = dc.read_superblock(disk.path)
     bps, interval = sc.progress_write_bps(art.rd, sc.DUMPED_MIB * zipldisk.MIB)
     metrics["kdump: disk write throttle (bytes/s; progress interval s)"] = f"{bps}; {interval:g}"

@@ -10,7 +10,7 @@ from pathlib import Path
 import dumpcheck as dc
 import pytest
 import scenario as sc
-from tests.support import zipldisk
+from tests.support import realzipl, zipldisk
 
 from zfcpdump_builder.deploy.qemu import DEFAULT_FAILURES
 
@@ -22,7 +22,7 @@ def test_no_dump_source_fails_cleanly_and_leaves_the_disk(
 ) -> None:
     work = e2e_dir / "nokexec"
     work.mkdir(exist_ok=True)
-    disk = zipldisk.make_disk(work / "disk.img", 16 * zipldisk.MIB)
+    disk = realzipl.make_disk(work / "disk.img", 16 * zipldisk.MIB)
     before = dc.sha256(disk.path)
     result = sc.plain(
         art,

@@ -12,7 +12,7 @@ from pathlib import Path
 import dumpcheck as dc
 import pytest
 import scenario as sc
-from tests.support import zgetdump, zipldisk
+from tests.support import realzipl, zgetdump, zipldisk
 
 from zfcpdump_builder.deploy.qemu import DEFAULT_FAILURES
 
@@ -50,7 +50,7 @@ def _unprepare(disk: zipldisk.ZiplDisk) -> None:
 
 def test_unprepared_disk_is_refused_and_unchanged(art: sc.Artifacts, first_rd: Path, e2e_dir: Path) -> None:
     work = _workdir(e2e_dir, "unprepared")
-    disk = zipldisk.make_disk(work / "disk.img", (sc.DUMPED_MIB + 8) * zipldisk.MIB)
+    disk = realzipl.make_disk(work / "disk.img", (sc.DUMPED_MIB + 8) * zipldisk.MIB)
     _unprepare(disk)
     line = _refused_unchanged(art, first_rd, disk, work)
     assert re.search(r"zipl|dump disk", line, re.I), line
@@ -60,7 +60,7 @@ def test_too_small_dump_area_is_refused_and_unchanged(
     art: sc.Artifacts, first_rd: Path, e2e_dir: Path
 ) -> None:
     work = _workdir(e2e_dir, "toosmall")
-    disk = zipldisk.make_disk(work / "disk.img", sc.DUMPED_MIB // 2 * zipldisk.MIB)
+    disk = realzipl.make_disk(work / "disk.img", sc.DUMPED_MIB // 2 * zipldisk.MIB)
     line = _refused_unchanged(art, first_rd, disk, work)
     assert re.search(r"larger|too small|does not fit|exceed", line, re.I), line
 
@@ -69,7 +69,7 @@ def test_killed_mid_dump_leaves_an_invalid_dump_and_a_valid_superblock(
     art: sc.Artifacts, first_rd: Path, e2e_dir: Path, zg_root: Path, metrics: dict[str, object]
 ) -> None:
     work = _workdir(e2e_dir, "killed")
-    disk = zipldisk.make_disk(work / "disk.img", (sc.DUMPED_MIB + 8) * zipldisk.MIB)
+    disk = realzipl.make_disk(work / "disk.img", (sc.DUMPED_MIB + 8) * zipldisk.MIB)
     sb_before = dc.read_superblock(disk.path)
     bps, _interval = sc.progress_write_bps(art.rd, sc.DUMPED_MIB * zipldisk.MIB)
     result = sc.kdump(

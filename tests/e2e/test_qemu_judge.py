@@ -14,8 +14,11 @@ from zfcpdump_builder.core import errors
 from zfcpdump_builder.deploy import qemu
 
 FAKE = """#!{python}
-import sys, time
+import pathlib, sys, time
 for line in {lines!r}:
+    if line.startswith("TOUCH "):
+        pathlib.Path(line.split()[1]).touch()
+        continue
     if line.startswith("SLEEP "):
         time.sleep(float(line.split()[1]))
         continue
@@ -85,6 +88,23 @@ def test_kill_after_a_regex_marker(tmp_path: Path) -> None:
     result = qemu.boot(spec, echo=False)
     assert result.killed and not result.exited and not result.timed_out
     assert "never" not in result.console and result.duration < 10
+
+
+def test_kill_when_a_condition_holds_while_the_console_is_silent(tmp_path: Path) -> None:
+    """The guest prints nothing while it writes: the condition is polled all the same."""
+    flag = tmp_path / "written"
+    spec = _spec(
+        tmp_path, ["writing", "SLEEP 1", f"TOUCH {flag}", "SLEEP 30", "never"], kill_when=flag.exists
+    )
+    result = qemu.boot(spec, echo=False)
+    assert result.killed and not result.exited and not result.timed_out
+    assert "never" not in result.console and 1 <= result.duration < 10
+
+
+def test_write_limits_go_on_the_drive(tmp_path: Path) -> None:
+    spec = qemu.BootSpec(Path("img"), Path("rd"), disk=Path("d.img"), disk_write_iops=25, disk_write_bps=1000)
+    drive = qemu.qemu_argv(spec)[qemu.qemu_argv(spec).index("-drive") + 1]
+    assert "throttling.iops-write=25" in drive and "throttling.bps-write=1000" in drive
 
 
 def test_argv_has_the_disk_and_the_command_line(tmp_path: Path) -> None:

@@ -158,17 +158,17 @@ def umount(where: Path) -> None:
 
 
 class LoopDisk(LoopDevice):
-    """A 64 MiB disk image with two DOS partitions on a loop device (root only), or a skip."""
+    """A disk image (64 MiB) with two DOS partitions on a loop device (root only), or a skip."""
 
-    def __init__(self, image: Path) -> None:
+    def __init__(self, image: Path, size: int = 64 * MIB, table: str = "label: dos\n,32M,L\n,,L\n") -> None:
         need_root()
         if shutil.which("sfdisk") is None:
             pytest.skip("sfdisk is not installed")
         with open(image, "wb") as handle:
-            handle.truncate(64 * MIB)
+            handle.truncate(size)
         subprocess.run(
             ["sfdisk", "-q", str(image)],
-            input="label: dos\n,32M,L\n,,L\n",
+            input=table,
             text=True,
             check=True,
             capture_output=True,

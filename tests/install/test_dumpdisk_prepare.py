@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
 from install_helpers import MIB, LoopDisk, TextReporter, fake_zipl_script, write_build_manifest
+from tests.support import realzipl, zgetdump
 
 from support.buildcli import CliRun, run_cli
 from zfcpdump_builder import recipe
 from zfcpdump_builder.core.errors import BudgetError, InstallError
 from zfcpdump_builder.core.store import file_sha256
-from zfcpdump_builder.deploy import device, install, prepare, transaction
+from zfcpdump_builder.deploy import device, dumpdisk, install, prepare, transaction
 
 
 @pytest.fixture
@@ -166,18 +168,43 @@ def test_from_out_must_be_the_installed_build(zdir: Path, out: Path, out2: Path,
     assert f"--from {out2}" in run.error()["hint"]
 
 
-def test_real_run_calls_zipl_with_the_partition(tmp_path: Path, zdir: Path, loopdisk: LoopDisk) -> None:
-    log = tmp_path / "zipl.log"
-    fake = fake_zipl_script(tmp_path / "zipl", log, directory=str(zdir))
-    part = loopdisk.part(1)
-    run = run_prepare(part, zdir, "--zipl", str(fake), "--yes")
-    assert run.code == 0, run.stderr + str(run.events)
-    assert log.read_text().split() == ["-d", part, "-n"]
-    assert any(f"dumpdisk inspect {loopdisk.dev}" in m for m in messages(run))
-    failing = fake_zipl_script(tmp_path / "zipl-fails", log, exit_code=3, directory=str(zdir))
-    run = run_prepare(part, zdir, "--zipl", str(failing))
+def test_the_real_zipl_prepares_the_partition(tmp_path: Path, zdir: Path) -> None:
+    """Debian's s390x zipl 2.16, run by `dumpdisk prepare`, on a loop partition; judged by
+    zgetdump -d and by `dumpdisk inspect`, and zipl took the pair from the installed dir."""
+    disk = LoopDisk(tmp_path / "big.img", size=160 * MIB, table="label: dos\n,1M,L\n,,L\n")
+    try:
+        zipl = realzipl.launcher(tmp_path / "zipl", realzipl.ensure_root(), zfcpdump_dir=zdir)
+        part = disk.part(2)
+        run = run_prepare(part, zdir, "--zipl", str(zipl), "--layout", "2.7+", "--yes")
+        assert run.code == 0, run.stderr + str(run.events)
+        assert any(f"dumpdisk inspect {disk.dev}" in m for m in messages(run))
+        tool = zgetdump.run(["-d", disk.dev], zgetdump.ensure_root())
+        said = (tool.stdout + tool.stderr).decode()  # zgetdump -d reports on stderr
+        assert tool.returncode == 0 and "Single-volume SCSI dump tool" in said, said
+        assert re.search(r"Partition number\.*: 2\b", said), said
+        inspected = run_cli("dumpdisk", "inspect", disk.dev)
+        assert inspected.code == 0, inspected.stderr + str(inspected.events)
+        info = dumpdisk.inspect(disk.dev)
+    finally:
+        disk.close()
+    assert info["state"] == "empty" and info["partition"] == 2, info
+    with open(tmp_path / "big.img", "rb") as handle:  # zipl copied our pair behind the dump area
+        handle.seek(info["part_start"] + info["dump_size"])
+        tail = handle.read(info["part_size"] - info["dump_size"])
+    for name in ("zfcpdump.image", "zfcpdump.rd"):
+        piece = (zdir / name).read_bytes()[MIB // 2 : MIB // 2 + 4096]
+        assert piece in tail, f"the dump tool zipl wrote does not hold {name}"
+
+
+def test_a_failing_zipl_is_reported(tmp_path: Path, zdir: Path, loopdisk: LoopDisk) -> None:
+    """A zipl exit code is passed on (the one place a stand-in zipl is still needed)."""
+    failing = fake_zipl_script(
+        tmp_path / "zipl-fails", tmp_path / "zipl.log", exit_code=3, directory=str(zdir)
+    )
+    run = run_prepare(loopdisk.part(1), zdir, "--zipl", str(failing), "--yes")
     assert run.code == InstallError.exit_code
     assert "zipl failed with exit code 3" in run.error()["message"]
+    assert (tmp_path / "zipl.log").read_text().split() == ["-d", loopdisk.part(1), "-n"]
 
 
 def test_no_zipl_is_an_error_outside_dry_run(

@@ -38,14 +38,14 @@ def qemu_static(cache_dir: Path) -> Path:
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     partial = dest.with_suffix(".partial")
-    if not _extract_member(deb, QEMU_MEMBER, partial):
+    if not extract_member(deb, QEMU_MEMBER, partial):
         raise FileNotFoundError(f"{deb.name} has no {QEMU_MEMBER}")
     partial.chmod(0o755)
     partial.rename(dest)
     return dest
 
 
-def _extract_member(deb: Path, member: str, out: Path) -> bool:
+def extract_member(deb: Path, member: str, out: Path) -> bool:
     with libarchive.file_reader(str(deb)) as outer:
         for part in outer:
             if not part.pathname.startswith("data.tar"):

@@ -62,6 +62,21 @@ def test_checksum_mismatch(env) -> None:  # noqa: ANN001
     refused(env, "checksum mismatch")
 
 
+@pytest.mark.parametrize("left", ["busy marker", "dump header"])
+def test_a_dump_cut_off_before_its_superblock_write_is_taken_over(env, left: str) -> None:  # noqa: ANN001
+    """A power loss right after the writer changed the first page (busy marker, or the header
+    at the end) leaves a checksum only that page explains: the next dump must not be refused."""
+    page = BUSY_MARKER if left == "busy marker" else env.core.path.read_bytes()[:4096]
+    env.disk.write(env.disk.part_start, page)
+    assert not env.disk.csum_matches()
+    code, _ = env.run()
+    assert code == 0, env.text
+    assert "an earlier dump was cut off before its last superblock write" in env.text
+    assert f"starts with a {left}" in env.text
+    assert env.dump_bytes() == env.vmcore_bytes() and env.disk.csum_matches()
+    assert env.disk.check_sentinels() == []
+
+
 def test_partition_not_found(env) -> None:  # noqa: ANN001
     entry = 0x1BE + 16
     raw = bytearray(env.disk.read(entry, 16))

@@ -8,8 +8,9 @@ did not fire. The console is streamed live through the Reporter and copied to a 
     result = boot(BootSpec(image, rd, disk=disk, expect=("Dump successful",)))
     result.check()          # raises errors.TestBootError when the run failed
 
-`kill_after` kills the guest (SIGKILL, like pulling the plug) as soon as a marker appears;
-the disk keeps whatever the guest had written by then.
+`kill_after` kills the guest (SIGKILL, like pulling the plug) as soon as a marker appears,
+`kill_when` as soon as a condition holds (the disk image reaching a chosen state, say); the
+disk keeps whatever the guest had written by then.
 """
 
 from __future__ import annotations
@@ -67,9 +68,11 @@ class BootSpec:
     failures: tuple[Marker, ...] = DEFAULT_FAILURES
     allow: tuple[Marker, ...] = ()
     kill_after: Marker | None = None
+    kill_when: Callable[[], bool] | None = None  # polled every few ms: SIGKILL once it holds
     log_path: Path | None = None
     cpus: int = 1
     disk_write_bps: int | None = None
+    disk_write_iops: int | None = None
     disk_faults: Path | None = None  # QEMU blkdebug rules: the disk fails requests as they say
     qemu: str = QEMU
     extra_args: tuple[str, ...] = ()
@@ -152,6 +155,8 @@ def qemu_argv(spec: BootSpec) -> list[str]:
             drive += ",werror=report,rerror=report"  # the guest sees the error, QEMU does not stop
         if spec.disk_write_bps:
             drive += f",throttling.bps-write={spec.disk_write_bps}"
+        if spec.disk_write_iops:
+            drive += f",throttling.iops-write={spec.disk_write_iops}"
         argv += ["-device", "virtio-scsi-ccw,id=scsi0", "-drive", drive, "-device", "scsi-hd,drive=d0"]
     return argv + list(spec.extra_args)
 
@@ -204,7 +209,10 @@ class ConsoleJudge:
         return any(marker_in(bad, line) for bad in self.spec.failures)
 
     def should_stop(self) -> bool:
-        """Stop early on a kill marker, or shortly after a failure (a panic hangs forever)."""
+        """Stop early on a kill marker or condition, or shortly after a failure (a panic hangs
+        forever)."""
+        if not self.kill_now and self.spec.kill_when is not None:
+            self.kill_now = self.spec.kill_when()
         if self.kill_now:
             return True
         if self.first_failure is None:
@@ -240,7 +248,7 @@ def _pump(
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return True, False
-            if sel.select(min(remaining, 0.2)):
+            if sel.select(min(remaining, 0.2 if judge.spec.kill_when is None else 0.005)):
                 data = os.read(fd, 65536)
                 if not data:
                     return False, False
