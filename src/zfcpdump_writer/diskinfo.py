@@ -17,6 +17,7 @@ from .layout import (
     Superblock,
     check_superblock,
     checksum,
+    cut_off_dump,
     dos_partitions,
     parse_mbr,
     parse_superblock,
@@ -27,6 +28,10 @@ if TYPE_CHECKING:
     from .elfcore import Reader, Segment
 
 MAX_NOTES = 1 << 20
+CUT_AFTER_HEADER = (
+    "the checksum predates the dump header: the writer was cut off after the dump was whole, "
+    "before its last superblock write (the next dump takes the area over)"
+)
 CHUNK = 1 << 20
 
 
@@ -108,7 +113,12 @@ def _elf_state(disk: _Disk, sb: Superblock, head: bytes, out: dict[str, object])
     out["memory_bytes"] = sum(s.filesz for s in loads)
     out["loads"] = [{"paddr": s.paddr, "size": s.filesz, "offset": s.offset} for s in loads]
     out["cpus"] = _count_cpus(read, segs)
-    out["state"] = "complete" if out["csum_ok"] else "invalid"
+    if out["csum_ok"]:
+        out["state"] = "complete"
+    elif cut_off_dump(sb, head):  # the header is written last: the dump itself is whole
+        out.update(state="complete", note=CUT_AFTER_HEADER)
+    else:
+        out["state"] = "invalid"
 
 
 def _count_cpus(read: Reader, segs: list[Segment]) -> int | None:

@@ -3,10 +3,12 @@ what the host sees in the disk image the guest writes: right after the busy mark
 50 % and 90 % of the copy, and in the gap between the header page and the last superblock
 write. Write requests are throttled (QEMU's iops limit) so that the host can hit each gap.
 
-Each cut must leave a dump that neither judge accepts (`dumpdisk inspect` and `zgetdump -i`),
-zipl's data and everything outside the dump area untouched, and a disk that takes the next
-dump: a cut in one of the two superblock gaps leaves a checksum mismatch that the writer
-recognises as its own (tests/writer/test_failures.py has the host-side case).
+Each cut before the header page must leave a dump that neither judge accepts (`dumpdisk
+inspect` and `zgetdump -i`). A cut after it leaves a whole dump with a stale checksum: the
+header is written last, after the data is synced, so zgetdump takes that dump, and inspect
+must say the same. Every cut leaves zipl's data and all outside the dump area untouched, and
+a disk that takes the next dump: a cut in one of the two superblock gaps leaves a checksum
+mismatch that the writer recognises as its own (tests/writer/test_failures.py, host side).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import pytest
 import scenario as sc
 from tests.support import realzipl, zipldisk
 
+from zfcpdump_builder.deploy import dumpdisk
+from zfcpdump_writer.diskinfo import CUT_AFTER_HEADER
 from zfcpdump_writer.layout import BUSY_MARKER
 
 pytestmark = [pytest.mark.qemu, pytest.mark.kernel, pytest.mark.slow]
@@ -70,8 +74,9 @@ def test_a_power_cut_leaves_no_valid_dump_and_a_reusable_disk(
     assert cut.killed, f"never reached {point}: {'; '.join(cut.problems())}; {sc.writer_lines(cut.console)}"
     assert not any(sc.SUCCESS in line for line in sc.writer_lines(cut.console)), "cut after the dump ended"
     state, valid = sc.judged(disk, work, zg_root)
-    # Cut after the header page: its checksum is not in the superblock yet, so it is invalid.
-    assert (state, valid) == ("invalid" if point == "header" else "busy", False)
+    assert (state, valid) == (("complete", True) if point == "header" else ("busy", False))
+    if point == "header":
+        assert dumpdisk.inspect(disk.path).get("note") == CUT_AFTER_HEADER
     assert disk.check_sentinels() == []
     in_a_gap = not disk.csum_matches()  # the first page changed, its superblock write did not come
     assert in_a_gap == (point == "header") or point == "busy", "a mid-copy cut left a bad checksum"

@@ -7,10 +7,12 @@ import json
 import subprocess
 import sys
 
+from tests.support.zipldisk import ckm
 from writer_helpers import REPO, RecordingSystem
 
 from zfcpdump_builder.deploy import dumpdisk
 from zfcpdump_writer import diskinfo
+from zfcpdump_writer.layout import BUSY_MARKER
 from zfcpdump_writer.main import main, parse_args
 
 
@@ -23,6 +25,16 @@ def test_inspect_states(env) -> None:  # noqa: ANN001
     info = diskinfo.inspect(str(env.sda))
     assert info["state"] == "complete" and info["dump_bytes"] == env.core.size and info["cpus"] == 2
     assert [ld["paddr"] for ld in info["loads"]] == [ld.paddr for ld in env.core.loads]
+
+
+def test_inspect_a_dump_cut_off_before_its_last_superblock_write(env) -> None:  # noqa: ANN001
+    """The header went in, the superblock did not: whole (as zgetdump says), with a note."""
+    assert env.run()[0] == 0
+    env.disk.set_superblock(csum=ckm(BUSY_MARKER.ljust(4096, b"\0")))  # as marked busy, fresh disk
+    info = diskinfo.inspect(str(env.sda))
+    assert not info["csum_ok"] and info["state"] == "complete" and info["note"] == diskinfo.CUT_AFTER_HEADER
+    env.disk.write(env.disk.dump_start + 4, b"\x01")  # a damaged ELF header: not ours to vouch for
+    assert diskinfo.inspect(str(env.sda))["state"] == "invalid"
 
 
 def test_inspect_busy_and_extract_refused(env) -> None:  # noqa: ANN001

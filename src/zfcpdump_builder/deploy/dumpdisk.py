@@ -103,8 +103,9 @@ def rows(info: dict[str, Any]) -> list[list[str]]:
         return f"{info[key] / MB:.1f} MB ({info[key]} bytes)" if key in info else "-"
 
     out = [["path", info["path"]], ["state", str(info.get("state") or "-")]]
-    if info.get("error"):
-        out.append(["error", info["error"]])
+    for key in ("error", "note"):
+        if info.get(key):
+            out.append([key, info[key]])
     for key in (
         "disk_size",
         "part_start",
