@@ -5,7 +5,7 @@
                         [--json docs/benchmarks.json] [--work DIR] [--keep] [--cache-dir DIR]
                         [--qemu-out DIR] [--writer-mib N]
 
-Sections (in this order): kernel, writer, initramfs, memory, reproducibility.
+Sections (in this order): kernel, writer, initramfs, memory, reproducibility, fuzz.
 
 - kernel: cold build ours vs plain make (paired A B A B, ratio per pair; target <= 1.03x),
   no-op rerun (<= 2 s), one-symbol rebuild, writer-only rebuild (<= 10 s)   [bench/kernel_build.py]
@@ -17,6 +17,8 @@ Sections (in this order): kernel, writer, initramfs, memory, reproducibility.
   target <= 24 MiB), MemAvailable low point at 32 MiB   [bench/memory_floor.py]
 - reproducibility: two cold builds of the default recipe in different directories and caches;
   rd, image and manifest bit-identical?   [bench/reproducibility.py]
+- fuzz: >= 100,000 structure-aware cases against dumpdisk inspect, the writer's layout and
+  core readers and the recipe loader, seeded from a real dump; crashes found (target 0)   [bench/fuzz.py]
 
 --smoke: tiny sizes, one run, no cold kernel builds, no memory bisection, the warm cache reused
 (via links into private caches, so nothing is added to it). Its report is written to a temp
@@ -52,17 +54,20 @@ for _entry in (REPO / "src", REPO):
 
 from bench import report, reproducibility  # noqa: E402
 from bench.figures import NotMeasured, Options  # noqa: E402
+from bench.fuzz import detail_fuzz, section_fuzz  # noqa: E402
 from bench.harness import machine  # noqa: E402
+from bench.report import DETAILS  # noqa: E402
 from bench.sections_build import section_initramfs, section_kernel, section_reproducibility  # noqa: E402
 from bench.sections_dump import section_memory, section_writer  # noqa: E402
 
-SECTIONS = ("kernel", "writer", "initramfs", "memory", "reproducibility")
+SECTIONS = ("kernel", "writer", "initramfs", "memory", "reproducibility", "fuzz")
 TITLES = {
     "kernel": "Kernel build",
     "writer": "Writer throughput and memory",
     "initramfs": "Initramfs sizes",
     "memory": "Dump environment memory floor",
     "reproducibility": "Reproducibility",
+    "fuzz": "Fuzzing from real seeds",
 }
 MIB = 1 << 20
 SCHEMA = 1
@@ -74,7 +79,9 @@ RUNNERS: dict[str, Callable[[Options], dict[str, Any]]] = {
     "initramfs": section_initramfs,
     "memory": section_memory,
     "reproducibility": section_reproducibility,
+    "fuzz": section_fuzz,
 }
+DETAILS["fuzz"] = detail_fuzz  # its renderer lives with its section (report.py imports no section)
 
 
 # --- driver -------------------------------------------------------------------------------

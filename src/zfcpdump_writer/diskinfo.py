@@ -13,14 +13,13 @@ from .elfcore import PT_LOAD, PT_NOTE, is_elf, parse_header, parse_notes, segmen
 from .errors import DumpError, LayoutError
 from .layout import (
     BUSY_MARKER,
-    SB_SIZE,
     Superblock,
     check_superblock,
     checksum,
     cut_off_dump,
     dos_partitions,
     parse_mbr,
-    parse_superblock,
+    read_superblock,
 )
 
 TYPE_CHECKING = False
@@ -62,7 +61,7 @@ def _block_size(path: str) -> int:
 
 def _layout(disk: _Disk, out: dict[str, object]) -> Superblock:
     info = parse_mbr(disk.read(0, disk.block))
-    sb = parse_superblock(disk.read(info.sb_offset, SB_SIZE))
+    sb = read_superblock(disk.read, info.sb_offset, disk.size)
     check_superblock(sb, info.sb_offset, disk.size, disk.block)
     out.update(
         sb_offset=info.sb_offset,

@@ -123,6 +123,14 @@ def parse_superblock(raw: bytes) -> Superblock:
     return sb
 
 
+def read_superblock(read: Reader, sb_offset: int, disk_size: int) -> Superblock:
+    """The superblock boot_info points at; an offset off the disk is refused before any read
+    (a huge one would not even fit the read call)."""
+    if not 0 < sb_offset <= disk_size - SB_SIZE:
+        raise LayoutError(f"boot_info: superblock offset {sb_offset} is outside the disk ({disk_size} bytes)")
+    return parse_superblock(read(sb_offset, SB_SIZE))
+
+
 def check_superblock(sb: Superblock, sb_offset: int, disk_size: int, block: int) -> None:
     """Reject a superblock whose areas leave the partition or overlap each other."""
     end = sb.part_start + sb.part_size
@@ -250,7 +258,7 @@ def read_layout(
     if disk_size < 2 * block:
         raise LayoutError(f"disk too small ({disk_size} bytes)")
     info = parse_mbr(read(0, block))
-    sb = parse_superblock(read(info.sb_offset, SB_SIZE))
+    sb = read_superblock(read, info.sb_offset, disk_size)
     check_superblock(sb, info.sb_offset, disk_size, block)
     part = _match_partition(read, block, sb, sysfs_parts)
     layout = Layout(sb, info.sb_offset, part, block, disk_size)

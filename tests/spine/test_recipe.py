@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.support import fuzzing
 
 from zfcpdump_builder import recipe
 from zfcpdump_builder.core.errors import RecipeError
@@ -204,3 +206,19 @@ def test_child_source_replaces_the_parent_source(tmp_path: Path) -> None:
 def test_null_clears_an_optional_key(tmp_path: Path) -> None:
     path = write(tmp_path / "r.yaml", "extends: default\nruntime:\n  path: null\n")
     assert recipe.load(path).plan.runtime.path is None
+
+
+@pytest.fixture(scope="module")
+def fuzzed_recipes(tmp_path_factory: pytest.TempPathFactory) -> fuzzing.Target:
+    return fuzzing.recipe_target(
+        Path(__file__).resolve().parents[2] / "recipes", tmp_path_factory.mktemp("fuzz")
+    )
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@given(rng=st.randoms(use_true_random=False))
+def test_mutated_real_recipes_never_give_a_traceback(
+    fuzzed_recipes: fuzzing.Target, rng: random.Random
+) -> None:
+    """Line- and value-level mutations of recipes/*.yaml: only the builder's own errors."""
+    fuzzed_recipes.one(rng)

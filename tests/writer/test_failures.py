@@ -52,6 +52,14 @@ def test_wrong_superblock_magic(env) -> None:  # noqa: ANN001
     refused(env, "bad dump superblock magic")
 
 
+@pytest.mark.parametrize("offset", [0, (1 << 64) - 1, 1 << 62, 1 << 40])
+def test_boot_info_pointing_off_the_disk(env, offset: int) -> None:  # noqa: ANN001
+    """Found by the fuzzer on a real disk: a huge offset did not even fit pread (OverflowError,
+    EINVAL), a traceback instead of a refusal."""
+    env.disk.write(0x78, struct.pack(">Q", offset))
+    refused(env, "is outside the disk")
+
+
 def test_superblock_pointing_outside_partition(env) -> None:  # noqa: ANN001
     env.disk.set_superblock(dump_size=env.disk.part_size)
     refused(env, "overlaps the superblock")
