@@ -5,7 +5,7 @@
                         [--json docs/benchmarks.json] [--work DIR] [--keep] [--cache-dir DIR]
                         [--qemu-out DIR] [--writer-mib N]
 
-Sections (in this order): kernel, writer, initramfs, memory, reproducibility, fuzz.
+Sections (in this order): kernel, writer, initramfs, memory, reproducibility, fuzz, faults.
 
 - kernel: cold build ours vs plain make (paired A B A B, ratio per pair; target <= 1.03x),
   no-op rerun (<= 2 s), one-symbol rebuild, writer-only rebuild (<= 10 s)   [bench/kernel_build.py]
@@ -19,6 +19,8 @@ Sections (in this order): kernel, writer, initramfs, memory, reproducibility, fu
   rd, image and manifest bit-identical?   [bench/reproducibility.py]
 - fuzz: >= 100,000 structure-aware cases against dumpdisk inspect, the writer's layout and
   core readers and the recipe loader, seeded from a real dump; crashes found (target 0)   [bench/fuzz.py]
+- faults: the suite's fault tests per class (blkdebug, power cuts, strace, bad disks, builder
+  kills and full disks): cases tried and cases that lost data or crashed (target 0)   [bench/faults.py]
 
 --smoke: tiny sizes, one run, no cold kernel builds, no memory bisection, the warm cache reused
 (via links into private caches, so nothing is added to it). Its report is written to a temp
@@ -53,6 +55,7 @@ for _entry in (REPO / "src", REPO):
         sys.path.insert(0, str(_entry))
 
 from bench import report, reproducibility  # noqa: E402
+from bench.faults import detail_faults, section_faults  # noqa: E402
 from bench.figures import NotMeasured, Options  # noqa: E402
 from bench.fuzz import detail_fuzz, section_fuzz  # noqa: E402
 from bench.harness import machine  # noqa: E402
@@ -60,7 +63,7 @@ from bench.report import DETAILS  # noqa: E402
 from bench.sections_build import section_initramfs, section_kernel, section_reproducibility  # noqa: E402
 from bench.sections_dump import section_memory, section_writer  # noqa: E402
 
-SECTIONS = ("kernel", "writer", "initramfs", "memory", "reproducibility", "fuzz")
+SECTIONS = ("kernel", "writer", "initramfs", "memory", "reproducibility", "fuzz", "faults")
 TITLES = {
     "kernel": "Kernel build",
     "writer": "Writer throughput and memory",
@@ -68,6 +71,7 @@ TITLES = {
     "memory": "Dump environment memory floor",
     "reproducibility": "Reproducibility",
     "fuzz": "Fuzzing from real seeds",
+    "faults": "Faults",
 }
 MIB = 1 << 20
 SCHEMA = 1
@@ -80,8 +84,10 @@ RUNNERS: dict[str, Callable[[Options], dict[str, Any]]] = {
     "memory": section_memory,
     "reproducibility": section_reproducibility,
     "fuzz": section_fuzz,
+    "faults": section_faults,
 }
-DETAILS["fuzz"] = detail_fuzz  # its renderer lives with its section (report.py imports no section)
+# These renderers live with their sections (report.py imports no section).
+DETAILS.update(fuzz=detail_fuzz, faults=detail_faults)
 
 
 # --- driver -------------------------------------------------------------------------------

@@ -26,11 +26,14 @@ from typing import Any
 from .errors import HostError
 
 META_FILE = ".stage.json"
+# Objects up to this size carry a digest of their files, checked on every use (the kernel
+# source tree, 1.5 GB, does not: hashing it would cost more than the build step it saves).
+VERIFY_LIMIT = 256 << 20
 # The names the store gives its objects and workspaces: nothing else under them is touched.
 OBJECT_NAME = re.compile(r"[a-z][a-z0-9_]*-[0-9a-f]{32}")
 WORKSPACE_NAME = re.compile(r"kbuild-[0-9a-f]{16}")
 # Names the store gives its temporary trees: <stage>-<key>.<pid> and <entry>.prune.<pid>.
-TMP_NAME = re.compile(r"(?:([a-z][a-z0-9_]*-[0-9a-f]{32})|runtime-work-\w+|.+\.prune)\.(\d+)")
+TMP_NAME = re.compile(r"(?:([a-z][a-z0-9_]*-[0-9a-f]{32})|runtime-work-\w+|.+\.prune|.+\.corrupt)\.(\d+)")
 
 
 def default_cache_dir() -> Path:
@@ -79,11 +82,13 @@ def cached_file_sha256(path: Path) -> str:
     return digest
 
 
-def tree_sha256(root: Path) -> str:
+def tree_sha256(root: Path, skip: tuple[str, ...] = ()) -> str:
     """Hash a directory's relative paths, modes, link targets and file contents."""
     digest = hashlib.sha256()
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root).as_posix()
+        if rel in skip:
+            continue
         if path.is_symlink():
             digest.update(f"L {rel} {os.readlink(path)}\n".encode())
         elif path.is_file():
@@ -122,12 +127,16 @@ class CacheEntry:
         return "kernel" if self.kind == "workspace" else self.path.name.rsplit("-", 1)[0]
 
     def size(self) -> int:
-        total = 0
-        for dirpath, _dirs, files in os.walk(self.path):
-            for name in files:
-                with suppress(OSError):
-                    total += os.lstat(os.path.join(dirpath, name)).st_size
-        return total
+        return _tree_size(self.path)
+
+
+def _tree_size(root: Path) -> int:
+    total = 0
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            with suppress(OSError):
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+    return total
 
 
 def mark_used(path: Path) -> None:
@@ -164,8 +173,9 @@ def file_lock(path: Path) -> Iterator[None]:
 class Store:
     """The object store rooted at *root* (see module docstring)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, on_corrupt: Callable[[str], None] | None = None) -> None:
         self.root = root
+        self.on_corrupt = on_corrupt  # told when a corrupt object is set aside for a rebuild
         self.objects = root / "objects"
         self.tmp = root / "tmp"
         self.locks = root / "locks"
@@ -182,8 +192,34 @@ class Store:
         path = self.object_path(stage, key)
         if not (path / META_FILE).is_file():
             return None
+        problem = self.verify(path)
+        if problem is not None:
+            self._set_aside(path)
+            if self.on_corrupt is not None:
+                self.on_corrupt(f"cached {stage} object {path.name} is corrupt ({problem}); rebuilding it")
+            return None
         mark_used(path)
         return path
+
+    def verify(self, path: Path) -> str | None:
+        """Why the object at *path* cannot be trusted, or None (see VERIFY_LIMIT)."""
+        try:
+            meta = json.loads((path / META_FILE).read_text())
+        except (OSError, ValueError) as exc:
+            return f"its {META_FILE} cannot be read: {exc}"
+        if not isinstance(meta, dict) or "content_size" not in meta:
+            return "it was made by an older version, without a digest of its files"
+        want = meta.get("content_sha256")
+        if want is not None and tree_sha256(path, skip=(META_FILE,)) != want:
+            return "its files no longer match the digest recorded when it was made"
+        return None
+
+    def _set_aside(self, path: Path) -> None:
+        aside = self.tmp / f"{path.name}.corrupt.{os.getpid()}"
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        with suppress(OSError):
+            os.rename(path, aside)
+            shutil.rmtree(aside, ignore_errors=True)
 
     def produce(
         self,
@@ -213,6 +249,10 @@ class Store:
         try:
             extra = producer(work) or {}
             meta = {"stage": stage, "key": key, "inputs": inputs, "outputs": extra}
+            size = _tree_size(work)
+            meta["content_size"] = size
+            if size <= VERIFY_LIMIT:
+                meta["content_sha256"] = tree_sha256(work)
             (work / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
             final = self.object_path(stage, key)
             self.objects.mkdir(parents=True, exist_ok=True)

@@ -36,7 +36,7 @@ class BuildContext:
     store: Store = field(init=False)
 
     def __post_init__(self) -> None:
-        self.store = Store(self.cache_dir)
+        self.store = Store(self.cache_dir, on_corrupt=self.reporter.warning)
 
     def logs(self, recipe: Recipe) -> Path:
         return self.cache_dir / "logs" / recipe.name
