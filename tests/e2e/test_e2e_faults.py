@@ -7,6 +7,7 @@ fault, must take a complete dump.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import dumpcheck as dc
@@ -19,22 +20,32 @@ SECTOR = 512
 BODY = sc.DUMPED_MIB * zipldisk.MIB  # the vmcore, less its few KiB of headers
 
 
-def rules(path: Path, sector: int) -> Path:
+def rules(path: Path, sector: int, after_first_flush: bool = False) -> Path:
     """A bad sector: every write that covers *sector* gets EIO (blkdebug's rule format). It
     is persistent on purpose: with `once = "on"` the dump succeeded, as the failed request
-    was evidently retried below the writer."""
-    path.write_text(f'[inject-error]\nevent = "pwritev"\nerrno = "5"\nsector = "{sector}"\n')
+    was evidently retried below the writer.
+
+    *after_first_flush*: the sector goes bad only after the guest's first flush. The dump
+    area's first page is written twice, the busy marker (then a flush) and, last, the header
+    page; so this fails the header page only."""
+    text = f'[inject-error]\nevent = "pwritev"\nerrno = "5"\nsector = "{sector}"\n'
+    if after_first_flush:
+        text = '[set-state]\nstate = "1"\nevent = "flush_to_disk"\nnew_state = "2"\n\n' + text
+        text += 'state = "2"\n'
+    path.write_text(text)
     return path
 
 
 def fault_sector(disk: zipldisk.ZiplDisk, where: str) -> int:
     if where == "superblock":
         return disk.sb_offset // SECTOR
+    if where == "header":
+        return disk.dump_start // SECTOR
     fraction = float(where.rstrip("%")) / 100
     return (disk.dump_start + 4096 + int(fraction * BODY)) // SECTOR
 
 
-@pytest.mark.parametrize("where", ["10%", "50%", "99%", "superblock"])
+@pytest.mark.parametrize("where", ["10%", "50%", "99%", "superblock", "header"])
 def test_a_write_error_fails_the_dump_and_the_disk_takes_the_next_one(
     art: sc.Artifacts, first_rd: Path, e2e_dir: Path, zg_root: Path, where: str
 ) -> None:
@@ -49,10 +60,14 @@ def test_a_write_error_fails_the_dump_and_the_disk_takes_the_next_one(
         work / "console-fault.log",
         expect=(sc.WRITER_START, sc.FAILED),
         failures=sc.FAILING_RUN,
-        disk_faults=rules(work / "blkdebug.conf", fault_sector(disk, where)),
+        disk_faults=rules(work / "blkdebug.conf", fault_sector(disk, where), where == "header"),
     )
     failed = sc.failed_line(faulty)
     assert "rror" in failed, sc.writer_lines(faulty.console)  # an I/O error, said
+    if where == "header":  # it failed at the end: the whole body was written first
+        last = disk.dump_start + 0x3000 + BODY - 4096
+        with open(disk.path, "rb") as image:
+            assert os.lseek(image.fileno(), last, os.SEEK_DATA) == last, "the body was not written"
     # Marked busy, unless marking it busy was what failed: then the writer put zipl's state back.
     left = "empty" if where == "superblock" else "busy"
     assert sc.judged(disk, work, zg_root) == (left, False)
