@@ -28,7 +28,9 @@ CLASSES: dict[str, tuple[str, ...]] = {
         "tests/e2e/test_e2e_robustness.py::test_unprepared_disk_is_refused_and_unchanged",
         "tests/e2e/test_e2e_robustness.py::test_too_small_dump_area_is_refused_and_unchanged",
     ),
-    "builder killed, full disk, killed publish": (
+    "builder killed or interrupted, full disks, killed publish, corrupt cache": (
+        "tests/spine/test_store_faults.py",
+        "tests/safety/test_full_disk.py",
         "tests/spine/test_kernel_build.py::test_interrupted_build_is_never_reused",
         "tests/spine/test_kernel_build.py::test_full_disk_while_unpacking",
         "tests/safety/test_publish.py",
