@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -71,18 +72,24 @@ def test_a_corrupt_cached_rd_is_rebuilt_and_the_good_one_published(
     assert file_sha256(tmp_path / "out" / "zfcpdump.rd") == good == file_sha256(rd)
 
 
-KILLS = {  # the stage, and a change that makes it (and only what follows) run again
-    "source": "",  # the seeded cache lacks the source object
-    "kconfig": 'kernel:\n  config:\n    set: {LOCALVERSION: "-killed"}\n',
-    "kernel": 'kernel:\n  config:\n    set: {LOCALVERSION: "-killed"}\n',
-    "runtime": "runtime:\n  interpreter: custom\n",
-    "initramfs": "initramfs:\n  compression: gzip\n",
-}
 QUICK = ("kconfig", "initramfs")  # stages of about two seconds: killed sooner
 REBUILT = ("initramfs",)  # rebuilt after the kill, to show the build resumes (the rest would compile)
 
 
-def seeded_cache(tmp_path: Path, without: str | None) -> Path:
+def kill_case(stage: str, folder: Path) -> tuple[str, tuple[str, ...]]:
+    """A recipe change and the objects left out of the seeded cache, so that *stage* runs
+    (it is nowhere cached, whatever earlier runs left) and everything before it is cached."""
+    unique = uuid.uuid4().hex[:12]
+    if stage in ("kconfig", "kernel"):
+        return f'kernel:\n  config:\n    set: {{LOCALVERSION: "-killed-{unique}"}}\n', ()
+    if stage == "initramfs":
+        (folder / "overlay" / "etc").mkdir(parents=True)
+        (folder / "overlay" / "etc" / "killed-build").write_text(unique + "\n")
+        return "initramfs:\n  overlay: [overlay]\n", ()
+    return "", {"source": ("source",), "runtime": ("runtime", "cpython")}[stage]
+
+
+def seeded_cache(tmp_path: Path, without: tuple[str, ...]) -> Path:
     """A private cache holding hard links to the shared cache's finished objects and downloads
     (objects are never written once committed, so the links are safe)."""
     cache = tmp_path / "cache"
@@ -94,22 +101,23 @@ def seeded_cache(tmp_path: Path, without: str | None) -> Path:
     (cache / "objects").mkdir()
     trusted = Store(shared)
     for obj in (shared / "objects").iterdir():
-        if obj.name.startswith(f"{without}-") or not (obj / META_FILE).is_file() or trusted.verify(obj):
+        if obj.name.rsplit("-", 1)[0] in without or not (obj / META_FILE).is_file() or trusted.verify(obj):
             continue
         subprocess.run(["cp", "-al", str(obj), str(cache / "objects" / obj.name)], check=True)
     return cache
 
 
-@pytest.mark.parametrize("stage", list(KILLS))
+@pytest.mark.parametrize("stage", ["source", "kconfig", "kernel", "runtime", "initramfs"])
 def test_a_build_killed_mid_stage_leaves_nothing_a_later_build_trusts(
     tmp_path: Path, stage: str, built_default: BuiltRecipe
 ) -> None:
     """SIGKILL (no handler runs) to the build's whole process group during *stage*; every
     object left verifies, nothing is published, and the next build resumes."""
-    cache = seeded_cache(tmp_path, "source" if stage == "source" else None)
+    change, left_out = kill_case(stage, tmp_path)
+    cache = seeded_cache(tmp_path, left_out)
     before = {p.name for p in (cache / "objects").iterdir()}
     recipe = tmp_path / "killed.yaml"
-    recipe.write_text(f"extends: {ROOT / 'recipes' / 'default.yaml'}\n{KILLS[stage]}")
+    recipe.write_text(f"extends: {ROOT / 'recipes' / 'default.yaml'}\n{change}")
     out = tmp_path / "out"
     command = [sys.executable, str(ROOT / "build.py"), "build", str(recipe), "--json"]
     command += ["--cache-dir", str(cache), "--out", str(out)]

@@ -248,7 +248,7 @@ class Store:
         started = time.monotonic()
         try:
             extra = producer(work) or {}
-            meta = {"stage": stage, "key": key, "inputs": inputs, "outputs": extra}
+            meta: dict[str, Any] = {"stage": stage, "key": key, "inputs": inputs, "outputs": extra}
             size = _tree_size(work)
             meta["content_size"] = size
             if size <= VERIFY_LIMIT:
