@@ -22,7 +22,6 @@ from bench.report import table
 ROOT = Path(__file__).resolve().parents[1]
 CASES = 100_000
 SMOKE_CASES = 2_000
-DUMPED_MIB = 64
 
 
 def _modules() -> tuple[Any, Any, Any]:
@@ -44,7 +43,7 @@ def _seed_disk(opts: Options, sc: Any, realzipl: Any, work: Path) -> Any:
         art = sc.build(sc.QEMU_TEST_RECIPE, work / "out", work / "build.log", cache_dir=opts.cache)
     first_rd = sc.crash_rd(art, work / "crashside.rd", "BENCH-FUZZ-" + secrets.token_hex(8))
     try:
-        disk = realzipl.make_disk(work / "disk.img", (DUMPED_MIB + 8) << 20)
+        disk = realzipl.make_disk(work / "disk.img", sc.DUMP_AREA)
     except BaseException as exc:  # pytest.skip is a BaseException: no root, no loop devices
         raise NotMeasured(f"no real-zipl seed disk here: {exc}") from exc
     sc.kdump(art, first_rd, disk.path, work / "console.log", expect=(sc.WRITER_START, sc.SUCCESS)).check()

@@ -33,6 +33,7 @@ from zfcpdump_builder.deploy.qemu import DEFAULT_FAILURES, BootResult, BootSpec,
 QEMU_TEST_RECIPE = ROOT / "recipes" / "qemu-test.yaml"
 CRASH_MIB = 32  # crashkernel=32M: all the capture side gets
 DUMPED_MIB = 64  # RAM outside the crash region: the vmcore is this + 12 KiB
+DUMP_AREA = (DUMPED_MIB + 8) << 20  # a dump area the vmcore fits with room to spare
 PLAIN_MIB = 32
 PROGRESS_FACTOR = 1.6  # a throttled dump lasts this many progress intervals
 PROGRESS = re.compile(r"zfcpdump: \d+ MB of \d+ MB \(\d+%\)")

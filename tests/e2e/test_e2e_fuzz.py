@@ -25,7 +25,7 @@ EXAMPLES = settings(max_examples=300, deadline=None, suppress_health_check=list(
 def seed_disk(art: sc.Artifacts, first_rd: Path, e2e_dir: Path) -> zipldisk.ZiplDisk:
     work = e2e_dir / "fuzz"
     work.mkdir(exist_ok=True)
-    disk = realzipl.make_disk(work / "disk.img", (sc.DUMPED_MIB + 8) * zipldisk.MIB)
+    disk = realzipl.make_disk(work / "disk.img", sc.DUMP_AREA)
     sc.kdump(art, first_rd, disk.path, work / "console.log", expect=(sc.WRITER_START, sc.SUCCESS)).check()
     return disk
 

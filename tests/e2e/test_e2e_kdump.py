@@ -19,7 +19,6 @@ from tests.support import realzipl, zgetdump, zipldisk
 from zfcpdump_builder.deploy.qemu import BootResult
 
 pytestmark = [pytest.mark.qemu, pytest.mark.kernel, pytest.mark.slow]
-DUMP_AREA = (sc.DUMPED_MIB + 8) * zipldisk.MIB  # the vmcore is DUMPED_MIB + 12 KiB
 
 
 @dataclass
@@ -39,7 +38,7 @@ def run(
 ) -> KdumpRun:
     work = e2e_dir / "kdump"
     work.mkdir(exist_ok=True)
-    disk = realzipl.make_disk(work / "disk.img", DUMP_AREA)
+    disk = realzipl.make_disk(work / "disk.img", sc.DUMP_AREA)
     before = dc.read_superblock(disk.path)
     bps, interval = sc.progress_write_bps(art.rd, sc.DUMPED_MIB * zipldisk.MIB)
     metrics["kdump: disk write throttle (bytes/s; progress interval s)"] = f"{bps}; {interval:g}"

@@ -50,7 +50,7 @@ def _unprepare(disk: zipldisk.ZiplDisk) -> None:
 
 def test_unprepared_disk_is_refused_and_unchanged(art: sc.Artifacts, first_rd: Path, e2e_dir: Path) -> None:
     work = _workdir(e2e_dir, "unprepared")
-    disk = realzipl.make_disk(work / "disk.img", (sc.DUMPED_MIB + 8) * zipldisk.MIB)
+    disk = realzipl.make_disk(work / "disk.img", sc.DUMP_AREA)
     _unprepare(disk)
     line = _refused_unchanged(art, first_rd, disk, work)
     assert re.search(r"zipl|dump disk", line, re.I), line
@@ -69,7 +69,7 @@ def test_killed_mid_dump_leaves_an_invalid_dump_and_a_valid_superblock(
     art: sc.Artifacts, first_rd: Path, e2e_dir: Path, zg_root: Path, metrics: dict[str, object]
 ) -> None:
     work = _workdir(e2e_dir, "killed")
-    disk = realzipl.make_disk(work / "disk.img", (sc.DUMPED_MIB + 8) * zipldisk.MIB)
+    disk = realzipl.make_disk(work / "disk.img", sc.DUMP_AREA)
     sb_before = dc.read_superblock(disk.path)
     bps, _interval = sc.progress_write_bps(art.rd, sc.DUMPED_MIB * zipldisk.MIB)
     result = sc.kdump(

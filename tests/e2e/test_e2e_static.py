@@ -14,11 +14,10 @@ from pathlib import Path
 import dumpcheck as dc
 import pytest
 import scenario as sc
-from tests.support import realzipl, zgetdump, zipldisk
+from tests.support import realzipl, zgetdump
 
 pytestmark = [pytest.mark.qemu, pytest.mark.kernel, pytest.mark.slow]
 CRASH_MIB = 24
-DUMP_AREA = (sc.DUMPED_MIB + 8) * zipldisk.MIB
 
 
 def test_the_frozen_rd_dumps_from_a_24_mib_crash_region(
@@ -27,7 +26,7 @@ def test_the_frozen_rd_dumps_from_a_24_mib_crash_region(
     work = e2e_dir / "kdump-static"
     work.mkdir(exist_ok=True)
     first_rd = sc.crash_rd(art, work / "crashside.rd", token)
-    disk = realzipl.make_disk(work / "disk.img", DUMP_AREA)
+    disk = realzipl.make_disk(work / "disk.img", sc.DUMP_AREA)
     before = dc.read_superblock(disk.path)
     result = sc.kdump(
         art,

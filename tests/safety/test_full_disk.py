@@ -4,28 +4,13 @@ kept, and an earlier out/ is left whole."""
 
 from __future__ import annotations
 
-import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
-
 from support.buildcli import BuiltRecipe, run_cli, shared_cache_dir
+from support.guard import tmpfs
 from zfcpdump_builder.core.store import file_sha256
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@contextmanager
-def small_tmpfs(where: Path, size: str) -> Iterator[Path]:
-    where.mkdir(parents=True)
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)]).returncode:
-        pytest.skip("cannot mount a tmpfs here (needs root)")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
 
 
 def digests(folder: Path) -> dict[str, str]:
@@ -34,7 +19,7 @@ def digests(folder: Path) -> dict[str, str]:
 
 def test_a_full_out_dir_keeps_the_old_build_whole(tmp_path: Path, built_default: BuiltRecipe) -> None:
     """The old out/ (4.3 MB) fits in 6 MiB, a second copy beside it for the swap does not."""
-    with small_tmpfs(tmp_path / "small", "6m") as small:
+    with tmpfs(tmp_path / "small", "6m") as small:
         out = small / "out"
         first = run_cli("build", "default", "--out", str(out))
         assert first.code == 0, first.stderr
@@ -55,7 +40,7 @@ def test_a_full_cache_during_the_kernel_compile(tmp_path: Path, built_default: B
     tree = next((shared_cache_dir() / "objects").glob("source-*/tree"))
     recipe = tmp_path / "local.yaml"
     recipe.write_text(f"extends: {ROOT / 'recipes' / 'default.yaml'}\nkernel:\n  source: {{tree: {tree}}}\n")
-    with small_tmpfs(tmp_path / "cache", "20m") as cache:
+    with tmpfs(tmp_path / "cache", "20m") as cache:
         run = run_cli("build", str(recipe), "--out", str(tmp_path / "out"), cache=cache)
         assert run.code != 0
         error = run.error()

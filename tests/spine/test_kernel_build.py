@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from support.buildcli import ROOT, BuiltRecipe, CliRun, run_cli, shared_cache_dir
-from zfcpdump_builder.core import ownership
+from support.buildcli import ROOT, BuiltRecipe, CliRun, private_cache, run_cli, shared_cache_dir
 
 REQUIRED = [
     "CRASH_DUMP",
@@ -173,16 +172,6 @@ def test_one_symbol_change_rebuilds_incrementally(tmp_path: Path, built_default:
     assert 0 < len(compiled) < 100, f"{len(compiled)} files recompiled for one symbol"
     manifest = json.loads((tmp_path / suffix / "out" / "manifest.json").read_text())
     assert manifest["kernel"]["release"].endswith(suffix)
-
-
-def private_cache(tmp_path: Path) -> Path:
-    """An empty stage cache that shares only the downloaded packages (hard links)."""
-    cache = tmp_path / "cache"
-    ownership.tag_cache_dir(cache)  # a seeded cache is still ours
-    for folder in ("debs", "apt-s390x", "apt-amd64", "sources"):
-        if (shared_cache_dir() / folder).is_dir():
-            subprocess.run(["cp", "-al", str(shared_cache_dir() / folder), str(cache / folder)], check=True)
-    return cache
 
 
 def test_interrupted_build_is_never_reused(tmp_path: Path, built_default: BuiltRecipe) -> None:

@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from support.buildcli import BuiltRecipe, run_cli, shared_cache_dir
-from zfcpdump_builder.core import ownership
+from support.buildcli import BuiltRecipe, private_cache, run_cli, shared_cache_dir
 from zfcpdump_builder.core.store import META_FILE, Store, file_sha256
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -90,14 +89,11 @@ def kill_case(stage: str, folder: Path) -> tuple[str, tuple[str, ...]]:
 
 
 def seeded_cache(tmp_path: Path, without: tuple[str, ...]) -> Path:
-    """A private cache holding hard links to the shared cache's finished objects and downloads
-    (objects are never written once committed, so the links are safe)."""
-    cache = tmp_path / "cache"
-    ownership.tag_cache_dir(cache)
+    """A private cache holding hard links to the shared cache's downloads and its objects that
+    verify, but those named in *without* (objects are never written once committed, so the
+    links are safe)."""
+    cache = private_cache(tmp_path)
     shared = shared_cache_dir()
-    for folder in ("debs", "apt-s390x", "apt-amd64", "sources"):
-        if (shared / folder).is_dir():
-            subprocess.run(["cp", "-al", str(shared / folder), str(cache / folder)], check=True)
     (cache / "objects").mkdir()
     trusted = Store(shared)
     for obj in (shared / "objects").iterdir():

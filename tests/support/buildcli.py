@@ -21,6 +21,18 @@ def shared_cache_dir() -> Path:
     return Path(base) / "zfcpdump-build"
 
 
+def private_cache(tmp_path: Path) -> Path:
+    """An empty stage cache that shares only the downloaded packages (hard links)."""
+    from zfcpdump_builder.core import ownership
+
+    cache = tmp_path / "cache"
+    ownership.tag_cache_dir(cache)  # a seeded cache is still ours
+    for folder in ("debs", "apt-s390x", "apt-amd64", "sources"):
+        if (shared_cache_dir() / folder).is_dir():
+            subprocess.run(["cp", "-al", str(shared_cache_dir() / folder), str(cache / folder)], check=True)
+    return cache
+
+
 @dataclass
 class CliRun:
     code: int

@@ -59,6 +59,14 @@ class ZiplDisk:
             handle.seek(offset)
             return handle.read(length)
 
+    def written(self, offset: int) -> bool:
+        """Something has written the (sparse) image at *offset*: it holds data there."""
+        with open(self.path, "rb") as handle:
+            try:
+                return os.lseek(handle.fileno(), offset, os.SEEK_DATA) == offset
+            except OSError:  # ENXIO: no data at or after offset
+                return False
+
     def write(self, offset: int, data: bytes) -> None:
         with open(self.path, "r+b") as handle:
             handle.seek(offset)
