@@ -11,6 +11,7 @@ from ..core.events import Reporter
 from ..deploy.install import Options, install_artifacts
 from ..deploy.transaction import LINK_MODES
 from .common import EPILOG, common_options, layout_arguments, recipe_argument, recipe_name
+from .sign import signature_arguments
 
 DESCRIPTION = textwrap.dedent("""\
     Install OUT_DIR/zfcpdump.image and OUT_DIR/zfcpdump.rd (default OUT_DIR: out/<recipe>/)
@@ -19,7 +20,8 @@ DESCRIPTION = textwrap.dedent("""\
     (2.0-2.6), or the base names alone (< 2.0). The layout is detected from the zipl binary
     (this host's on s390x, DESTDIR's with --destdir, or --zipl PATH) unless --layout or the
     recipe's install.zipl_layout names it. Both files or neither: an interrupted install
-    keeps the previous pair.""")
+    keeps the previous pair. A signed output (SHA256SUMS.sig) is verified first, and any
+    file that changed after the build is refused.""")
 
 
 def add_arguments(subparsers: argparse._SubParsersAction) -> None:
@@ -54,6 +56,7 @@ def add_arguments(subparsers: argparse._SubParsersAction) -> None:
         help="how zipl's names refer to the pair (default: the recipe's install.link)",
     )
     parser.add_argument("--dry-run", action="store_true", help="show what would be installed")
+    signature_arguments(parser)
     parser.set_defaults(handler=cmd_install)
 
 
@@ -66,6 +69,15 @@ def cmd_install(args: argparse.Namespace, reporter: Reporter) -> int:
         out_dir,
         loaded,
         reporter,
-        Options(args.install_dir, destdir, args.layout, args.link, args.zipl, args.dry_run),
+        Options(
+            args.install_dir,
+            destdir,
+            args.layout,
+            args.link,
+            args.zipl,
+            args.dry_run,
+            cert=args.cert,
+            require_signature=args.require_signature,
+        ),
     )
     return 0

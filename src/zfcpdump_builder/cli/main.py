@@ -10,11 +10,11 @@ from typing import NoReturn
 
 from ..core import crashlog, errors
 from ..core.events import Reporter, make_reporter
-from . import build, cache, dumpdisk, install, plan, qemu, recipe_keys
+from . import build, cache, dumpdisk, install, plan, qemu, recipe_keys, sign
 from .common import EPILOG
 
 # One module per verb, each with add_arguments(subparsers), in the order `--help` lists them.
-VERBS = (build, plan, install, dumpdisk, qemu, recipe_keys, cache)
+VERBS = (build, plan, sign, install, dumpdisk, qemu, recipe_keys, cache)
 
 
 class UsageError(Exception):

@@ -77,6 +77,13 @@ class OwnershipError(BuildError):
     kind = "ownership"
 
 
+class SignatureError(BuildError):
+    """A checksum, signature or key that does not check out."""
+
+    exit_code = 9
+    kind = "signature"
+
+
 class TestBootError(BuildError):
     """A QEMU boot test did not reach its expected console markers."""
 
@@ -96,6 +103,7 @@ EXIT_CODES: dict[str, int] = {
     "budget exceeded": BudgetError.exit_code,
     "install, dump-disk or ownership refusal": InstallError.exit_code,
     "boot test failed": TestBootError.exit_code,
+    "checksum, signature or key refused": SignatureError.exit_code,
     "interrupted (Ctrl-C)": INTERRUPTED_EXIT,
 }
 

@@ -22,6 +22,8 @@ from . import paths
 from .errors import OwnershipError, RecipeError
 
 MANIFEST = "manifest.json"
+# Written beside the manifest, after it: the SBOM, the checksums and their signature.
+DERIVED_FILES = ("sbom.spdx.json", "SHA256SUMS", "SHA256SUMS.sig")
 MANIFEST_MAX = 16 << 20  # a manifest is a few hundred KiB; larger is not ours
 CACHE_TAG = "CACHEDIR.TAG"
 # The Cache Directory Tagging Specification's signature: backup tools skip such a directory.
@@ -91,7 +93,7 @@ def foreign_entries(folder: Path) -> list[str] | None:
     manifest = read_manifest(folder)
     if manifest is None:
         return None
-    ours = {MANIFEST, *manifest["outputs"]}
+    ours = {MANIFEST, *DERIVED_FILES, *manifest["outputs"]}
     return [n for n in names if n not in ours or not (folder / n).is_file() or (folder / n).is_symlink()]
 
 

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..core.errors import InstallError
+from ..core import signing
+from ..core.errors import InstallError, SignatureError
 from ..core.events import Reporter
 from ..core.ownership import read_manifest
 from ..core.store import file_sha256
@@ -43,6 +44,8 @@ class Options:
     zipl: Path | None = None
     dry_run: bool = False
     fault: Fault | None = None
+    cert: Path | None = None  # the signer's certificate, to check SHA256SUMS.sig against
+    require_signature: bool = False
 
 
 def artifacts(out_dir: Path) -> tuple[Path, Path]:
@@ -146,6 +149,7 @@ def prepare_folder(folder: Path, destdir: Path | None) -> None:
 def install_artifacts(out_dir: Path, loaded: Recipe, reporter: Reporter, opts: Options) -> InstallPlan:
     """Install OUT's pair as the recipe and *opts* say; return what was (or would be) done."""
     image, rd = artifacts(out_dir)
+    check_signature(out_dir, opts, reporter)
     target = zipl.resolve(choice(loaded, opts))
     for note in target.notes:
         reporter.warning(note)
@@ -167,6 +171,18 @@ def install_artifacts(out_dir: Path, loaded: Recipe, reporter: Reporter, opts: O
         Transaction(plan).run(opts.fault or env_fault())
     report_done(plan, reporter, opts.destdir)
     return plan
+
+
+def check_signature(out_dir: Path, opts: Options, reporter: Reporter) -> None:
+    """A signed output (or any, with --require-signature) is verified before anything is installed."""
+    if not (opts.require_signature or (out_dir / signing.SIGNATURE).exists()):
+        return
+    try:
+        verified = signing.verify_output(out_dir, opts.cert, opts.require_signature)
+    except SignatureError as exc:
+        raise SignatureError(f"{exc.message}; nothing was installed", hint=exc.hint) from None
+    trust = "checked against " + str(opts.cert) if verified.trusted else "signer not checked: pass --cert"
+    reporter.info(f"{out_dir / signing.SUMS} verified, signed by {verified.signer} ({trust})")
 
 
 def report_plan(plan: InstallPlan, reporter: Reporter) -> None:

@@ -13,13 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..core import toolchain
+from ..core import signing, toolchain
 from ..core.events import Reporter
 from ..core.store import StageOutput
 from ..recipe.loader import Recipe
-from . import budget, graph, initramfs, manifest, runtime, source
+from . import budget, graph, initramfs, manifest, runtime, sbom, source
 from . import publish as publish_step
 from .graph import BuildContext, StageEnv
+
+REPO = Path(__file__).resolve().parents[3]  # the checkout, for the writer's git commit
 
 
 @dataclass
@@ -62,11 +64,17 @@ def publish(result: BuildResult, out_dir: Path, manifest_extra: dict[str, Any], 
             result, staged, graph.source_date_epoch(result.recipe), manifest_extra
         )
         manifest.write(record, staging / "manifest.json")
+        runtime_inputs = result.stages["runtime"].inputs
+        sbom.write(sbom.build_sbom(record, runtime_inputs, staging, REPO), staging / sbom.SBOM_FILE)
+        derived = [*files, "manifest.json", sbom.SBOM_FILE]
+        signing.write_sums(staging, derived)
         publish_step.swap_in(staging, out_dir, reporter.warning)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    outputs = record["outputs"] | {"manifest.json": manifest.output_record(out_dir / "manifest.json")}
+    outputs = record["outputs"] | {
+        name: manifest.output_record(out_dir / name) for name in (*derived[len(files) :], signing.SUMS)
+    }
     for name, facts in outputs.items():
         result.artifacts[name] = out_dir / name
         reporter.artifact(name, str(out_dir / name), facts["sha256"], facts["size"])

@@ -19,7 +19,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from ..core.ownership import foreign_entries
+from ..core.ownership import DERIVED_FILES, foreign_entries
 from ..core.store import pid_alive
 
 AT_FDCWD = -100
@@ -33,7 +33,7 @@ ARTIFACTS = {
     "kernel.config": ("kernel", "config"),
     "zfcpdump.rd": ("initramfs", "zfcpdump.rd"),
 }
-ARTIFACT_NAMES = {*ARTIFACTS, "manifest.json"}
+ARTIFACT_NAMES = {*ARTIFACTS, "manifest.json", *DERIVED_FILES}
 _LIBC = ctypes.CDLL(None, use_errno=True)
 
 

@@ -5,13 +5,13 @@ once into a cached root of their own.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import libarchive
 
-from ...core import debpkg
+from ...core import debpkg, dep5
 from ...core.errors import SourceError
 from ...core.events import Reporter
 from ...core.store import Store, code_digest, file_sha256, hash_inputs
@@ -25,6 +25,7 @@ class PackageInfo:
     arch: str
     file: str
     sha256: str
+    license: str | None = None  # SPDX, from a machine-readable usr/share/doc/NAME/copyright
 
 
 @dataclass
@@ -122,10 +123,17 @@ def stage_packages(pkgs: list[Path], spec: RuntimeSpec, dest: Path) -> Staged:
     for pkg in pkgs:
         info = package_info(pkg)
         check_package_arch(info, spec.arch)
-        staged.packages.append(info)
         for member in debpkg.unpack_package(pkg, dest):
             staged.origin[member] = info.name
+        staged.packages.append(replace(info, license=_package_license(dest, info.name)))
     return staged
+
+
+def _package_license(root: Path, name: str) -> str | None:
+    copyright_file = root / "usr/share/doc" / name / "copyright"
+    if copyright_file.is_symlink() or not copyright_file.is_file():
+        return None
+    return dep5.dep5_license(copyright_file.read_text(errors="replace"))
 
 
 def package_digests(pkgs: list[Path]) -> list[list[str]]:
@@ -134,7 +142,7 @@ def package_digests(pkgs: list[Path]) -> list[list[str]]:
 
 def sysroot_inputs(packages: list[list[str]], spec: RuntimeSpec) -> dict[str, Any]:
     """The 'sysroot' stage's inputs: the package digests, the architecture, the unpacking code."""
-    unpacker = code_digest(Path(debpkg.__file__ or ""), Path(__file__))
+    unpacker = code_digest(Path(debpkg.__file__ or ""), Path(dep5.__file__ or ""), Path(__file__))
     return {"packages": packages, "arch": spec.arch, "unpacker": unpacker}
 
 
