@@ -43,7 +43,15 @@ def test_readme_documents_every_event() -> None:
 def test_build_stream_follows_the_schema(built_default: BuiltRecipe) -> None:
     check_schema(built_default.run)
     names = {e["name"] for e in built_default.run.of("artifact")}
-    assert names == {"zfcpdump.image", "zfcpdump.rd", "System.map", "kernel.config", "manifest.json"}
+    assert names == {
+        "zfcpdump.image",
+        "zfcpdump.rd",
+        "System.map",
+        "kernel.config",
+        "manifest.json",
+        "sbom.spdx.json",
+        "SHA256SUMS",
+    }
 
 
 def test_plan_of_a_built_default_says_everything_is_cached(built_default: BuiltRecipe) -> None:
