@@ -32,12 +32,19 @@ def prepare_cmd(args: argparse.Namespace, reporter: Reporter) -> int:
     """Preflight, then `zipl -d DEV` (only printed with --dry-run)."""
     loaded = recipe.load(recipe_name(args))
     request = prepare.Request(
-        args.device, args.zipl, args.layout, args.install_dir, args.from_dir, args.dry_run, args.force
+        args.device,
+        args.zipl,
+        args.layout,
+        args.install_dir,
+        args.from_dir,
+        args.dry_run,
+        args.force,
+        args.secure,
     )
     _, checks, binary = prepare.preflight(request, loaded, reporter)
     device.report_checks(checks, reporter)
     device.raise_first_failure(checks)
-    command = zipl.dump_command(args.device, str(binary or "zipl"), args.yes)
+    command = zipl.dump_command(args.device, str(binary or "zipl"), args.yes, args.secure)
     reporter.info(f"zipl command: {shlex.join(command)}")
     if args.dry_run:
         reporter.info("dry run: zipl was not run, nothing was changed")
@@ -102,5 +109,11 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
         "-y",
         action="store_true",
         help="pass -n to zipl (answer its 'all data will be lost' question with yes)",
+    )
+    parser.add_argument(
+        "--secure",
+        choices=("auto", "0", "1"),
+        default=None,
+        help="pass --secure to zipl; 1 refuses an image without a secure-IPL signature",
     )
     parser.set_defaults(handler=prepare_cmd)

@@ -16,6 +16,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import modsig
 from .errors import HostError, SignatureError
 from .ownership import read_manifest
 from .store import file_sha256, pid_alive
@@ -72,6 +73,9 @@ def verify_output(folder: Path, cert: Path | None = None, require_signature: boo
                 f"{path} does not match its sha256 in {folder / SUMS}: it changed after the build",
                 hint="rebuild, or find out who changed it; nothing was installed",
             )
+    secure_ipl = (read_manifest(folder) or {}).get("secure_ipl")
+    if isinstance(secure_ipl, dict):
+        _check_secure_ipl(folder / "zfcpdump.image", secure_ipl, cert)
     signature = folder / SIGNATURE
     if not signature.is_file():
         if require_signature:
@@ -87,6 +91,18 @@ def verify_output(folder: Path, cert: Path | None = None, require_signature: boo
         )
     signer = _cms_verify(signature, folder / SUMS, cert)
     return Verified(sums, True, signer, cert is not None)
+
+
+def _check_secure_ipl(image: Path, record: dict[str, str], cert: Path | None) -> None:
+    """The image carries its secure-IPL signature, over the image the build made."""
+    if modsig.unsigned_sha256(image) != record.get("unsigned_sha256"):
+        raise SignatureError(
+            f"{image}'s secure-IPL signature is missing or covers another image",
+            hint="rebuild: the recipe's signing key signs the image at publish",
+        )
+    if cert is not None:
+        with tempfile.TemporaryDirectory() as scratch:
+            modsig.verify_image(image, cert, Path(scratch))
 
 
 def _openssl(args: list[str], what: str) -> subprocess.CompletedProcess[str]:
@@ -165,6 +181,11 @@ def sign_output(folder: Path, key: Path, cert: Path) -> Path:
         )
     check_key_pair(key, cert)
     verify_output(folder)
+    return sign_sums(folder, key, cert)
+
+
+def sign_sums(folder: Path, key: Path, cert: Path) -> Path:
+    """Write *folder*/SHA256SUMS.sig (atomically) over its SHA256SUMS."""
     target = folder / SIGNATURE
     partial = folder / f".{SIGNATURE}.tmp-{os.getpid()}"
     args = ["cms", "-sign", "-binary", "-noattr", "-nosmimecap", "-md", "sha256", "-outform", "DER"]

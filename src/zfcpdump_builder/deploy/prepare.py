@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..core import modsig
 from ..core.errors import BudgetError, InstallError
 from ..core.events import Reporter
 from ..core.store import file_sha256
@@ -223,6 +224,23 @@ class Request:
     from_dir: Path | None = None  # --from
     dry_run: bool = False
     force: bool = False
+    secure: str | None = None  # --secure: passed to zipl; "1" needs a signed image
+
+
+def secure_check(folder: Path, target: Target, secure: str | None) -> list[Check]:
+    """With --secure 1, zipl would refuse (or the machine would not IPL) an unsigned image."""
+    if secure != "1":
+        return []
+    image = folder / target.layout.image
+    if image.is_file() and modsig.split_signature(image) is not None:
+        return [ok("secure IPL", f"{image.name} carries an appended signature")]
+    return [
+        fail(
+            "secure IPL",
+            f"{image} has no secure-IPL signature, and --secure 1 was asked for",
+            hint="build with signing.key and signing.cert in the recipe, then install again",
+        )
+    ]
 
 
 def preflight(args: Request, loaded: Recipe, reporter: Reporter) -> tuple[Target, list[Check], Path | None]:
@@ -251,5 +269,6 @@ def preflight(args: Request, loaded: Recipe, reporter: Reporter) -> tuple[Target
             return target, checks, binary
     out = args.from_dir.resolve() if args.from_dir else None
     checks += _artifact_stage(Path(target.directory), target, loaded, out, reporter)
+    checks += secure_check(Path(target.directory), target, args.secure)
     checks += device_checks(args.device)
     return target, checks, binary

@@ -321,12 +321,12 @@ def resolve(choice: Choice) -> Target:
 # --- the next step ---------------------------------------------------------------------
 
 
-def dump_command(device: str, zipl: str = "zipl", yes: bool = False) -> list[str]:
+def dump_command(device: str, zipl: str = "zipl", yes: bool = False, secure: str | None = None) -> list[str]:
     """`zipl -d DEV` (= `--dumpto DEV`) installs the SCSI dump record on partition DEV.
 
     zipl takes no size for a SCSI partition dump; `-n` answers its y/n question with yes.
     """
-    return [zipl, "-d", device, *(["-n"] if yes else [])]
+    return [zipl, "-d", device, *(["-n"] if yes else []), *(["--secure", secure] if secure else [])]
 
 
 def next_steps(target: Target, destdir: Path | None = None) -> list[str]:

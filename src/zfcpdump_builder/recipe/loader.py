@@ -153,6 +153,10 @@ def _absolutise_paths(data: dict[str, Any], base: Path) -> None:
         value = source.get(key)
         if isinstance(value, str) and "://" not in value:
             source[key] = str((base / value).resolve()) if not Path(value).is_absolute() else value
+    signing = data.get("signing", {})
+    for key in ("key", "cert"):
+        if isinstance(signing.get(key), str):
+            signing[key] = str((base / signing[key]).resolve())
     runtime = data.get("runtime", {})
     if isinstance(runtime.get("path"), str):
         runtime["path"] = str((base / runtime["path"]).resolve())
@@ -209,3 +213,7 @@ def _check_cross_field(data: dict[str, Any], path: Path) -> None:
     runtime = data["runtime"]
     if runtime["kind"] in ("debs", "sysroot") and not runtime.get("path"):
         raise RecipeError(f"{path}: runtime.kind {runtime['kind']} needs runtime.path")
+    signing = data["signing"]
+    if bool(signing["key"]) != bool(signing["cert"]):
+        given, missing = ("key", "cert") if signing["key"] else ("cert", "key")
+        raise RecipeError(f"{path}: signing.{given} needs signing.{missing}", hint="name both, or neither")

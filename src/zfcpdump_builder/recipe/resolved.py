@@ -87,6 +87,12 @@ class BudgetPlan:
 
 
 @dataclass(frozen=True)
+class SigningPlan:
+    key: Path | None
+    cert: Path | None
+
+
+@dataclass(frozen=True)
 class BuildPlan:
     """Every section of a resolved recipe."""
 
@@ -100,6 +106,7 @@ class BuildPlan:
     writer: WriterPlan
     install: InstallSettings
     budget: BudgetPlan
+    signing: SigningPlan
 
 
 def _source(section: dict[str, Any]) -> KernelSource:
@@ -146,5 +153,8 @@ def resolve(data: dict[str, Any]) -> BuildPlan:
         install=InstallSettings(install["dir"], install["zipl_layout"], install["link"]),
         budget=BudgetPlan(
             parse_size(data["budget"]["memory"]), parse_size(data["budget"]["writer_headroom"])
+        ),
+        signing=SigningPlan(
+            *(Path(data["signing"][k]) if data["signing"][k] else None for k in ("key", "cert"))
         ),
     )

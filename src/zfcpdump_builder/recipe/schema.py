@@ -186,6 +186,15 @@ SCHEMA: Section = {
         "memory": Key("size", "32MiB", "Dump memory (HSA size): kernel + unpacked rd + writer must fit."),
         "writer_headroom": Key("size", "8MiB", "Memory reserved for the running writer and page cache."),
     },
+    "signing": {
+        "key": Key(
+            "path",
+            None,
+            "Private key (PEM): signs zfcpdump.image for secure IPL (the kernel's sign-file) "
+            "and SHA256SUMS (CMS). Relative to the recipe.",
+        ),
+        "cert": Key("path", None, "The key's X.509 certificate (PEM). Relative to the recipe."),
+    },
     "install": {
         "dir": Key("str", "/lib/s390-tools/zfcpdump", "The zfcpdump directory zipl reads."),
         "zipl_layout": Key(

@@ -15,9 +15,9 @@ from typing import Any
 
 from ..core import signing, toolchain
 from ..core.events import Reporter
-from ..core.store import StageOutput
+from ..core.store import StageOutput, file_sha256
 from ..recipe.loader import Recipe
-from . import budget, graph, initramfs, manifest, runtime, sbom, source
+from . import budget, graph, initramfs, manifest, runtime, sbom, secureipl, source
 from . import publish as publish_step
 from .graph import BuildContext, StageEnv
 
@@ -49,7 +49,22 @@ def artifact_files(result: BuildResult) -> dict[str, Path]:
     return {name: result.stages[stage].path / rel for name, (stage, rel) in publish_step.ARTIFACTS.items()}
 
 
-def publish(result: BuildResult, out_dir: Path, manifest_extra: dict[str, Any], reporter: Reporter) -> None:
+@dataclass(frozen=True)
+class Signer:
+    """Signs the staged image for secure IPL and SHA256SUMS, with the recipe's key pair."""
+
+    tool: Path
+    key: Path
+    cert: Path
+
+
+def publish(
+    result: BuildResult,
+    out_dir: Path,
+    manifest_extra: dict[str, Any],
+    reporter: Reporter,
+    signer: Signer | None = None,
+) -> None:
     """Replace *out_dir* with the artifacts and manifest in one step: never half-written."""
     files = artifact_files(result)
     publish_step.clean_debris(out_dir)
@@ -60,6 +75,12 @@ def publish(result: BuildResult, out_dir: Path, manifest_extra: dict[str, Any], 
             shutil.copy2(path, staging / name)
             os.chmod(staging / name, 0o644)
         staged = {name: staging / name for name in files}
+        if signer is not None:
+            unsigned = file_sha256(staged["zfcpdump.image"])
+            secureipl.sign_image(signer.tool, staged["zfcpdump.image"], signer.key, signer.cert)
+            manifest_extra = manifest_extra | {
+                "secure_ipl": {"cert_sha256": file_sha256(signer.cert), "unsigned_sha256": unsigned}
+            }
         record = manifest.build_manifest(
             result, staged, graph.source_date_epoch(result.recipe), manifest_extra
         )
@@ -68,12 +89,16 @@ def publish(result: BuildResult, out_dir: Path, manifest_extra: dict[str, Any], 
         sbom.write(sbom.build_sbom(record, runtime_inputs, staging, REPO), staging / sbom.SBOM_FILE)
         derived = [*files, "manifest.json", sbom.SBOM_FILE]
         signing.write_sums(staging, derived)
+        if signer is not None:
+            signing.sign_sums(staging, signer.key, signer.cert)
         publish_step.swap_in(staging, out_dir, reporter.warning)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     outputs = record["outputs"] | {
-        name: manifest.output_record(out_dir / name) for name in (*derived[len(files) :], signing.SUMS)
+        name: manifest.output_record(out_dir / name)
+        for name in (*derived[len(files) :], signing.SUMS, signing.SIGNATURE)
+        if (out_dir / name).exists()
     }
     for name, facts in outputs.items():
         result.artifacts[name] = out_dir / name
@@ -117,4 +142,15 @@ def _rd_section(result: BuildResult) -> dict[str, Any]:
 
 def finish(result: BuildResult, out_dir: Path, ctx: BuildContext) -> None:
     extra = _rd_section(result) | {"memory_budget": result.budget}
-    publish(result, out_dir, extra, ctx.reporter)
+    publish(result, out_dir, extra, ctx.reporter, _signer(result, ctx))
+
+
+def _signer(result: BuildResult, ctx: BuildContext) -> Signer | None:
+    key, cert = result.recipe.plan.signing.key, result.recipe.plan.signing.cert
+    if key is None or cert is None:
+        return None
+    signing.check_key_pair(key, cert)
+    tool = secureipl.sign_file_tool(
+        result.source, result.stages["kconfig"], result.toolchain, ctx.store, ctx.logs(result.recipe)
+    )
+    return Signer(tool, key, cert)
