@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import struct
-import subprocess
 from pathlib import Path
 
-from .errors import HostError, SignatureError
+from .errors import SignatureError
 
 MAGIC = b"~Module signature appended~\n"
 INFO = struct.Struct(">BBBBB3xI")  # struct module_signature: algo, hash, id_type, lengths, sig_len
@@ -24,29 +23,6 @@ def split_signature(image: Path) -> tuple[bytes, bytes] | None:
     if id_type != PKEY_ID_PKCS7 or sig_len > info_at:
         raise SignatureError(f"{image} has a module-signature trailer that is not PKCS#7 or is cut short")
     return data[: info_at - sig_len], data[info_at - sig_len : info_at]
-
-
-def verify_image(image: Path, cert: Path, scratch: Path) -> None:
-    """SignatureError unless *image*'s appended signature verifies against *cert*."""
-    parts = split_signature(image)
-    if parts is None:
-        raise SignatureError(f"{image} has no secure-IPL signature", hint="set signing.key and signing.cert")
-    payload, der = parts
-    (scratch / "payload").write_bytes(payload)
-    (scratch / "signature.der").write_bytes(der)
-    args = ["cms", "-verify", "-binary", "-inform", "DER", "-in", str(scratch / "signature.der")]
-    args += ["-content", str(scratch / "payload"), "-certfile", str(cert), "-CAfile", str(cert)]
-    try:
-        done = subprocess.run(
-            ["openssl", *args, "-purpose", "any", "-out", "/dev/null"], capture_output=True, text=True
-        )
-    except FileNotFoundError:
-        raise HostError("openssl is needed to verify signatures", hint="apt-get install openssl") from None
-    if done.returncode != 0:
-        raise SignatureError(
-            f"{image}'s secure-IPL signature does not verify against {cert}",
-            hint="the image changed after signing, or another key signed it",
-        )
 
 
 def unsigned_sha256(image: Path) -> str | None:

@@ -185,3 +185,15 @@ def tag_cache_dir(cache_dir: Path) -> None:
             with suppress(OSError):
                 made.rmdir()
         raise
+
+
+def publish_siblings(target: Path) -> list[tuple[Path, str, int]]:
+    """The `.NAME.new-PID` / `.NAME.old-PID` directories a publish of *target* makes beside it,
+    as (path, "new" or "old", pid): a live pid's is a publish under way, a dead one's debris."""
+    pattern = re.compile(rf"\.{re.escape(target.name)}\.(new|old)-(\d+)")
+    found = []
+    for entry in target.parent.iterdir() if target.parent.is_dir() else []:
+        match = pattern.fullmatch(entry.name)
+        if match and not entry.is_symlink() and entry.is_dir():
+            found.append((entry, match.group(1), int(match.group(2))))
+    return found

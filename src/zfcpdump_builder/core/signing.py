@@ -18,7 +18,7 @@ from pathlib import Path
 
 from . import modsig
 from .errors import HostError, SignatureError
-from .ownership import read_manifest
+from .ownership import publish_siblings, read_manifest
 from .store import file_sha256, pid_alive
 
 SUMS = "SHA256SUMS"
@@ -61,7 +61,8 @@ class Verified:
 def verify_output(folder: Path, cert: Path | None = None, require_signature: bool = False) -> Verified:
     """Re-hash every file SHA256SUMS lists and check SHA256SUMS.sig when there is one (against
     *cert* when given). SignatureError names the first file that does not match."""
-    if read_manifest(folder) is None:
+    manifest = read_manifest(folder)
+    if manifest is None:
         raise SignatureError(f"{folder} has no build manifest.json of ours", hint="build it first")
     sums = read_sums(folder)
     for name, digest in sums.items():
@@ -71,9 +72,9 @@ def verify_output(folder: Path, cert: Path | None = None, require_signature: boo
         if file_sha256(path) != digest:
             raise SignatureError(
                 f"{path} does not match its sha256 in {folder / SUMS}: it changed after the build",
-                hint="rebuild, or find out who changed it; nothing was installed",
+                hint="rebuild, or find out who changed it",
             )
-    secure_ipl = (read_manifest(folder) or {}).get("secure_ipl")
+    secure_ipl = manifest.get("secure_ipl")
     if isinstance(secure_ipl, dict):
         _check_secure_ipl(folder / "zfcpdump.image", secure_ipl, cert)
     signature = folder / SIGNATURE
@@ -101,8 +102,23 @@ def _check_secure_ipl(image: Path, record: dict[str, str], cert: Path | None) ->
             hint="rebuild: the recipe's signing key signs the image at publish",
         )
     if cert is not None:
-        with tempfile.TemporaryDirectory() as scratch:
-            modsig.verify_image(image, cert, Path(scratch))
+        _verify_image(image, cert)
+
+
+def _verify_image(image: Path, cert: Path) -> None:
+    """The appended PKCS#7 verifies against *cert* (sign-file puts no certificate in it)."""
+    payload, der = modsig.split_signature(image) or (b"", b"")
+    with tempfile.TemporaryDirectory() as scratch:
+        (Path(scratch) / "payload").write_bytes(payload)
+        (Path(scratch) / "signature.der").write_bytes(der)
+        args = ["cms", "-verify", "-binary", "-inform", "DER", "-in", f"{scratch}/signature.der"]
+        args += ["-content", f"{scratch}/payload", "-certfile", str(cert), "-CAfile", str(cert)]
+        done = _openssl([*args, "-purpose", "any", "-out", os.devnull], "verify signatures")
+    if done.returncode != 0:
+        raise SignatureError(
+            f"{image}'s secure-IPL signature does not verify against {cert}",
+            hint="the image changed after signing, or another key signed it",
+        )
 
 
 def _openssl(args: list[str], what: str) -> subprocess.CompletedProcess[str]:
@@ -163,11 +179,9 @@ def check_key_pair(key: Path, cert: Path) -> None:
 
 def publishing_in_progress(folder: Path) -> int | None:
     """The pid of a live build that is publishing into *folder* (its staging dir exists)."""
-    pattern = re.compile(rf"\.{re.escape(folder.name)}\.new-(\d+)")
-    for entry in folder.parent.iterdir() if folder.parent.is_dir() else []:
-        match = pattern.fullmatch(entry.name)
-        if match and int(match.group(1)) != os.getpid() and pid_alive(int(match.group(1))):
-            return int(match.group(1))
+    for _entry, kind, pid in publish_siblings(folder):
+        if kind == "new" and pid != os.getpid() and pid_alive(pid):
+            return pid
     return None
 
 

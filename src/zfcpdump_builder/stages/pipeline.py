@@ -15,6 +15,7 @@ from typing import Any
 
 from ..core import signing, toolchain
 from ..core.events import Reporter
+from ..core.ownership import DERIVED_FILES
 from ..core.store import StageOutput, file_sha256
 from ..recipe.loader import Recipe
 from . import budget, graph, initramfs, manifest, runtime, sbom, secureipl, source
@@ -87,8 +88,7 @@ def publish(
         manifest.write(record, staging / "manifest.json")
         runtime_inputs = result.stages["runtime"].inputs
         sbom.write(sbom.build_sbom(record, runtime_inputs, staging, REPO), staging / sbom.SBOM_FILE)
-        derived = [*files, "manifest.json", sbom.SBOM_FILE]
-        signing.write_sums(staging, derived)
+        signing.write_sums(staging, [*files, "manifest.json", sbom.SBOM_FILE])
         if signer is not None:
             signing.sign_sums(staging, signer.key, signer.cert)
         publish_step.swap_in(staging, out_dir, reporter.warning)
@@ -97,7 +97,7 @@ def publish(
         raise
     outputs = record["outputs"] | {
         name: manifest.output_record(out_dir / name)
-        for name in (*derived[len(files) :], signing.SUMS, signing.SIGNATURE)
+        for name in ("manifest.json", *DERIVED_FILES)
         if (out_dir / name).exists()
     }
     for name, facts in outputs.items():

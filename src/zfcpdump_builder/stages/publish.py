@@ -14,12 +14,11 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from ..core.ownership import DERIVED_FILES, foreign_entries
+from ..core.ownership import DERIVED_FILES, foreign_entries, publish_siblings
 from ..core.store import pid_alive
 
 AT_FDCWD = -100
@@ -51,16 +50,10 @@ def staging_dir(target: Path) -> Path:
 
 
 def _debris(target: Path) -> list[Path]:
-    pattern = re.compile(rf"\.{re.escape(target.name)}\.(?:new|old)-(\d+)")
-    found = []
-    for entry in target.parent.iterdir() if target.parent.is_dir() else []:
-        match = pattern.fullmatch(entry.name)
-        if not match or entry.is_symlink() or not entry.is_dir():
-            continue
-        pid = int(match.group(1))
-        if pid == os.getpid() or not pid_alive(pid):  # our own pid: left by a killed namesake
-            found.append(entry)
-    return found
+    # Our own pid's too: left by a killed namesake.
+    return [
+        entry for entry, _kind, pid in publish_siblings(target) if pid == os.getpid() or not pid_alive(pid)
+    ]
 
 
 def clean_debris(target: Path) -> None:
