@@ -11,7 +11,7 @@ set -eu
 
 BUILD_PACKAGES="gcc-s390x-linux-gnu binutils-s390x-linux-gnu libc6-dev-s390x-cross gcc libc6-dev make bc flex bison
   libelf-dev libssl-dev ccache libarchive13 python3 python3.11 python3-venv python3-pip ca-certificates
-  cpio xz-utils zstd lz4 perl dpkg openssl"
+  cpio xz-utils zstd lz4 perl dpkg openssl e2fsprogs"
 TEST_PACKAGES="qemu-system-misc qemu-user fdisk util-linux gdb-multiarch strace"
 
 cd "$(dirname "$0")"

@@ -48,7 +48,7 @@ SYSRQ_PANIC = "sysrq triggered crash"
 class Artifacts:
     out: Path
     image: Path
-    rd: Path
+    rd: Path | None  # None: the initramfs is built into the image
     system_map: Path
     config: Path
     manifest: dict
@@ -76,7 +76,11 @@ def build(recipe: Path, out: Path, log: Path, cache_dir: Path | None = None) -> 
 
 
 def artifacts_in(out: Path, seconds: float = 0.0) -> Artifacts:
-    names = ("zfcpdump.image", "zfcpdump.rd", "System.map", "kernel.config", "manifest.json")
+    if not (out / "manifest.json").is_file():
+        raise BuildFailed(f"build output {out} lacks manifest.json")
+    manifest = json.loads((out / "manifest.json").read_text())
+    builtin = manifest["placement"]["name"] == "builtin"
+    names = ("zfcpdump.image", "System.map", "kernel.config", *(() if builtin else ("zfcpdump.rd",)))
     missing = [n for n in names if not (out / n).is_file()]
     if missing:
         raise BuildFailed(f"build output {out} lacks {', '.join(missing)}")
@@ -84,10 +88,10 @@ def artifacts_in(out: Path, seconds: float = 0.0) -> Artifacts:
     return Artifacts(
         out,
         out / "zfcpdump.image",
-        out / "zfcpdump.rd",
+        None if builtin else out / "zfcpdump.rd",
         out / "System.map",
         out / "kernel.config",
-        json.loads((out / "manifest.json").read_text()),
+        manifest,
         vmlinux if vmlinux.is_file() else None,
         seconds,
     )

@@ -85,3 +85,83 @@ def test_unknown_symbol_suggests_a_near_name() -> None:
     with pytest.raises(ConfigError) as caught:
         kconfig.check_symbols_exist({"PROC_VMCOR": entry("PROC_VMCOR", "y")}, index, "linux 6.1")
     assert "PROC_VMCOR" in caught.value.message and "did you mean PROC_VMCORE" in caught.value.message
+
+
+KCONFIG_WITH_BLOCKS = """\
+config RD_XZ
+    bool "XZ"
+    help
+      if you say Y here (help text: never read as an if block)
+      depends on NOTHING
+
+choice
+    prompt "Built-in initramfs compression mode"
+    depends on INITRAMFS_SOURCE != ""
+
+config INITRAMFS_COMPRESSION_GZIP
+    bool "Gzip"
+
+config INITRAMFS_COMPRESSION_XZ
+    bool "XZ"
+    depends on RD_XZ
+
+endchoice
+
+if MEDIA_SUPPORT
+menu "Customise tuners"
+    visible if !MEDIA_HIDE_ANCILLARY
+
+config TUNER_SIMPLE
+    tristate "Simple tuner"
+
+endmenu
+endif
+
+config OUTSIDE
+    bool "after every block"
+""".replace("    ", "\t")
+
+
+def scanned(tmp_path: Path) -> kconfig.KconfigIndex:
+    (tmp_path / "Kconfig").write_text(KCONFIG_WITH_BLOCKS)
+    other = tmp_path / "arch" / "x86"
+    other.mkdir(parents=True)
+    (other / "Kconfig").write_text("config X86_ONLY\n\tbool\n\tdepends on PCI\n")
+    return kconfig.KconfigIndex.scan(tmp_path)
+
+
+def test_scan_records_choice_menu_visible_if_and_if_blocks(tmp_path: Path) -> None:
+    index = scanned(tmp_path)
+    assert index.depends["INITRAMFS_COMPRESSION_XZ"] == ("RD_XZ",)
+    assert "RD_XZ" not in index.depends, "help text was read as attributes"
+    (choice,) = index.enclosures["INITRAMFS_COMPRESSION_XZ"]
+    assert choice.kind == "choice" and choice.label == "Built-in initramfs compression mode"
+    assert choice.members == ("INITRAMFS_COMPRESSION_GZIP", "INITRAMFS_COMPRESSION_XZ")
+    kinds = [(b.kind, b.conditions) for b in index.enclosures["TUNER_SIMPLE"]]
+    assert kinds == [("if", ("if MEDIA_SUPPORT",)), ("menu", ("visible if !MEDIA_HIDE_ANCILLARY",))]
+    assert "OUTSIDE" not in index.enclosures
+    assert "X86_ONLY" not in index.symbols, "another architecture's Kconfig was scanned"
+
+
+def test_drop_explanation_names_the_choice_its_winner_and_the_invisible_menu(tmp_path: Path) -> None:
+    index = scanned(tmp_path)
+    final = {"INITRAMFS_SOURCE": '"x.cpio"', "INITRAMFS_COMPRESSION_GZIP": "y", "RD_XZ": "n"}
+    text = kconfig.explain_drops(
+        [(entry("INITRAMFS_COMPRESSION_XZ", "y"), None), (entry("TUNER_SIMPLE", "y"), None)], index, final
+    )
+    assert "depends on RD_XZ   [RD_XZ=n]" in text
+    assert 'in choice "Built-in initramfs compression mode" (depends on INITRAMFS_SOURCE != "")' in text
+    assert "the choice took INITRAMFS_COMPRESSION_GZIP" in text
+    assert "inside (if MEDIA_SUPPORT)   [MEDIA_SUPPORT=n]" in text
+    assert 'in menu "Customise tuners" (visible if !MEDIA_HIDE_ANCILLARY)' in text
+
+
+def test_builtin_placement_requests_its_initramfs_symbols(tmp_path: Path) -> None:
+    path = tmp_path / "r.yaml"
+    path.write_text("extends: default\ninitramfs:\n  placement: builtin\n  compression: zstd\n")
+    text = kconfig.render_defconfig(recipe.load(path).plan.kernel)
+    assert "# --- added by initramfs.placement ---" in text
+    assert 'CONFIG_INITRAMFS_SOURCE="zfcpdump-initramfs.cpio"' in text
+    assert "CONFIG_INITRAMFS_COMPRESSION_ZSTD=y" in text
+    default = kconfig.render_defconfig(recipe.load("default").plan.kernel)
+    assert "INITRAMFS_SOURCE" not in default

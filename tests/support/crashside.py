@@ -56,7 +56,7 @@ echo "{start}"
 echo -n "{version} "; cat /proc/version
 TOKEN="{token}"
 echo "{token_mark} $TOKEN"
-if kexec -s -p /capture.image --initrd=/capture.rd --append="{append}"; then
+if kexec -s -p /capture.image {initrd}--append="{append}"; then
     echo "{loaded} crash_loaded=$(cat /sys/kernel/kexec_crash_loaded)"
 else
     echo "{failed}"
@@ -73,8 +73,10 @@ poweroff -f
 Entry = initramfs.RdEntry  # path, kind (dir|file|symlink|chr), mode, data, target, rdev
 
 
-def init_script(token: str, append: str = CAPTURE_APPEND) -> str:
+def init_script(token: str, append: str = CAPTURE_APPEND, with_rd: bool = True) -> str:
+    """The crash side's /init; without an rd the capture kernel runs its built-in initramfs."""
     return INIT_TEMPLATE.format(
+        initrd="--initrd=/capture.rd " if with_rd else "",
         start=MARK_START,
         version=MARK_VERSION,
         token_mark=MARK_TOKEN,
@@ -189,15 +191,16 @@ def _dirs_for(paths: list[str]) -> list[str]:
 
 
 def crashside_entries(
-    stage: Path, capture_image: Path, capture_rd: Path, token: str, append: str = CAPTURE_APPEND
+    stage: Path, capture_image: Path, capture_rd: Path | None, token: str, append: str = CAPTURE_APPEND
 ) -> list[Entry]:
-    """All cpio members of the crash-side initramfs."""
+    """All cpio members of the crash-side initramfs (no capture.rd for a built-in initramfs)."""
     files: dict[str, tuple[bytes, int]] = {
-        "init": (init_script(token, append).encode(), 0o755),
+        "init": (init_script(token, append, capture_rd is not None).encode(), 0o755),
         "bin/busybox": (_resolve(stage, "bin/busybox").read_bytes(), 0o755),
         "capture.image": (capture_image.read_bytes(), 0o644),
-        "capture.rd": (capture_rd.read_bytes(), 0o644),
     }
+    if capture_rd is not None:
+        files["capture.rd"] = (capture_rd.read_bytes(), 0o644)
     for path, real in elf_closure(stage, "sbin/kexec").items():
         files[path] = (real.read_bytes(), 0o755)
     dirs = sorted(set(_dirs_for(list(files))) | {"dev", "proc", "sys", "bin", "sbin", "tmp"})
@@ -216,7 +219,7 @@ def write_rd(entries: list[Entry], out_path: Path, compression: str = "gzip") ->
 
 def build_crashside_rd(
     capture_image: Path,
-    capture_rd: Path,
+    capture_rd: Path | None,
     out_path: Path,
     token: str,
     cache_dir: Path | None = None,

@@ -23,7 +23,7 @@ from .store import file_sha256, pid_alive
 
 SUMS = "SHA256SUMS"
 SIGNATURE = "SHA256SUMS.sig"
-REQUIRED = ("zfcpdump.image", "zfcpdump.rd", "manifest.json")
+REQUIRED = ("zfcpdump.image", "manifest.json")  # and every artifact the manifest lists
 
 
 def write_sums(folder: Path, names: list[str]) -> None:
@@ -65,6 +65,12 @@ def verify_output(folder: Path, cert: Path | None = None, require_signature: boo
     if manifest is None:
         raise SignatureError(f"{folder} has no build manifest.json of ours", hint="build it first")
     sums = read_sums(folder)
+    unlisted = sorted(set(manifest.get("outputs", {})) - set(sums))
+    if unlisted:
+        raise SignatureError(
+            f"{folder / SUMS} does not list {', '.join(unlisted)}, which the build's manifest names",
+            hint="rebuild the output",
+        )
     for name, digest in sums.items():
         path = folder / name
         if path.is_symlink() or not path.is_file():

@@ -48,29 +48,39 @@ class Options:
     require_signature: bool = False
 
 
-def artifacts(out_dir: Path) -> tuple[Path, Path]:
+def artifacts(out_dir: Path) -> tuple[Path, Path | None]:
     """OUT/zfcpdump.image and OUT/zfcpdump.rd, each exactly as OUT's manifest.json records it.
 
     Both or an error (zipl drops a lone image's rd), and never a file that differs from what
-    the build published: an empty or truncated rd would make a dump disk without user space."""
+    the build published: an empty or truncated rd would make a dump disk without user space.
+    A build whose initramfs is built into the image has no rd: then None."""
     image, rd = out_dir / BASE_IMAGE, out_dir / BASE_RD
-    missing = [p.name for p in (image, rd) if not p.is_file()]
+    manifest = read_manifest(out_dir)
+    builtin = manifest is not None and build_placement(manifest) == "builtin"
+    wanted = (image,) if builtin else (image, rd)
+    missing = [p.name for p in wanted if not p.is_file()]
     if missing:
         raise InstallError(
             f"{out_dir} lacks {' and '.join(missing)}: nothing was installed "
             "(the image and the ramdisk are installed together or not at all)",
             hint="build first: ./build.py build [RECIPE], or name the output with --from",
         )
-    manifest = read_manifest(out_dir)
     if manifest is None:
         raise InstallError(
             f"{out_dir} has no build manifest.json of ours: nothing was installed "
             "(install checks every file against the build's manifest)",
             hint="install the output of ./build.py build, which writes manifest.json",
         )
-    for path in (image, rd):
+    for path in wanted:
         verify_artifact(path, manifest["outputs"].get(path.name))
-    return image, rd
+    return image, None if builtin else rd
+
+
+def build_placement(manifest: dict[str, Any]) -> str:
+    """initramfs.placement of the build *manifest* describes (external before placements)."""
+    plan = manifest.get("plan", {})
+    section = plan.get("initramfs", {}) if isinstance(plan, dict) else {}
+    return str(section.get("placement", "external")) if isinstance(section, dict) else "external"
 
 
 def verify_artifact(path: Path, record: Any) -> None:
@@ -190,9 +200,11 @@ def report_plan(plan: InstallPlan, reporter: Reporter) -> None:
     detected = target.detected
     if detected is not None:
         reporter.table(f"zipl {detected.binary}", ["field", "value"], detected.rows())
+    reads = f"{target.image_path()} and {target.rd_path()}"
+    if any(e.remove for e in plan.entries):
+        reads = f"{target.image_path()} (the initramfs is built in; no {target.rd_path()} may be left)"
     reporter.info(
-        f"layout {target.layout.name} ({target.layout.versions}; {target.reason}): zipl reads "
-        f"{target.image_path()} and {target.rd_path()}"
+        f"layout {target.layout.name} ({target.layout.versions}; {target.reason}): zipl reads {reads}"
     )
     reporter.table(
         f"install into {plan.folder}", ["name", "what"], [[e.name, e.describe()] for e in plan.entries]
@@ -204,9 +216,13 @@ def report_done(plan: InstallPlan, reporter: Reporter, destdir: Path | None) -> 
         path = plan.folder / entry.name
         if entry.source is not None and entry.name in (BASE_IMAGE, BASE_RD):
             reporter.artifact(entry.name, str(path), file_sha256(path), path.stat().st_size)
-    aliases = [e.name for e in plan.entries if e.name not in (BASE_IMAGE, BASE_RD)]
+    aliases = [e.name for e in plan.entries if e.name not in (BASE_IMAGE, BASE_RD) and not e.remove]
     how = f" and {', '.join(aliases)} ({plan.link})" if aliases else ""
-    reporter.info(f"installed {BASE_IMAGE}, {BASE_RD}{how} in {plan.folder}")
+    installed = [e.name for e in plan.entries if e.name in (BASE_IMAGE, BASE_RD) and not e.remove]
+    reporter.info(f"installed {', '.join(installed)}{how} in {plan.folder}")
+    removed = [e.name for e in plan.entries if e.remove]
+    if removed:
+        reporter.info(f"no ramdisk is left for zipl to load: {', '.join(removed)} removed where present")
     for line in zipl.next_steps(plan.target, destdir):
         reporter.info(line)
 

@@ -9,6 +9,7 @@ Any failed check stops prepare; warnings are shown and let it go on.
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import subprocess
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from ..core.errors import BudgetError, InstallError
 from ..core.events import Reporter
 from ..core.store import file_sha256
 from ..recipe.loader import Recipe
-from ..stages import budget
+from ..stages import budget, placement
 from .device import Check, device_checks, fail, ok
 from .transaction import JOURNAL, pending
 from .zipl import BASE_IMAGE, BASE_RD, Choice, Target, detect, find_zipl, norm_path, resolve
@@ -36,16 +37,32 @@ def _file_check(label: str, path: Path, missing: str) -> Check:
     return ok(label, f"{path} ({path.stat().st_size} bytes, mode {mode:o})")
 
 
-def artifact_checks(folder: Path, target: Target) -> list[Check]:
-    """The names zipl reads exist, and match zfcpdump.image/.rd when those are installed too."""
+def artifact_checks(folder: Path, target: Target, with_rd: bool = True) -> list[Check]:
+    """The names zipl reads exist, and match zfcpdump.image/.rd when those are installed too.
+    Without an rd (a built-in initramfs) no ramdisk may be there at all: zipl would load it."""
     image, rd = folder / target.layout.image, folder / target.layout.rd
-    checks = [
-        _file_check("image", image, "zipl refuses to prepare a dump disk without it"),
-        _file_check("ramdisk", rd, "zipl would SILENTLY drop it, leaving a dump disk without user space"),
-    ]
+    checks = [_file_check("image", image, "zipl refuses to prepare a dump disk without it")]
+    if with_rd:
+        checks.append(
+            _file_check("ramdisk", rd, "zipl would SILENTLY drop it, leaving a dump disk without user space")
+        )
+    elif os.path.lexists(rd):
+        checks.append(
+            fail(
+                "ramdisk",
+                f"{rd} exists, but the recipe's initramfs is built into the image: zipl would load "
+                "it and the kernel would unpack it over the built-in one (an old writer would run)",
+                hint="reinstall: ./build.py install [RECIPE] removes it",
+            )
+        )
+    else:
+        checks.append(ok("ramdisk", f"none (built into the image; {rd.name} is absent)"))
     if any(c.failed for c in checks) or target.layout.name == "pre-2.0":
         return checks
-    for alias, base in ((image, folder / BASE_IMAGE), (rd, folder / BASE_RD)):
+    pairs = (
+        ((image, folder / BASE_IMAGE), (rd, folder / BASE_RD)) if with_rd else ((image, folder / BASE_IMAGE),)
+    )
+    for alias, base in pairs:
         if base.is_file() and file_sha256(alias) != file_sha256(base):
             checks.append(
                 fail(
@@ -57,10 +74,11 @@ def artifact_checks(folder: Path, target: Target) -> list[Check]:
     return checks
 
 
-def out_checks(folder: Path, target: Target, out: Path) -> list[Check]:
+def out_checks(folder: Path, target: Target, out: Path, with_rd: bool = True) -> list[Check]:
     """With --from OUT: the installed files are OUT's build."""
     checks = []
-    for name, built in ((target.layout.image, out / BASE_IMAGE), (target.layout.rd, out / BASE_RD)):
+    pairs = ((target.layout.image, out / BASE_IMAGE), (target.layout.rd, out / BASE_RD))
+    for name, built in pairs if with_rd else pairs[:1]:
         if not built.is_file():
             checks.append(fail("build output", f"{built} is missing"))
         elif file_sha256(folder / name) != file_sha256(built):
@@ -74,9 +92,9 @@ def out_checks(folder: Path, target: Target, out: Path) -> list[Check]:
     return checks or [ok("installed = OUT", f"the installed pair is the build in {out}")]
 
 
-def budget_check(image: Path, rd: Path, memory: int) -> Check:
+def budget_check(image: Path, rd: Path | None, memory: int) -> Check:
     """The kernel image and the compressed ramdisk alone must fit the dump memory (HSA)."""
-    total = image.stat().st_size + rd.stat().st_size
+    total = image.stat().st_size + (rd.stat().st_size if rd is not None else 0)
     detail = f"image + rd = {total / (1 << 20):.1f} MiB of budget.memory {memory / (1 << 20):.0f} MiB"
     if total > memory:
         return fail(
@@ -107,9 +125,9 @@ def _manifest_pair(manifest: Any) -> tuple[Any, Any]:
     return outputs.get(BASE_IMAGE, {}).get("sha256"), outputs.get(BASE_RD, {}).get("sha256")
 
 
-def find_manifest(image: Path, rd: Path, candidates: list[Path]) -> tuple[Path, dict[str, Any]] | None:
+def find_manifest(image: Path, rd: Path | None, candidates: list[Path]) -> tuple[Path, dict[str, Any]] | None:
     """The first build manifest whose zfcpdump.image/.rd are exactly *image* and *rd*."""
-    wanted = (file_sha256(image), file_sha256(rd))
+    wanted = (file_sha256(image), file_sha256(rd) if rd is not None else None)
     for path in candidates:
         try:
             manifest = json.loads(path.read_text())
@@ -120,7 +138,9 @@ def find_manifest(image: Path, rd: Path, candidates: list[Path]) -> tuple[Path, 
     return None
 
 
-def memory_budget_check(image: Path, rd: Path, loaded: Recipe, out: Path | None, reporter: Reporter) -> Check:
+def memory_budget_check(
+    image: Path, rd: Path | None, loaded: Recipe, out: Path | None, reporter: Reporter
+) -> Check:
     """The build's full memory budget (budget.check) for the installed pair, from its manifest."""
     candidates = [out / "manifest.json"] if out else [Path("out") / loaded.name / "manifest.json"]
     found = find_manifest(image, rd, candidates)
@@ -175,14 +195,16 @@ def _artifact_stage(
                 hint="rerun ./build.py install: it rolls back to the previous pair first",
             )
         ]
-    checks = artifact_checks(folder, target)
+    with_rd = placement.publishes_rd(loaded.plan.initramfs.placement)
+    checks = artifact_checks(folder, target, with_rd)
     if any(c.failed for c in checks):
         return checks
-    image, rd = folder / target.layout.image, folder / target.layout.rd
+    image = folder / target.layout.image
+    rd = folder / target.layout.rd if with_rd else None
     checks.append(budget_check(image, rd, loaded.plan.budget.memory))
     if not checks[-1].failed:
         checks.append(memory_budget_check(image, rd, loaded, out, reporter))
-    return checks + (out_checks(folder, target, out) if out is not None else [])
+    return checks + (out_checks(folder, target, out, with_rd) if out is not None else [])
 
 
 def directory_check(binary: Path | None, target: Target, force: bool) -> Check | None:

@@ -1,14 +1,16 @@
 """The install transaction: every name of the pair lands, or none does.
 
-zipl silently drops a missing ramdisk, so an install is both-or-neither. The steps
-(`step_names`) are:
+zipl silently drops a missing ramdisk, so an install is both-or-neither. A build with a
+built-in initramfs installs the image alone and removes any ramdisk (zipl would load a stale
+one, and the kernel would unpack it over the built-in one). The steps (`step_names`) are:
 
 1. `write/NAME` for every name: a temp file (or symlink) in the final directory, fsynced,
    mode 0644. Temp files always live in the final directory, so every rename stays on one
    filesystem, whatever DESTDIR is.
 2. `journal`: hard-link the current files to `.NAME.install-prev` backups and write the
    journal `.zfcpdump-install.journal` (then fsync the directory).
-3. `rename/NAME` for every name: the temp file replaces the final name.
+3. `rename/NAME` for every name: the temp file replaces the final name (`remove/NAME`: the
+   stale ramdisk is unlinked; its backup is in the journal).
 4. `sync`: fsync the directory.
 5. `commit`: remove the journal (the commit point), then the backups.
 
@@ -69,13 +71,17 @@ class InjectedFault(Exception):
 
 @dataclass(frozen=True)
 class InstallEntry:
-    """One name in the zfcpdump directory: a copy of *source*, or a symlink to *link*."""
+    """One name in the zfcpdump directory: a copy of *source*, a symlink to *link*, or (with
+    *remove*) a stale ramdisk that must go, because zipl would load it."""
 
     name: str
     source: Path | None = None
     link: str | None = None
+    remove: bool = False
 
     def describe(self) -> str:
+        if self.remove:
+            return "removed if present (zipl would load it over the built-in initramfs)"
         return f"-> {self.link}" if self.link else f"copy of {self.source}"
 
 
@@ -87,24 +93,31 @@ class InstallPlan:
     entries: tuple[InstallEntry, ...]
 
 
-def make_plan(image: Path, rd: Path, folder: Path, target: zipl.Target, link: str) -> InstallPlan:
-    """The base pair first, then the names zipl reads (when they differ)."""
-    entries = [InstallEntry(BASE_IMAGE, source=image), InstallEntry(BASE_RD, source=rd)]
+def make_plan(image: Path, rd: Path | None, folder: Path, target: zipl.Target, link: str) -> InstallPlan:
+    """The base pair first, then the names zipl reads (when they differ). Without *rd* (a
+    built-in initramfs) the image comes alone and every ramdisk name is removed."""
     layout = target.layout
+    pairs = [(BASE_IMAGE, layout.image, image), (BASE_RD, layout.rd, rd)]
+    entries = [InstallEntry(base, source=source) for base, _, source in pairs if source is not None]
     if layout.image != BASE_IMAGE:
-        for alias, base, source in ((layout.image, BASE_IMAGE, image), (layout.rd, BASE_RD, rd)):
-            entries.append(
-                InstallEntry(alias, link=base) if link == "symlink" else InstallEntry(alias, source=source)
-            )
+        for base, alias, source in pairs:
+            if source is not None:
+                entries.append(
+                    InstallEntry(alias, link=base)
+                    if link == "symlink"
+                    else InstallEntry(alias, source=source)
+                )
+    if rd is None:
+        entries += [InstallEntry(name, remove=True) for name in dict.fromkeys((BASE_RD, layout.rd))]
     return InstallPlan(folder, target, link, tuple(entries))
 
 
 def step_names(plan: InstallPlan) -> list[str]:
     """The ordered steps of an install of *plan* (numbered from 1 for fault injection)."""
     return (
-        [f"write/{e.name}" for e in plan.entries]
+        [f"write/{e.name}" for e in plan.entries if not e.remove]
         + ["journal"]
-        + [f"rename/{e.name}" for e in plan.entries]
+        + [f"{'remove' if e.remove else 'rename'}/{e.name}" for e in plan.entries]
         + ["sync", "commit"]
     )
 
@@ -230,11 +243,17 @@ class Transaction:
     def actions(self) -> list[Callable[[], None]]:
         entries = self.plan.entries
         return (
-            [lambda e=e: self._write(e) for e in entries]
+            [lambda e=e: self._write(e) for e in entries if not e.remove]
             + [self._journal]
-            + [lambda e=e: os.replace(self.tmp(e.name), self.final(e.name)) for e in entries]
+            + [lambda e=e: self._land(e) for e in entries]
             + [lambda: _fsync_dir(self.plan.folder), self._commit]
         )
+
+    def _land(self, entry: InstallEntry) -> None:
+        if entry.remove:
+            self.final(entry.name).unlink(missing_ok=True)  # the journal holds its backup
+        else:
+            os.replace(self.tmp(entry.name), self.final(entry.name))
 
     def _write(self, entry: InstallEntry) -> None:
         if entry.link is not None:

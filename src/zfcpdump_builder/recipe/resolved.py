@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from ..stages import placement
 from ..stages.source import SOURCE_KINDS, KernelSource
 from .values import normalise_symbol_value, parse_size
 
@@ -23,6 +24,7 @@ class KernelPlan:
     base: Path
     fragments: tuple[Path, ...]
     symbols: tuple[tuple[str, str], ...]  # (SYMBOL, its .config spelling), in recipe order
+    placement_symbols: tuple[tuple[str, str], ...] = ()  # what initramfs.placement needs
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,7 @@ class RuntimePlan:
 
 @dataclass(frozen=True)
 class InitramfsPlan:
+    placement: str
     compression: str
     overlays: tuple[Path, ...]
     allow_shadow: bool
@@ -132,6 +135,7 @@ def resolve(data: dict[str, Any]) -> BuildPlan:
             Path(kernel["config"]["base"]),
             tuple(Path(f) for f in kernel["config"]["fragments"]),
             symbols,
+            placement.kernel_symbols(rd["placement"], rd["compression"]),
         ),
         toolchain=ToolchainPlan(data["toolchain"]["cross_compile"], _auto(data["toolchain"]["ccache"])),
         build=BuildOptions(_auto(data["build"]["jobs"]), int(data["build"]["source_date_epoch"])),
@@ -143,6 +147,7 @@ def resolve(data: dict[str, Any]) -> BuildPlan:
             runtime["interpreter"],
         ),
         initramfs=InitramfsPlan(
+            rd["placement"],
             rd["compression"],
             tuple(Path(o) for o in rd["overlay"]),
             rd["allow_shadow"],

@@ -16,6 +16,8 @@ from zfcpdump_writer.errors import ConfigError
 from ..deploy.transaction import LINK_MODES
 from ..deploy.zipl import LAYOUT_CHOICES
 from ..stages.initramfs.compress import COMPRESSIONS
+from ..stages.placement import DEFAULT as PLACEMENT_DEFAULT
+from ..stages.placement import PLACEMENTS
 from ..stages.runtime.spec import INTERPRETERS
 from ..stages.runtime.spec import KINDS as RUNTIME_KINDS
 from ..stages.source import SOURCE_KINDS
@@ -114,6 +116,14 @@ SCHEMA: Section = {
         ),
     },
     "initramfs": {
+        "placement": Key(
+            "str",
+            PLACEMENT_DEFAULT,
+            "Where the writer's root file system lives: external = zfcpdump.rd, a cpio zipl loads "
+            "as the ramdisk; builtin = linked into zfcpdump.image (CONFIG_INITRAMFS_SOURCE), no "
+            "ramdisk; initrd = zfcpdump.rd is an ext2 image the kernel mounts from /dev/ram0.",
+            PLACEMENTS,
+        ),
         "compression": Key(
             "str",
             "auto",

@@ -82,6 +82,12 @@ def _type_name(value: Any) -> str:
 def _check_value(value: Any, spec: Key, where: str) -> None:
     if value is None and spec.default is None:
         return  # null clears an optional key inherited from a parent
+    if spec.kind == "str" and spec.choices and isinstance(value, list):
+        raise RecipeError(
+            f"{where}: expected one of {', '.join(map(str, spec.choices))}, got a list of "
+            f"{len(value)}: a recipe takes exactly one",
+            hint="write one recipe per choice; each can `extends:` a common one",
+        )
     checker = _CHECKERS[spec.kind]
     problem = checker(value)
     if problem:

@@ -54,8 +54,17 @@ def items(
     memory: int,
     headroom: int,
     unpacked_note: str = "rootfs for the whole dump",
+    placement: str = "external",
 ) -> list[BudgetItem]:
     page_array = memory // PAGE * STRUCT_PAGE
+    if placement == "builtin":  # in vmlinux's init section, so already in the image's PT_LOAD
+        compressed = BudgetItem("initramfs, compressed", 0, "built into the kernel image, counted there")
+    elif placement == "initrd":
+        compressed = BudgetItem(
+            "initramfs, compressed", rd_compressed, "initrd image, freed once in /dev/ram0"
+        )
+    else:
+        compressed = BudgetItem("initramfs, compressed", rd_compressed, "freed after unpacking")
     return [
         BudgetItem("kernel image (vmlinux PT_LOAD)", kernel_static_size(vmlinux), "text+data+bss"),
         BudgetItem(
@@ -63,7 +72,7 @@ def items(
             page_array + KERNEL_BOOT_FIXED,
             "struct pages + 3 MiB slab/percpu/page tables",
         ),
-        BudgetItem("initramfs, compressed", rd_compressed, "freed after unpacking"),
+        compressed,
         BudgetItem("initramfs, unpacked", rd_unpacked, unpacked_note),
         BudgetItem("writer headroom", headroom, "RSS + bounded page cache (recipe)"),
     ]

@@ -19,7 +19,7 @@ from ..core.errors import HostError, OfflineMissingError, SourceError
 from ..core.events import Reporter
 from ..core.store import StageOutput, Store, hash_inputs
 from ..recipe.loader import Recipe
-from . import initramfs, kconfig, kernel, runtime, source
+from . import initramfs, kconfig, kernel, placement, runtime, source
 from .model import Prepared, produce
 
 WRITER_PACKAGE = Path(__file__).resolve().parents[2] / "zfcpdump_writer"
@@ -99,6 +99,7 @@ def initramfs_spec(recipe: Recipe) -> initramfs.InitramfsSpec:
         max_unpacked=plan.max_unpacked,
         source_date_epoch=source_date_epoch(recipe),
         writer_config=recipe.plan.writer.settings(),
+        placement=plan.placement,
     )
 
 
@@ -113,6 +114,9 @@ def _source(env: StageEnv, _up: Outputs) -> Prepared:
 
 def _kconfig(env: StageEnv, up: Outputs) -> Prepared:
     plan = env.recipe.plan.kernel
+    own = kconfig.requests(dataclasses.replace(plan, placement_symbols=()), env.recipe.name)
+    where = f"recipe {env.recipe.name}'s kernel.config"
+    placement.check_requests({s: e.value for s, e in own.items()}, env.recipe.plan.initramfs.placement, where)
     wanted = kconfig.requests(plan, env.recipe.name)
     tree = source.source_tree(up["source"])
     return kernel.prepare_config(
@@ -123,7 +127,8 @@ def _kconfig(env: StageEnv, up: Outputs) -> Prepared:
 def _kernel(env: StageEnv, up: Outputs) -> Prepared:
     where = kernel.KernelBuild(env.ctx.store, env.ctx.logs(env.recipe), env.ctx.reporter, env.recipe.name)
     tree = source.source_tree(up["source"])
-    return kernel.prepare_build(tree, up["kconfig"], env.tools, build_settings(env), where)
+    builtin = up.get("initramfs") if _builtin(env.recipe) else None
+    return kernel.prepare_build(tree, up["kconfig"], env.tools, build_settings(env), where, builtin)
 
 
 def _runtime(env: StageEnv, _up: Outputs) -> Prepared:
@@ -134,24 +139,39 @@ def _runtime(env: StageEnv, _up: Outputs) -> Prepared:
 
 
 def _initramfs(env: StageEnv, up: Outputs) -> Prepared:
-    config = kernel.final_config(up["kernel"].path)
+    config = kernel.final_config(up["kconfig"].path)
     return initramfs.prepare_initramfs(initramfs_spec(env.recipe), up["runtime"], config, env.ctx.reporter)
+
+
+def _builtin(recipe: Recipe) -> bool:
+    return recipe.plan.initramfs.placement == "builtin"
+
+
+def _kernel_needs(recipe: Recipe) -> tuple[str, ...]:
+    """The kernel links a built-in initramfs, so it waits for it; otherwise a writer change
+    never touches the kernel."""
+    return ("source", "kconfig", "initramfs") if _builtin(recipe) else ("source", "kconfig")
 
 
 @dataclass(frozen=True)
 class Stage:
     name: str
-    needs: tuple[str, ...]
+    needs: tuple[str, ...] | Callable[[Recipe], tuple[str, ...]]
     prepare: Callable[[StageEnv, Outputs], Prepared]
     inner: tuple[str, ...] = ()  # stages its producer runs itself (see model.InnerStage)
+
+    def needs_for(self, recipe: Recipe) -> tuple[str, ...]:
+        return self.needs(recipe) if callable(self.needs) else self.needs
 
 
 STAGES = (
     Stage("source", (), _source),
     Stage("kconfig", ("source",), _kconfig),
-    Stage("kernel", ("source", "kconfig"), _kernel),
+    # The rd before the kernel: its checks (sizes, the RAM disk) fail in seconds, not after a
+    # kernel build, and a built-in initramfs must exist before the kernel links it.
     Stage("runtime", (), _runtime, inner=("sysroot", "cpython")),
-    Stage("initramfs", ("runtime", "kernel"), _initramfs),
+    Stage("initramfs", ("runtime", "kconfig"), _initramfs),
+    Stage("kernel", _kernel_needs, _kernel),
 )
 
 
@@ -192,7 +212,7 @@ def survey(build_env: StageEnv) -> tuple[list[StageState], dict[str, StageOutput
     states: list[StageState] = []
     for stage in STAGES:
         names = (*stage.inner, stage.name)
-        if not all(need in outputs for need in stage.needs):
+        if not all(need in outputs for need in stage.needs_for(env.recipe)):
             states += [StageState(name, "will run") for name in names]
             continue
         try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import jinja2
@@ -68,6 +68,9 @@ def requested_entries(
     layers = [(f"fragment {f.name}", _read_entries(f, f"fragment {f.name}")) for f in plan.fragments]
     overrides = [KconfigEntry(s, value, set_label) for s, value in plan.symbols]
     layers.append((set_label, overrides))
+    if plan.placement_symbols:
+        label = "initramfs.placement"
+        layers.append((label, [KconfigEntry(s, value, label) for s, value in plan.placement_symbols]))
     positions = {e.symbol: i for i, e in enumerate(base)}
     additions: dict[str, list[KconfigEntry]] = {}
     placed: dict[str, tuple[str, int]] = {}
@@ -117,47 +120,154 @@ def render_defconfig(plan: KernelPlan) -> str:
 
 
 @dataclass(frozen=True)
+class Enclosure:
+    """A block around a symbol's definition that can keep a requested value out: a `choice`
+    (one member wins), a `menu` with `visible if`, or an `if` block."""
+
+    kind: str  # choice, menu, if
+    label: str  # the choice's prompt or the menu's title
+    conditions: tuple[str, ...]  # "depends on X", "visible if Y", "if Z"
+    members: tuple[str, ...] = ()  # a choice's symbols
+
+    def describe(self) -> str:
+        where = {"choice": "in choice", "menu": "in menu", "if": "inside"}[self.kind]
+        label = f' "{self.label}"' if self.label else ""
+        return f"{where}{label}" + (f" ({'; '.join(self.conditions)})" if self.conditions else "")
+
+
+@dataclass(frozen=True)
 class KconfigIndex:
-    """Which symbols this kernel tree defines, and their `depends on` lines."""
+    """Which symbols this kernel tree defines, their `depends on` lines, their selectors and the
+    blocks (choice, menu with `visible if`, if) they are defined in."""
 
     symbols: frozenset[str]
     depends: dict[str, tuple[str, ...]]
     selected_by: dict[str, tuple[str, ...]]
+    enclosures: dict[str, tuple[Enclosure, ...]] = field(default_factory=dict)
 
     @classmethod
-    def scan(cls, tree: Path) -> KconfigIndex:
-        symbols: set[str] = set()
-        depends: dict[str, list[str]] = {}
-        selected_by: dict[str, list[str]] = {}
+    def scan(cls, tree: Path, arch: str = "s390") -> KconfigIndex:
+        """Every Kconfig file of *tree*, except other architectures' (their `depends on`
+        lines would explain nothing about an s390 build)."""
+        scan = _Scan()
         for kconfig in tree.rglob("Kconfig*"):
-            if kconfig.is_file():
-                _scan_file(kconfig, symbols, depends, selected_by)
+            parts = kconfig.relative_to(tree).parts
+            if kconfig.is_file() and not (len(parts) > 2 and parts[0] == "arch" and parts[1] != arch):
+                scan.file(kconfig.read_text(errors="replace"))
+        enclosures = {
+            k: tuple({b.freeze().describe(): b.freeze() for b in v}.values())
+            for k, v in scan.enclosures.items()
+        }
         return cls(
-            frozenset(symbols),
-            {k: tuple(v) for k, v in depends.items()},
-            {k: tuple(v) for k, v in selected_by.items()},
+            frozenset(scan.symbols),
+            {k: tuple(dict.fromkeys(v)) for k, v in scan.depends.items()},
+            {k: tuple(v) for k, v in scan.selected_by.items()},
+            enclosures,
         )
 
 
-def _scan_file(
-    path: Path, symbols: set[str], depends: dict[str, list[str]], selected_by: dict[str, list[str]]
-) -> None:
-    current: str | None = None
-    for line in path.read_text(errors="replace").splitlines():
-        match = KCONFIG_DEF.match(line)
-        if match:
-            current = match.group(1)
-            symbols.add(current)
-            continue
-        if current and KCONFIG_ATTR_END.match(line):
-            current = None
-            continue
+@dataclass
+class _Block:
+    kind: str
+    label: str = ""
+    conditions: list[str] = field(default_factory=list)
+    members: list[str] = field(default_factory=list)
+
+    def freeze(self) -> Enclosure:
+        return Enclosure(self.kind, self.label, tuple(self.conditions), tuple(self.members))
+
+
+KCONFIG_CHOICE = re.compile(r"^\s*choice\b")
+KCONFIG_MENU = re.compile(r'^\s*menu\s+"(.*)"')
+KCONFIG_IF = re.compile(r"^\s*if\s+(.+?)\s*$")
+KCONFIG_END = re.compile(r"^\s*(endchoice|endmenu|endif)\b")
+KCONFIG_PROMPT = re.compile(r'^\s*prompt\s+"(.*)"')
+KCONFIG_VISIBLE = re.compile(r"^\s*visible\s+if\s+(.+?)\s*$")
+KCONFIG_HELP = re.compile(r"^(\s*)(?:help|---help---)\s*$")
+
+
+def _open_or_close(line: str, stack: list[_Block]) -> str | None:
+    """Open or close a choice, menu or if block on *stack*: "opened", "closed" or None."""
+    menu, cond, end = KCONFIG_MENU.match(line), KCONFIG_IF.match(line), KCONFIG_END.match(line)
+    if KCONFIG_CHOICE.match(line):
+        stack.append(_Block("choice"))
+    elif menu:
+        stack.append(_Block("menu", menu.group(1)))
+    elif cond:
+        stack.append(_Block("if", conditions=[f"if {cond.group(1)}"]))
+    elif end:
+        kind = {"endchoice": "choice", "endmenu": "menu", "endif": "if"}[end.group(1)]
+        if stack and stack[-1].kind == kind:
+            stack.pop()
+        return "closed"
+    else:
+        return None
+    return "opened"
+
+
+@dataclass
+class _Scan:
+    """One pass over Kconfig files. Blocks are tracked per file: an `if` around a `source`
+    line is not carried into the sourced file."""
+
+    symbols: set[str] = field(default_factory=set)
+    depends: dict[str, list[str]] = field(default_factory=dict)
+    selected_by: dict[str, list[str]] = field(default_factory=dict)
+    enclosures: dict[str, list[_Block]] = field(default_factory=dict)
+
+    def file(self, text: str) -> None:
+        stack: list[_Block] = []
+        current: str | None = None  # the symbol whose attributes follow
+        describing: _Block | None = None  # the choice or menu whose attributes follow
+        help_indent: int | None = None
+        for line in text.splitlines():
+            if help_indent is not None:
+                if not line.strip() or len(line.expandtabs()) - len(line.expandtabs().lstrip()) > help_indent:
+                    continue
+                help_indent = None
+            helped = KCONFIG_HELP.match(line)
+            if helped:
+                help_indent = len(helped.group(1).expandtabs())
+                continue
+            match = KCONFIG_DEF.match(line)
+            if match:
+                current, describing = match.group(1), None
+                self.symbols.add(current)
+                if stack:
+                    known = self.enclosures.setdefault(current, [])
+                    known += [b for b in stack if all(b is not k for k in known)]
+                    if stack[-1].kind == "choice":
+                        stack[-1].members.append(current)
+                continue
+            change = _open_or_close(line, stack)
+            if change is not None:
+                current = None
+                describing = stack[-1] if change == "opened" and stack[-1].kind != "if" else None
+                continue
+            if KCONFIG_ATTR_END.match(line):
+                current = describing = None
+                continue
+            if describing is not None:
+                self._describe(line, describing)
+            elif current:
+                dep = KCONFIG_DEPENDS.match(line)
+                if dep:
+                    self.depends.setdefault(current, []).append(dep.group(1))
+                select = KCONFIG_SELECT.match(line)
+                if select:
+                    self.selected_by.setdefault(select.group(1), []).append(current)
+
+    @staticmethod
+    def _describe(line: str, block: _Block) -> None:
+        prompt = KCONFIG_PROMPT.match(line)
+        if prompt and not block.label:
+            block.label = prompt.group(1)
         dep = KCONFIG_DEPENDS.match(line)
-        if current and dep:
-            depends.setdefault(current, []).append(dep.group(1))
-        select = KCONFIG_SELECT.match(line)
-        if current and select:
-            selected_by.setdefault(select.group(1), []).append(current)
+        if dep:
+            block.conditions.append(f"depends on {dep.group(1)}")
+        visible = KCONFIG_VISIBLE.match(line)
+        if visible:
+            block.conditions.append(f"visible if {visible.group(1)}")
 
 
 def check_symbols_exist(wanted: dict[str, KconfigEntry], index: KconfigIndex, kernel: str) -> None:
@@ -207,7 +317,21 @@ def explain_drops(
         selectors = [s for s in index.selected_by.get(entry.symbol, ()) if final.get(s) in ("y", "m")]
         if selectors and actual in ("y", "m"):
             lines.append(f"      selected by {', '.join(sorted(set(selectors)))}")
+        for block in index.enclosures.get(entry.symbol, ()):
+            lines.append("      " + block.describe() + _state(block.conditions, final))
+            chosen = [m for m in block.members if m != entry.symbol and final.get(m) == "y"]
+            if block.kind == "choice":
+                lines.append(
+                    f"      the choice took {', '.join(chosen)}"
+                    if chosen
+                    else "      the choice took no member"
+                )
     return "\n".join(lines)
+
+
+def _state(conditions: tuple[str, ...], final: dict[str, str]) -> str:
+    names = _dep_symbols(" ".join(conditions))  # the keywords are lower case: never matched
+    return ("   [" + ", ".join(f"{n}={final.get(n, 'n')}" for n in names) + "]") if names else ""
 
 
 def _dep_symbols(expression: str) -> list[str]:

@@ -19,7 +19,9 @@ from ..core.hostrun import run_logged
 from ..core.store import StageOutput, Store, canonical_json, file_sha256
 from ..core.toolchain import Toolchain
 from . import kconfig
+from .initramfs import RD_NAME
 from .model import Prepared
+from .placement import BUILTIN_CPIO
 from .source import SourceTree
 
 DEFAULT_TOTAL_STEPS = 1600
@@ -155,12 +157,21 @@ class KernelBuild:
 
 
 def prepare_build(
-    source: SourceTree, config: StageOutput, toolchain: Toolchain, settings: BuildSettings, where: KernelBuild
+    source: SourceTree,
+    config: StageOutput,
+    toolchain: Toolchain,
+    settings: BuildSettings,
+    where: KernelBuild,
+    builtin: StageOutput | None = None,
 ) -> Prepared:
-    """The 'kernel' stage: bzImage, System.map and vmlinux from the kconfig stage's .config."""
+    """The 'kernel' stage: bzImage, System.map and vmlinux from the kconfig stage's .config;
+    with *builtin* (an initramfs stage output), its cpio is linked into the image."""
     store, logs, reporter = where.store, where.logs, where.reporter
     final_config = (config.path / "config").read_text()
     inputs = build_inputs(source.identity, file_sha256(config.path / "config"), toolchain, settings)
+    cpio = builtin.path / RD_NAME if builtin is not None else None
+    if cpio is not None:
+        inputs["builtin_initramfs_sha256"] = file_sha256(cpio)
     workspace_id = hashlib.sha256(
         canonical_json([source.identity, toolchain.identity(), where.workspace]).encode()
     )
@@ -168,6 +179,8 @@ def prepare_build(
     def produce(out: Path) -> dict[str, Any]:
         with store.workspace(f"kbuild-{workspace_id.hexdigest()[:16]}") as objdir:
             _install_config(objdir, final_config)
+            if cpio is not None:
+                _install_builtin_cpio(objdir, cpio)
             recorded = _recorded_steps(objdir)
             log = logs / "kernel-build.log"
             with reporter.progress(
@@ -192,6 +205,14 @@ def _install_config(objdir: Path, config: str) -> None:
     target = objdir / ".config"
     if not target.is_file() or target.read_text() != config:
         target.write_text(config)
+
+
+def _install_builtin_cpio(objdir: Path, cpio: Path) -> None:
+    """The cpio where CONFIG_INITRAMFS_SOURCE names it; rewritten only when it changed, so its
+    mtime tells make whether to relink."""
+    target = objdir / BUILTIN_CPIO
+    if not target.is_file() or file_sha256(target) != file_sha256(cpio):
+        shutil.copyfile(cpio, target)
 
 
 def _recorded_steps(objdir: Path) -> int:

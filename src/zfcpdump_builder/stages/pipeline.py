@@ -18,7 +18,7 @@ from ..core.events import Reporter
 from ..core.ownership import DERIVED_FILES
 from ..core.store import StageOutput, file_sha256
 from ..recipe.loader import Recipe
-from . import budget, graph, initramfs, manifest, runtime, sbom, secureipl, source
+from . import budget, graph, initramfs, manifest, placement, runtime, sbom, secureipl, source
 from . import publish as publish_step
 from .graph import BuildContext, StageEnv
 
@@ -46,8 +46,14 @@ def build_all(recipe: Recipe, ctx: BuildContext) -> BuildResult:
 
 
 def artifact_files(result: BuildResult) -> dict[str, Path]:
-    """Published name → file in the object store (publish.ARTIFACTS)."""
-    return {name: result.stages[stage].path / rel for name, (stage, rel) in publish_step.ARTIFACTS.items()}
+    """Published name → file in the object store (publish.ARTIFACTS); a built-in initramfs
+    is inside the image, so no zfcpdump.rd is published beside it."""
+    with_rd = placement.publishes_rd(result.recipe.plan.initramfs.placement)
+    return {
+        name: result.stages[stage].path / rel
+        for name, (stage, rel) in publish_step.ARTIFACTS.items()
+        if with_rd or name != initramfs.RD_NAME
+    }
 
 
 @dataclass(frozen=True)
@@ -116,6 +122,7 @@ def memory_budget(recipe: Recipe, result: BuildResult, reporter: Reporter) -> di
         memory,
         recipe.plan.budget.writer_headroom,
         budget.rd_note(_rd_composition(result)),
+        recipe.plan.initramfs.placement,
     )
     return budget.check(entries, memory, reporter)
 
@@ -134,7 +141,11 @@ def _rd_section(result: BuildResult) -> dict[str, Any]:
     entries = [
         {k: e.get(k) for k in ("path", "mode", "size", "sha256", "origin")} for e in contents["entries"]
     ]
+    rd_placement = result.recipe.plan.initramfs.placement
     return {
+        "placement": placement.describe(
+            rd_placement, graph.kernel.final_config(result.stages["kconfig"].path)
+        ),
         "initramfs": {"summary": contents["summary"], "entries": entries},
         "runtime": {"packages": files.get("packages", []), "spec": files.get("spec")},
     }

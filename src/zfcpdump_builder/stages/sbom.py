@@ -112,8 +112,13 @@ def build_sbom(
     manifest: dict[str, Any], runtime_inputs: dict[str, Any], folder: Path, repo: Path
 ) -> dict[str, Any]:
     """The SPDX document for the artifacts in *folder*, whose manifest is *manifest*."""
-    files = {name: _file_entry(_spdx_id("File", name), folder / name) for name in DESCRIBED}
-    image, rd = files["zfcpdump.image"]["SPDXID"], files["zfcpdump.rd"]["SPDXID"]
+    files = {
+        name: _file_entry(_spdx_id("File", name), folder / name)
+        for name in DESCRIBED
+        if (folder / name).is_file()
+    }
+    image = files["zfcpdump.image"]["SPDXID"]
+    rd = files["zfcpdump.rd"]["SPDXID"] if "zfcpdump.rd" in files else image  # built in: the image holds it
     relationships = [_rel("SPDXRef-DOCUMENT", "DESCRIBES", f["SPDXID"]) for f in files.values()]
     packages = [_kernel_source(manifest), _writer_package(runtime_inputs, repo)]
     relationships += [

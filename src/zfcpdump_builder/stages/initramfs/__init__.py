@@ -19,8 +19,10 @@ from typing import Any
 from ...core.errors import BudgetError, HostError
 from ...core.events import Reporter
 from ...core.store import StageOutput, Store, code_digest
+from .. import placement
 from .. import runtime as runtime_mod
 from ..model import Prepared, produce
+from . import ext2
 from .compress import COMPRESSIONS, compressor_versions, pick_smallest, write_cpio
 from .contents import (
     MIB,
@@ -34,9 +36,10 @@ from .contents import (
     ram_bytes,
     render_writer_config,
 )
-from .cpio import RdEntry, cpio_bytes, norm_path
+from .cpio import RdEntry, complete_tree, cpio_bytes, norm_path
 
 RD_NAME = "zfcpdump.rd"
+UNCOMPRESSED = "none"
 CONTENTS_JSON = "contents.json"
 __all__ = [
     "COMPRESSIONS",
@@ -78,11 +81,12 @@ def stage_inputs(
         "overlays": [[Path(o).name, _tree_digest(Path(o))] for o in spec.overlays],
         "allow_shadow": spec.allow_shadow,
         "source_date_epoch": spec.source_date_epoch,
+        "placement": spec.placement,
         "config": config_text,
         "devices": [list(d) for d in spec.devices],
         "mounts": list(mount_points()),
         "builder": code_digest(*sorted(Path(__file__).parent.glob("*.py"))),  # every module of this stage
-        "tools": compressor_versions(),
+        "tools": compressor_versions() | (ext2.tool_versions() if spec.placement == "initrd" else {}),
     }
 
 
@@ -94,6 +98,10 @@ def initramfs_stage_inputs(
     spec.validate()
     python = runtime_mod.load_manifest(runtime_output)["python"]
     methods = choose_methods(spec, kernel_config, script_init=not frozen_init(python))
+    if spec.placement == "builtin":
+        methods = [UNCOMPRESSED]  # the kernel compresses it (INITRAMFS_COMPRESSION_*)
+    if spec.placement == "initrd":
+        placement.initrd_filesystem(kernel_config)  # the kernel can mount it, or RecipeError
     if not methods:
         raise HostError("none of the compressors the kernel can unpack is available")
     config_text = render_writer_config(spec.writer_config)
@@ -106,12 +114,16 @@ def prepare_initramfs(
     """The 'initramfs' stage: output dir holds zfcpdump.rd and contents.json; the size limits
     are checked on a cached rd as on a new one."""
     methods, config_text, inputs = initramfs_stage_inputs(spec, runtime_output, kernel_config)
+    ram_disk = placement.ram_disk_bytes(kernel_config)
 
     def producer(out: Path) -> dict[str, Any]:
         return produce_initramfs(spec, runtime_output.path, methods, config_text, out, reporter)
 
     def check(output: StageOutput) -> None:
-        check_budget(spec, json.loads((output.path / CONTENTS_JSON).read_text()), reporter)
+        contents = json.loads((output.path / CONTENTS_JSON).read_text())
+        if spec.placement == "initrd":
+            check_ram_disk(contents["summary"]["image"], ram_disk)
+        check_budget(spec, contents, reporter)
 
     return Prepared(inputs, producer, check=check)
 
@@ -136,16 +148,26 @@ def produce_initramfs(
     reporter: Reporter,
 ) -> dict[str, Any]:
     entries = all_entries(spec, runtime_dir, config_text, reporter)
-    raw = cpio_bytes(entries, spec.source_date_epoch)
-    with reporter.progress("initramfs", "compressing", len(methods), "methods") as bar:
-        method, data, sizes = pick_smallest(raw, methods, bar.advance)
+    if spec.placement == "initrd":
+        entries = initrd_entries(entries)
+        raw = ext2.ext2_image(entries, spec.source_date_epoch)
+    else:
+        raw = cpio_bytes(entries, spec.source_date_epoch)
+    if methods == [UNCOMPRESSED]:
+        method, data, sizes = UNCOMPRESSED, raw, {UNCOMPRESSED: len(raw)}
+    else:
+        with reporter.progress("initramfs", "compressing", len(methods), "methods") as bar:
+            method, data, sizes = pick_smallest(raw, methods, bar.advance)
     (out / RD_NAME).write_bytes(data)
     records = contents_records(entries)
     summary = {
         "compression": method,
         "compressed": len(data),
         "cpio": len(raw),
-        "unpacked": ram_bytes(records),
+        # an initrd costs its whole image in /dev/ram0 plus the page cache of what is read
+        "unpacked": ram_bytes(records) + (len(raw) if spec.placement == "initrd" else 0),
+        "image": len(raw),
+        "placement": spec.placement,
         "file_bytes": sum(r["size"] for r in records),
         "sha256": hashlib.sha256(data).hexdigest(),
         "candidates": sizes,
@@ -161,6 +183,25 @@ def produce_initramfs(
             [[m, s] for m, s in sorted(sizes.items(), key=lambda kv: kv[1])],
         )
     return {k: summary[k] for k in ("compression", "compressed", "cpio", "unpacked", "sha256")}
+
+
+def initrd_entries(entries: list[RdEntry]) -> list[RdEntry]:
+    """The rd's entries for a mounted root: the kernel runs /sbin/init there, not /init."""
+    if any(e.path == placement.INITRD_INIT for e in entries):
+        return entries
+    link = RdEntry(placement.INITRD_INIT, "symlink", 0o777, target="../init", origin="initrd placement")
+    return complete_tree([*entries, link])
+
+
+def check_ram_disk(image_bytes: int, ram_disk_bytes: int) -> None:
+    """The kernel's RAM disk must hold the whole initrd image."""
+    if image_bytes > ram_disk_bytes:
+        raise BudgetError(
+            f"the initrd image is {image_bytes // 1024} KiB, but CONFIG_BLK_DEV_RAM_SIZE is "
+            f"{ram_disk_bytes // 1024} KiB: the kernel could not load it into /dev/ram0",
+            hint=f"set BLK_DEV_RAM_SIZE to at least {-(-image_bytes // 1024)} in kernel.config.set, "
+            "or shrink the rd",
+        )
 
 
 def composition(records: list[dict[str, Any]], manifest: dict[str, Any]) -> dict[str, int]:

@@ -48,6 +48,7 @@ class InitramfsSpec:
     source_date_epoch: int = 0
     writer_config: dict[str, Any] = field(default_factory=dict)
     devices: tuple[tuple[str, int, int, int], ...] = DEFAULT_DEVICES
+    placement: str = "external"  # builtin: an uncompressed cpio the kernel links in (placement.py)
 
     def validate(self) -> None:
         if self.compression not in ("auto", *COMPRESSIONS):
