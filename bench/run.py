@@ -5,7 +5,8 @@
                         [--json docs/benchmarks.json] [--work DIR] [--keep] [--cache-dir DIR]
                         [--qemu-out DIR] [--writer-mib N]
 
-Sections (in this order): kernel, writer, initramfs, memory, reproducibility, fuzz, faults.
+Sections (in this order): kernel, writer, initramfs, memory, reproducibility, fuzz, faults,
+placements.
 
 - kernel: cold build ours vs plain make (paired A B A B, ratio per pair; target <= 1.03x),
   no-op rerun (<= 2 s), one-symbol rebuild, writer-only rebuild (<= 10 s)   [bench/kernel_build.py]
@@ -21,6 +22,9 @@ Sections (in this order): kernel, writer, initramfs, memory, reproducibility, fu
   core readers and the recipe loader, seeded from a real dump; crashes found (target 0)   [bench/fuzz.py]
 - faults: the suite's fault tests per class (blkdebug, power cuts, strace, bad disks, builder
   kills and full disks): cases tried and cases that lost data or crashed (target 0)   [bench/faults.py]
+- placements: every placement x kernel line (external, builtin, initrd on 6.1; external on
+  6.12): image and rd sizes, unpacked RAM, memory floor, cold and writer-only rebuild times,
+  one run each   [bench/placements.py]
 
 --smoke: tiny sizes, one run, no cold kernel builds, no memory bisection, the warm cache reused
 (via links into private caches, so nothing is added to it). Its report is written to a temp
@@ -59,11 +63,12 @@ from bench.faults import detail_faults, section_faults  # noqa: E402
 from bench.figures import NotMeasured, Options  # noqa: E402
 from bench.fuzz import detail_fuzz, section_fuzz  # noqa: E402
 from bench.harness import machine  # noqa: E402
+from bench.placements import detail_placements, section_placements  # noqa: E402
 from bench.report import DETAILS  # noqa: E402
 from bench.sections_build import section_initramfs, section_kernel, section_reproducibility  # noqa: E402
 from bench.sections_dump import section_memory, section_writer  # noqa: E402
 
-SECTIONS = ("kernel", "writer", "initramfs", "memory", "reproducibility", "fuzz", "faults")
+SECTIONS = ("kernel", "writer", "initramfs", "memory", "reproducibility", "fuzz", "faults", "placements")
 TITLES = {
     "kernel": "Kernel build",
     "writer": "Writer throughput and memory",
@@ -72,6 +77,7 @@ TITLES = {
     "reproducibility": "Reproducibility",
     "fuzz": "Fuzzing from real seeds",
     "faults": "Faults",
+    "placements": "Placements and kernel lines",
 }
 MIB = 1 << 20
 SCHEMA = 1
@@ -85,9 +91,10 @@ RUNNERS: dict[str, Callable[[Options], dict[str, Any]]] = {
     "reproducibility": section_reproducibility,
     "fuzz": section_fuzz,
     "faults": section_faults,
+    "placements": section_placements,
 }
 # These renderers live with their sections (report.py imports no section).
-DETAILS.update(fuzz=detail_fuzz, faults=detail_faults)
+DETAILS.update(fuzz=detail_fuzz, faults=detail_faults, placements=detail_placements)
 
 
 # --- driver -------------------------------------------------------------------------------

@@ -57,7 +57,7 @@ def art(request: pytest.FixtureRequest, e2e_dir: Path, host_tools: None) -> sc.A
     except sc.BuildFailed as exc:
         pytest.fail(str(exc), pytrace=False)
     METRICS["zfcpdump.image (bytes)"] = built.image.stat().st_size
-    METRICS["zfcpdump.rd (bytes)"] = built.rd.stat().st_size
+    METRICS["zfcpdump.rd (bytes)"] = built.rd.stat().st_size if built.rd else "none (built in)"
     return built
 
 

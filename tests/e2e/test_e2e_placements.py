@@ -108,6 +108,13 @@ def test_writer_runs_in_kdump_mode_and_succeeds(run: PlacementRun) -> None:
     assert sc.FAILED not in result.console
     kib = sc.capture_memory_kib(result.console)
     assert kib is not None and kib <= 32 * 1024
+    capture = sc.after_crash(result.console)
+    if run.placement == "builtin":  # no ramdisk handed over: the kernel's own initramfs runs
+        assert "Trying to unpack rootfs image" not in capture and "Run /init as init process" in capture
+    else:  # the image went to /dev/ram0 and was mounted as root
+        assert "looks like an initrd" in capture
+        assert "VFS: Mounted root (ext2 filesystem) readonly on device 1:0" in capture
+        assert "Run /sbin/init as init process" in capture
 
 
 def test_zgetdump_accepts_the_dump_and_it_holds_the_token(run: PlacementRun, token: str) -> None:

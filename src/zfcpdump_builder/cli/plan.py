@@ -38,8 +38,11 @@ def cmd_plan(args: argparse.Namespace, reporter: Reporter) -> int:
     tree = source.source_tree(found["source"]) if "source" in found else None
     reporter.info(f"recipe {loaded.name}: {' <- '.join(str(p) for p in loaded.chain)}")
     reporter.info("resolved recipe:\n" + yaml.safe_dump(loaded.resolved, sort_keys=False).rstrip())
-    rendered = kconfig.render_defconfig(loaded.plan.kernel)
     stock, label = stock_defconfig(tree, loaded)
+    if loaded.plan.kernel.base is None and tree is None:
+        rendered = ""  # the base is in the tree: nothing to compare before it is unpacked
+    else:
+        rendered = kconfig.render_defconfig(loaded.plan.kernel, tree.path if tree else None)
     diff = defconfig_diff(stock, rendered)
     reporter.info(f"defconfig changes against {label}:\n" + ("\n".join(diff) if diff else "  (none)"))
     reporter.table("inputs", ["what", "value"], describe_inputs(loaded, loaded.plan.kernel.source))

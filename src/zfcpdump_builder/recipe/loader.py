@@ -18,7 +18,7 @@ from ..core.errors import RecipeError
 from ..core.ownership import safe_name
 from ..core.store import canonical_json
 from ..stages.source import SOURCE_KINDS
-from .resolved import BuildPlan, resolve
+from .resolved import BASE_FROM_SOURCE, BuildPlan, resolve
 from .schema import SCHEMA, Key, Section
 from .values import validate
 from .yamlfile import RECIPE_SUFFIXES, read_yaml, shorten
@@ -162,7 +162,7 @@ def _absolutise_paths(data: dict[str, Any], base: Path) -> None:
         runtime["path"] = str((base / runtime["path"]).resolve())
     config = data.get("kernel", {}).get("config", {})
     for key in ("base",):
-        if isinstance(config.get(key), str):
+        if isinstance(config.get(key), str) and config[key] != BASE_FROM_SOURCE:
             config[key] = str(paths.find_config(config[key], base))
     if isinstance(config.get("fragments"), list):
         config["fragments"] = [str(paths.find_config(f, base)) for f in config["fragments"]]

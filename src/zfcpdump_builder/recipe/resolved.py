@@ -17,11 +17,13 @@ from ..stages import placement
 from ..stages.source import SOURCE_KINDS, KernelSource
 from .values import normalise_symbol_value, parse_size
 
+BASE_FROM_SOURCE = "source"  # kernel.config.base: the tree's arch/s390/configs/zfcpdump_defconfig
+
 
 @dataclass(frozen=True)
 class KernelPlan:
     source: KernelSource
-    base: Path
+    base: Path | None  # None: the kernel tree's own zfcpdump_defconfig (`base: source`)
     fragments: tuple[Path, ...]
     symbols: tuple[tuple[str, str], ...]  # (SYMBOL, its .config spelling), in recipe order
     placement_symbols: tuple[tuple[str, str], ...] = ()  # what initramfs.placement needs
@@ -132,7 +134,7 @@ def resolve(data: dict[str, Any]) -> BuildPlan:
         description=data["description"],
         kernel=KernelPlan(
             _source(kernel["source"]),
-            Path(kernel["config"]["base"]),
+            None if kernel["config"]["base"] == BASE_FROM_SOURCE else Path(kernel["config"]["base"]),
             tuple(Path(f) for f in kernel["config"]["fragments"]),
             symbols,
             placement.kernel_symbols(rd["placement"], rd["compression"]),

@@ -73,7 +73,8 @@ SCHEMA: Section = {
             "base": Key(
                 "str",
                 "zfcpdump_defconfig-6.1",
-                "Base defconfig file, looked up beside the recipe then in configs/.",
+                "Base defconfig file, looked up beside the recipe then in configs/; `source` = "
+                "the kernel tree's own arch/s390/configs/zfcpdump_defconfig.",
             ),
             "fragments": Key(
                 "list[str]", [], "Extra config fragment files, applied in order after the base."

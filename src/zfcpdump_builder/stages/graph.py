@@ -114,13 +114,13 @@ def _source(env: StageEnv, _up: Outputs) -> Prepared:
 
 def _kconfig(env: StageEnv, up: Outputs) -> Prepared:
     plan = env.recipe.plan.kernel
-    own = kconfig.requests(dataclasses.replace(plan, placement_symbols=()), env.recipe.name)
+    tree = source.source_tree(up["source"])
+    own = kconfig.requests(dataclasses.replace(plan, placement_symbols=()), env.recipe.name, tree.path)
     where = f"recipe {env.recipe.name}'s kernel.config"
     placement.check_requests({s: e.value for s, e in own.items()}, env.recipe.plan.initramfs.placement, where)
-    wanted = kconfig.requests(plan, env.recipe.name)
-    tree = source.source_tree(up["source"])
+    wanted = kconfig.requests(plan, env.recipe.name, tree.path)
     return kernel.prepare_config(
-        tree, kconfig.render_defconfig(plan), wanted, env.tools, env.ctx.logs(env.recipe)
+        tree, kconfig.render_defconfig(plan, tree.path), wanted, env.tools, env.ctx.logs(env.recipe)
     )
 
 

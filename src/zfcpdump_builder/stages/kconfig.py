@@ -60,11 +60,30 @@ def _read_entries(path: Path, origin: str) -> list[KconfigEntry]:
     return [KconfigEntry(s, v, origin) for s, v in parse_config_text(text).items()]
 
 
+STOCK_DEFCONFIG = "arch/s390/configs/zfcpdump_defconfig"
+
+
+def base_defconfig(plan: KernelPlan, tree: Path | None) -> Path:
+    """The recipe's base file, or with `base: source` the kernel tree's own zfcpdump_defconfig."""
+    if plan.base is not None:
+        return plan.base
+    if tree is None:
+        raise ConfigError("kernel.config.base is `source`, but the kernel tree is not unpacked yet")
+    stock = tree / STOCK_DEFCONFIG
+    if not stock.is_file():
+        raise ConfigError(
+            f"kernel.config.base is `source`, but {tree} has no {STOCK_DEFCONFIG}",
+            hint="name a base defconfig file in the recipe (kernel.config.base: FILE), or use a "
+            "kernel tree that ships zfcpdump_defconfig",
+        )
+    return stock
+
+
 def requested_entries(
-    plan: KernelPlan, set_label: str = "kernel.config.set"
+    plan: KernelPlan, set_label: str = "kernel.config.set", tree: Path | None = None
 ) -> tuple[list[KconfigEntry], list[tuple[str, list[KconfigEntry]]]]:
     """The base entries (with overrides applied in place) and the additions by origin."""
-    base = _read_entries(plan.base, "base")
+    base = _read_entries(base_defconfig(plan, tree), "base")
     layers = [(f"fragment {f.name}", _read_entries(f, f"fragment {f.name}")) for f in plan.fragments]
     overrides = [KconfigEntry(s, value, set_label) for s, value in plan.symbols]
     layers.append((set_label, overrides))
@@ -87,9 +106,9 @@ def requested_entries(
     return base, list(additions.items())
 
 
-def requests(plan: KernelPlan, recipe_name: str) -> dict[str, KconfigEntry]:
+def requests(plan: KernelPlan, recipe_name: str, tree: Path | None = None) -> dict[str, KconfigEntry]:
     """Every symbol the recipe asks for; those from kernel.config.set name the recipe, for errors."""
-    base, additions = requested_entries(plan, f"recipe {recipe_name}")
+    base, additions = requested_entries(plan, f"recipe {recipe_name}", tree)
     merged = {e.symbol: e for e in base}
     for _, entries in additions:
         merged.update({e.symbol: e for e in entries})
@@ -102,7 +121,7 @@ def _kconfig_line(entry: KconfigEntry) -> str:
     return f"CONFIG_{entry.symbol}={entry.value}"
 
 
-def render_defconfig(plan: KernelPlan) -> str:
+def render_defconfig(plan: KernelPlan, tree: Path | None = None) -> str:
     """zfcpdump_defconfig text for the kernel section *plan*, through templates/zfcpdump_defconfig.j2."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(paths.data_dir("templates"))),
@@ -114,7 +133,7 @@ def render_defconfig(plan: KernelPlan) -> str:
     env.filters["kconfig_line"] = _kconfig_line
     # Only what shapes the config goes in: overrides are labelled by their key, not by the
     # recipe's name, so two recipes with the same kernel share kconfig and kernel objects.
-    base, additions = requested_entries(plan)
+    base, additions = requested_entries(plan, tree=tree)
     template = env.get_template("zfcpdump_defconfig.j2")
     return template.render(base=base, additions=additions)
 

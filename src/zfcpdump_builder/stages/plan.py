@@ -13,6 +13,8 @@ def stock_defconfig(tree: source.SourceTree | None, loaded: recipe.Recipe) -> tu
         path = tree.path / "arch/s390/configs/zfcpdump_defconfig"
         return path.read_text(), f"linux {tree.version} arch/s390/configs/zfcpdump_defconfig"
     base = loaded.plan.kernel.base
+    if base is None:
+        return "", "nothing (base: source, and the kernel source is not unpacked yet)"
     return base.read_text(), f"{base.name} (the kernel source is not unpacked yet)"
 
 

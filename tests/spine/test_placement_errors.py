@@ -1,0 +1,82 @@
+"""Bad placement and kernel-line inputs, through the CLI as users run it: each a clear error,
+a non-zero exit, and nothing published. The kernel is never compiled for any of them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from support.buildcli import ROOT, BuiltRecipe, run_cli
+from zfcpdump_builder import recipe
+from zfcpdump_builder.core.errors import ConfigError, RecipeError
+from zfcpdump_builder.stages import kconfig
+
+pytestmark = pytest.mark.kernel
+
+
+def child(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "child.yaml"
+    path.write_text(f"extends: {ROOT / 'recipes' / 'default.yaml'}\n{body}")
+    return path
+
+
+def failed_build(tmp_path: Path, body: str) -> dict:
+    out = tmp_path / "out"
+    run = run_cli("build", str(child(tmp_path, body)), "--out", str(out))
+    assert run.code != 0, "the build was expected to fail"
+    assert "kernel" not in {e["stage"] for e in run.of("stage-start")}, "the kernel was compiled"
+    assert not out.exists(), "something was published"
+    assert run.of("result")[-1]["status"] == "failed"
+    return run.error()
+
+
+def test_builtin_with_a_compression_the_kernel_lacks(tmp_path: Path, built_default: BuiltRecipe) -> None:
+    error = failed_build(
+        tmp_path,
+        "initramfs:\n  placement: builtin\n  compression: lz4\nkernel:\n  config:\n    set: {RD_LZ4: n}\n",
+    )
+    assert error["kind"] == "config"
+    message = error["message"]
+    assert "INITRAMFS_COMPRESSION_LZ4: requested y" in message and "(initramfs.placement)" in message
+    assert "depends on RD_LZ4   [RD_LZ4=n]" in message
+    assert 'in choice "Built-in initramfs compression mode"' in message
+    assert "the choice took INITRAMFS_COMPRESSION_" in message
+
+
+def test_initrd_over_the_ram_disk_size(tmp_path: Path, built_default: BuiltRecipe) -> None:
+    body = (
+        "initramfs:\n  placement: initrd\nkernel:\n  config:\n"
+        "    fragments: [initrd-ext2.config]\n    set: {BLK_DEV_RAM_SIZE: 1024}\n"
+    )
+    error = failed_build(tmp_path, body)
+    assert error["kind"] == "budget"
+    assert "CONFIG_BLK_DEV_RAM_SIZE is 1024 KiB" in error["message"]
+    assert "BLK_DEV_RAM_SIZE to at least" in error["hint"]
+
+
+def test_initrd_without_a_file_system_in_the_kernel(tmp_path: Path, built_default: BuiltRecipe) -> None:
+    error = failed_build(tmp_path, "initramfs:\n  placement: initrd\n")
+    assert "neither CONFIG_EXT2_FS=y nor CONFIG_EXT4_USE_FOR_EXT2=y" in error["message"]
+    assert "initrd-ext2.config" in error["hint"]
+
+
+def test_a_second_initramfs_through_kernel_config(tmp_path: Path, built_default: BuiltRecipe) -> None:
+    error = failed_build(tmp_path, 'kernel:\n  config:\n    set: {INITRAMFS_SOURCE: "/tmp/other.cpio"}\n')
+    assert "exactly one placement" in error["message"]
+
+
+def test_two_placements_in_one_recipe(tmp_path: Path) -> None:
+    with pytest.raises(RecipeError, match="got a list of 2: a recipe takes exactly one"):
+        recipe.load(child(tmp_path, "initramfs:\n  placement: [builtin, initrd]\n"))
+
+
+def test_base_source_without_a_zfcpdump_defconfig(tmp_path: Path) -> None:
+    plan = recipe.load(child(tmp_path, "kernel:\n  config:\n    base: source\n")).plan.kernel
+    assert plan.base is None
+    tree = tmp_path / "linux"
+    (tree / "arch/s390/configs").mkdir(parents=True)
+    with pytest.raises(ConfigError, match="has no arch/s390/configs/zfcpdump_defconfig"):
+        kconfig.render_defconfig(plan, tree)
+    (tree / "arch/s390/configs/zfcpdump_defconfig").write_text("CONFIG_ZFCP=y\n")
+    assert "CONFIG_ZFCP=y" in kconfig.render_defconfig(plan, tree)
