@@ -22,15 +22,17 @@ from zfcpdump_builder.deploy.qemu import BootResult
 
 pytestmark = [pytest.mark.qemu, pytest.mark.kernel, pytest.mark.slow]
 
-# placement -> (recipe, the capture kernel's command line as zipl's dump IPL gives it)
+# variant -> (placement, recipe, the capture kernel's command line as zipl's dump IPL gives it)
 PLACEMENTS = {
-    "builtin": ("qemu-test-builtin", crashside.CAPTURE_APPEND),
-    "initrd": ("qemu-test-initrd", f"root=/dev/ram0 {crashside.CAPTURE_APPEND}"),
+    "builtin": ("builtin", "qemu-test-builtin", crashside.CAPTURE_APPEND),
+    "initrd": ("initrd", "qemu-test-initrd", f"root=/dev/ram0 {crashside.CAPTURE_APPEND}"),
+    "6.12": ("external", "qemu-test-6.12", crashside.CAPTURE_APPEND),  # the second kernel line
 }
 
 
 @dataclass
 class PlacementRun:
+    variant: str
     placement: str
     art: sc.Artifacts
     disk: zipldisk.ZiplDisk
@@ -49,9 +51,9 @@ def run(
     host_tools: None,
     metrics: dict[str, object],
 ) -> PlacementRun:
-    placement = str(request.param)
-    recipe, append = PLACEMENTS[placement]
-    work = e2e_dir / f"placement-{placement}"
+    variant = str(request.param)
+    placement, recipe, append = PLACEMENTS[variant]
+    work = e2e_dir / f"placement-{variant}"
     work.mkdir(exist_ok=True)
     try:
         art = sc.build(sc.ROOT / "recipes" / f"{recipe}.yaml", work / "out", work / "build.log")
@@ -64,12 +66,12 @@ def run(
     info = zgetdump.info(part, zg_root)
     elf = work / "dump.elf"
     converted = zgetdump.convert(part, elf, zg_root)
-    metrics[f"placement {placement}: zfcpdump.image (bytes)"] = art.image.stat().st_size
-    metrics[f"placement {placement}: kdump cycle (s)"] = result.duration
+    metrics[f"variant {variant}: zfcpdump.image (bytes)"] = art.image.stat().st_size
+    metrics[f"variant {variant}: kdump cycle (s)"] = result.duration
     low = sc.mem_available_low_kib(result.console)
     if low is not None:
-        metrics[f"placement {placement}: MemAvailable low point (kB)"] = low
-    return PlacementRun(placement, art, disk, result, info, elf, converted)
+        metrics[f"variant {variant}: MemAvailable low point (kB)"] = low
+    return PlacementRun(variant, placement, art, disk, result, info, elf, converted)
 
 
 def test_build_publishes_what_zipl_loads_for_the_placement(run: PlacementRun) -> None:
@@ -84,6 +86,10 @@ def test_build_publishes_what_zipl_loads_for_the_placement(run: PlacementRun) ->
         assert 'CONFIG_INITRAMFS_SOURCE="zfcpdump-initramfs.cpio"' in config
         assert "CONFIG_INITRAMFS_COMPRESSION_XZ=y" in config
         assert manifest["memory_budget"]["initramfs, compressed"] == 0
+    elif run.placement == "external":
+        assert manifest["kernel"]["version"].startswith(run.variant), manifest["kernel"]["version"]
+        assert run.art.rd is not None and outputs["zfcpdump.rd"]["size"] == run.art.rd.stat().st_size
+        assert manifest["initramfs"]["summary"]["placement"] == "external"
     else:
         assert run.art.rd is not None and outputs["zfcpdump.rd"]["size"] == run.art.rd.stat().st_size
         summary = manifest["initramfs"]["summary"]
@@ -111,6 +117,9 @@ def test_writer_runs_in_kdump_mode_and_succeeds(run: PlacementRun) -> None:
     capture = sc.after_crash(result.console)
     if run.placement == "builtin":  # no ramdisk handed over: the kernel's own initramfs runs
         assert "Trying to unpack rootfs image" not in capture and "Run /init as init process" in capture
+    elif run.placement == "external":
+        assert "Linux version " + run.variant in capture, "the capture kernel is not the 6.12 one"
+        assert "Run /init as init process" in capture
     else:  # the image went to /dev/ram0 and was mounted as root
         assert "looks like an initrd" in capture
         assert "VFS: Mounted root (ext2 filesystem) readonly on device 1:0" in capture
@@ -124,7 +133,8 @@ def test_zgetdump_accepts_the_dump_and_it_holds_the_token(run: PlacementRun, tok
     assert run.elf.stat().st_size > 0
     assert dc.contains(run.elf, token.encode()), "the first kernel's /init token is not in the dump"
     info = dc.vmcoreinfo(run.elf)
-    assert int(info["SYMBOL(_stext)"], 16) == dc.system_map(run.art.system_map)["_stext"]
+    offset = int(info.get("KERNELOFFSET", "0"), 16)  # 6.12 maps the kernel high, with KASLR
+    assert int(info["SYMBOL(_stext)"], 16) - offset == dc.system_map(run.art.system_map)["_stext"]
 
 
 def test_sentinels_intact(run: PlacementRun) -> None:
