@@ -74,3 +74,18 @@ def test_ram_disk_limit_and_missing_file_system_are_refused() -> None:
         placement.initrd_filesystem({"EXT2_FS": "y"})
     assert placement.initrd_filesystem({"BLK_DEV_RAM": "y", "EXT2_FS": "y"}) == "ext2"
     assert placement.ram_disk_bytes({"BLK_DEV_RAM_SIZE": "16384"}) == 16 << 20
+
+
+def test_the_hosts_mke2fs_config_and_environment_do_not_shape_the_image(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tree = initrd_entries(entries(big=20_000))
+    clean = ext2.ext2_image(tree, EPOCH)
+    hostile = tmp_path / "mke2fs.conf"
+    hostile.write_text(
+        "[defaults]\n\tbase_features = sparse_super,dir_index,ext_attr\n\tdefault_mntopts = acl\n"
+    )
+    monkeypatch.setenv("MKE2FS_CONFIG", str(hostile))
+    monkeypatch.setenv("MKE2FS_DEVICE_SECTSIZE", "4096")
+    assert ext2.ext2_image(tree, EPOCH) == clean
+    assert "mke2fs.conf" in ext2.tool_versions()

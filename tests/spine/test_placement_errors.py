@@ -80,3 +80,26 @@ def test_base_source_without_a_zfcpdump_defconfig(tmp_path: Path) -> None:
         kconfig.render_defconfig(plan, tree)
     (tree / "arch/s390/configs/zfcpdump_defconfig").write_text("CONFIG_ZFCP=y\n")
     assert "CONFIG_ZFCP=y" in kconfig.render_defconfig(plan, tree)
+
+
+def test_builtin_compressor_is_checked_before_any_build(monkeypatch: pytest.MonkeyPatch) -> None:
+    from zfcpdump_builder.core.errors import HostError
+    from zfcpdump_builder.stages import placement
+
+    found = placement.builtin_compressor("auto")
+    assert found["method"] == "xz" and found["tool"] == "xz" and "xz" in found["version"].lower()
+    assert placement.builtin_compressor("none") == {"method": "none"}
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(HostError, match="compresses the built-in initramfs with zstd"):
+        placement.builtin_compressor("zstd")
+
+
+def test_max_compressed_does_not_apply_to_a_builtin_cpio() -> None:
+    from zfcpdump_builder.core.errors import BudgetError
+    from zfcpdump_builder.core.events import Reporter
+    from zfcpdump_builder.stages.initramfs import InitramfsSpec, check_budget
+
+    contents = {"summary": {"compressed": 9 << 20, "unpacked": 9 << 20, "compression": "none"}, "entries": []}
+    check_budget(InitramfsSpec(placement="builtin", max_compressed=4 << 20), contents, Reporter())
+    with pytest.raises(BudgetError, match="max_compressed"):
+        check_budget(InitramfsSpec(placement="external", max_compressed=4 << 20), contents, Reporter())

@@ -20,7 +20,8 @@ DESCRIPTION = textwrap.dedent("""\
     (2.0-2.6), or the base names alone (< 2.0). The layout is detected from the zipl binary
     (this host's on s390x, DESTDIR's with --destdir, or --zipl PATH) unless --layout or the
     recipe's install.zipl_layout names it. Both files or neither: an interrupted install
-    keeps the previous pair. A signed output (SHA256SUMS.sig) is verified first, and any
+    keeps the previous pair. A build with the initramfs built in (initramfs.placement:
+    builtin) installs the image alone and removes any ramdisk there. A signed output (SHA256SUMS.sig) is verified first, and any
     file that changed after the build is refused.""")
 
 

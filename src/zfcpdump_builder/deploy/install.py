@@ -20,6 +20,7 @@ from ..core.events import Reporter
 from ..core.ownership import read_manifest
 from ..core.store import file_sha256
 from ..recipe.loader import Recipe
+from ..stages import placement
 from . import zipl
 from .transaction import Fault, InstallPlan, Transaction, env_fault, host_hint, locked, make_plan, recover
 from .zipl import BASE_IMAGE, BASE_RD
@@ -56,7 +57,7 @@ def artifacts(out_dir: Path) -> tuple[Path, Path | None]:
     A build whose initramfs is built into the image has no rd: then None."""
     image, rd = out_dir / BASE_IMAGE, out_dir / BASE_RD
     manifest = read_manifest(out_dir)
-    builtin = manifest is not None and build_placement(manifest) == "builtin"
+    builtin = manifest is not None and placement.of_manifest(manifest) == "builtin"
     wanted = (image,) if builtin else (image, rd)
     missing = [p.name for p in wanted if not p.is_file()]
     if missing:
@@ -74,13 +75,6 @@ def artifacts(out_dir: Path) -> tuple[Path, Path | None]:
     for path in wanted:
         verify_artifact(path, manifest["outputs"].get(path.name))
     return image, None if builtin else rd
-
-
-def build_placement(manifest: dict[str, Any]) -> str:
-    """initramfs.placement of the build *manifest* describes (external before placements)."""
-    plan = manifest.get("plan", {})
-    section = plan.get("initramfs", {}) if isinstance(plan, dict) else {}
-    return str(section.get("placement", "external")) if isinstance(section, dict) else "external"
 
 
 def verify_artifact(path: Path, record: Any) -> None:
@@ -223,7 +217,7 @@ def report_done(plan: InstallPlan, reporter: Reporter, destdir: Path | None) -> 
     removed = [e.name for e in plan.entries if e.remove]
     if removed:
         reporter.info(f"no ramdisk is left for zipl to load: {', '.join(removed)} removed where present")
-    for line in zipl.next_steps(plan.target, destdir):
+    for line in zipl.next_steps(plan.target, destdir, with_rd=not removed):
         reporter.info(line)
 
 

@@ -19,6 +19,7 @@ from typing import Any
 from ..core import modsig
 from ..core.errors import BudgetError, InstallError
 from ..core.events import Reporter
+from ..core.ownership import read_manifest
 from ..core.store import file_sha256
 from ..recipe.loader import Recipe
 from ..stages import budget, placement
@@ -195,7 +196,11 @@ def _artifact_stage(
                 hint="rerun ./build.py install: it rolls back to the previous pair first",
             )
         ]
-    with_rd = placement.publishes_rd(loaded.plan.initramfs.placement)
+    chosen = loaded.plan.initramfs.placement
+    built = read_manifest(out) if out is not None else None
+    if built is not None:  # --from OUT: what was installed is that build, whatever the recipe says
+        chosen = placement.of_manifest(built)
+    with_rd = placement.publishes_rd(chosen)
     checks = artifact_checks(folder, target, with_rd)
     if any(c.failed for c in checks):
         return checks

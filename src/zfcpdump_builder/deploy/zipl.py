@@ -329,9 +329,14 @@ def dump_command(device: str, zipl: str = "zipl", yes: bool = False, secure: str
     return [zipl, "-d", device, *(["-n"] if yes else []), *(["--secure", secure] if secure else [])]
 
 
-def next_steps(target: Target, destdir: Path | None = None) -> list[str]:
+def next_steps(target: Target, destdir: Path | None = None, with_rd: bool = True) -> list[str]:
     """What the admin does after `install`: put the dump record on a SCSI partition."""
     lines = []
+    copies = (
+        f"{target.image_path()} and {target.rd_path()}"
+        if with_rd
+        else f"{target.image_path()} (the initramfs is built in)"
+    )
     if destdir is not None:
         lines.append(
             f"the files are staged under {destdir}; once they are on the target in {target.directory}:"
@@ -339,7 +344,7 @@ def next_steps(target: Target, destdir: Path | None = None) -> list[str]:
     part = "/dev/mapper/<WWID>-part1"
     return lines + [
         f"next step: put the dump record on a SCSI dump partition with zipl. It copies "
-        f"{target.image_path()} and {target.rd_path()} onto the partition, so rerun it after "
+        f"{copies} onto the partition, so rerun it after "
         "every install:",
         f"  {' '.join(dump_command(part))}    (= zipl --dumpto={part}; a plain /dev/sdX1 works too)",
         f"  ./build.py dumpdisk prepare {part} --dry-run    (the preflight checks, then the command)",

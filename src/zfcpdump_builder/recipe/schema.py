@@ -128,14 +128,17 @@ SCHEMA: Section = {
         "compression": Key(
             "str",
             "auto",
-            "rd compression; auto = smallest kernel-safe choice.",
+            "rd compression; auto = smallest kernel-safe choice (placement builtin: the kernel's "
+            "INITRAMFS_COMPRESSION_*, auto = xz).",
             ("auto", *COMPRESSIONS),
         ),
         "overlay": Key(
             "list[str]", [], "Directories merged into the initramfs (beside the recipe, else in the project)."
         ),
         "allow_shadow": Key("bool", False, "Let overlay files replace /init or runtime files."),
-        "max_compressed": Key("size", "4MiB", "Budget for the compressed zfcpdump.rd."),
+        "max_compressed": Key(
+            "size", "4MiB", "Budget for the compressed zfcpdump.rd (not for placement builtin: no rd)."
+        ),
         "max_unpacked": Key("size", "14MiB", "Budget for the unpacked initramfs."),
     },
     "writer": {

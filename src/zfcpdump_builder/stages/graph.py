@@ -127,8 +127,12 @@ def _kconfig(env: StageEnv, up: Outputs) -> Prepared:
 def _kernel(env: StageEnv, up: Outputs) -> Prepared:
     where = kernel.KernelBuild(env.ctx.store, env.ctx.logs(env.recipe), env.ctx.reporter, env.recipe.name)
     tree = source.source_tree(up["source"])
-    builtin = up.get("initramfs") if _builtin(env.recipe) else None
-    return kernel.prepare_build(tree, up["kconfig"], env.tools, build_settings(env), where, builtin)
+    if not _builtin(env.recipe):
+        return kernel.prepare_build(tree, up["kconfig"], env.tools, build_settings(env), where)
+    compressor = placement.builtin_compressor(env.recipe.plan.initramfs.compression)
+    return kernel.prepare_build(
+        tree, up["kconfig"], env.tools, build_settings(env), where, up["initramfs"], compressor
+    )
 
 
 def _runtime(env: StageEnv, _up: Outputs) -> Prepared:

@@ -163,15 +163,17 @@ def prepare_build(
     settings: BuildSettings,
     where: KernelBuild,
     builtin: StageOutput | None = None,
+    compressor: dict[str, str] | None = None,
 ) -> Prepared:
     """The 'kernel' stage: bzImage, System.map and vmlinux from the kconfig stage's .config;
-    with *builtin* (an initramfs stage output), its cpio is linked into the image."""
+    with *builtin* (an initramfs stage output), its cpio is linked into the image, compressed
+    by the host tool *compressor* describes."""
     store, logs, reporter = where.store, where.logs, where.reporter
     final_config = (config.path / "config").read_text()
     inputs = build_inputs(source.identity, file_sha256(config.path / "config"), toolchain, settings)
     cpio = builtin.path / RD_NAME if builtin is not None else None
     if cpio is not None:
-        inputs["builtin_initramfs_sha256"] = file_sha256(cpio)
+        inputs["builtin_initramfs"] = {"sha256": file_sha256(cpio), "compressor": compressor or {}}
     workspace_id = hashlib.sha256(
         canonical_json([source.identity, toolchain.identity(), where.workspace]).encode()
     )

@@ -12,7 +12,11 @@ document names.
 
 from __future__ import annotations
 
-from ..core.errors import RecipeError
+import shutil
+import subprocess
+from typing import Any
+
+from ..core.errors import HostError, RecipeError
 
 PLACEMENTS = ("external", "builtin", "initrd")
 DEFAULT = "external"
@@ -24,6 +28,13 @@ INITRD_FILESYSTEMS = ("EXT2_FS", "EXT4_USE_FOR_EXT2")
 INITRD_INIT = "sbin/init"  # what the kernel runs from a mounted root (no rdinit=/init there)
 
 
+def of_manifest(manifest: dict[str, Any]) -> str:
+    """The initramfs.placement a build's manifest.json records (external before placements)."""
+    plan = manifest.get("plan", {})
+    section = plan.get("initramfs", {}) if isinstance(plan, dict) else {}
+    return str(section.get("placement", DEFAULT)) if isinstance(section, dict) else DEFAULT
+
+
 def publishes_rd(placement: str) -> bool:
     """True when zipl loads a separate zfcpdump.rd for *placement*."""
     return placement != "builtin"
@@ -31,6 +42,28 @@ def publishes_rd(placement: str) -> bool:
 
 def builtin_compression(compression: str) -> str:
     return BUILTIN_AUTO_COMPRESSION if compression == "auto" else compression
+
+
+# The host tool the kernel's usr/Makefile compresses a built-in cpio with, per method.
+KERNEL_COMPRESSORS = {"xz": "xz", "zstd": "zstd", "gzip": "gzip", "lz4": "lz4", "none": None}
+
+
+def builtin_compressor(compression: str) -> dict[str, str]:
+    """The method and host tool that will compress the built-in cpio, with its version (the
+    kernel image's bytes depend on it); HostError before any build when the tool is missing."""
+    method = builtin_compression(compression)
+    tool = KERNEL_COMPRESSORS.get(method)
+    if tool is None:
+        return {"method": method}
+    if shutil.which(tool) is None:
+        raise HostError(
+            f"the kernel compresses the built-in initramfs with {tool}, which is not installed",
+            hint=f"install {tool} (Debian: {'xz-utils' if tool == 'xz' else tool}), or choose "
+            "another initramfs.compression",
+        )
+    done = subprocess.run([tool, "--version"], capture_output=True, text=True, check=False)
+    lines = (done.stdout or done.stderr).splitlines()
+    return {"method": method, "tool": tool, "version": lines[0] if lines else "?"}
 
 
 def kernel_symbols(placement: str, compression: str) -> tuple[tuple[str, str], ...]:

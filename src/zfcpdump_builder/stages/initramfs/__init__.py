@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ...core.errors import BudgetError, HostError
+from ...core.errors import BudgetError, HostError, RecipeError
 from ...core.events import Reporter
 from ...core.store import StageOutput, Store, code_digest
 from .. import placement
@@ -85,7 +85,8 @@ def stage_inputs(
         "config": config_text,
         "devices": [list(d) for d in spec.devices],
         "mounts": list(mount_points()),
-        "builder": code_digest(*sorted(Path(__file__).parent.glob("*.py"))),  # every module of this stage
+        # every module of this stage, and placement.py, which shapes the initrd's contents
+        "builder": code_digest(*sorted(Path(__file__).parent.glob("*.py")), Path(placement.__file__)),
         "tools": compressor_versions() | (ext2.tool_versions() if spec.placement == "initrd" else {}),
     }
 
@@ -190,7 +191,13 @@ def initrd_entries(entries: list[RdEntry]) -> list[RdEntry]:
     if any(e.path == placement.INITRD_INIT for e in entries):
         return entries
     link = RdEntry(placement.INITRD_INIT, "symlink", 0o777, target="../init", origin="initrd placement")
-    return complete_tree([*entries, link])
+    try:
+        return complete_tree([*entries, link])
+    except ValueError as exc:
+        raise RecipeError(
+            f"the initrd placement needs /{placement.INITRD_INIT} -> /init, but the rd's contents conflict: {exc}",
+            hint="an overlay must not make sbin a file or symlink",
+        ) from exc
 
 
 def check_ram_disk(image_bytes: int, ram_disk_bytes: int) -> None:
@@ -236,10 +243,12 @@ def composition(records: list[dict[str, Any]], manifest: dict[str, Any]) -> dict
 def check_budget(spec: InitramfsSpec, contents: dict[str, Any], reporter: Reporter) -> None:
     summary = contents["summary"]
     over = []
-    if spec.max_compressed is not None and summary["compressed"] > spec.max_compressed:
+    # built in, the cpio is compressed by the kernel, inside the image: no rd to budget
+    limit = spec.max_compressed if spec.placement != "builtin" else None
+    if limit is not None and summary["compressed"] > limit:
         over.append(
             f"compressed ({summary['compression']}) {_mb(summary['compressed'])} > "
-            f"max_compressed {_mb(spec.max_compressed)}"
+            f"max_compressed {_mb(limit)}"
         )
     if spec.max_unpacked is not None and summary["unpacked"] > spec.max_unpacked:
         over.append(f"unpacked {_mb(summary['unpacked'])} > max_unpacked {_mb(spec.max_unpacked)}")
