@@ -7,7 +7,7 @@ For each variant recipe (qemu-test and its placement / kernel-line variants):
 - writer-only rebuild: a comment added to the writer in a private copy of the checkout, then
   the same build again (builtin: the kernel relinks; the others: only the rd);
 - zfcpdump.image and zfcpdump.rd sizes, the unpacked RAM and the memory budget's total;
-- the memory floor: the smallest crashkernel= size (bisect 16..64 MiB) at which the QEMU kdump
+- the memory floor: the smallest crashkernel= size (bisect 16..48 MiB) at which the QEMU kdump
   dump succeeds and zgetdump -i accepts it (bench/memory_floor.py), unless --no-floor.
 
     python bench/placements.py [--work DIR] [--only LABEL ...] [--no-floor] [--json FILE]
@@ -47,6 +47,7 @@ VARIANTS = {
 }
 SEEDED = ("source", "sysroot", "cpython", "runtime")  # reused: not what a kernel line costs
 MIB = 1 << 20
+FLOOR_HIGH_MIB = 48
 
 
 def seeded_cache(work: Path) -> Path:
@@ -67,7 +68,7 @@ def measure(label: str, repo: Path, work: Path, floor: bool) -> dict[str, object
     command = [*build_cmd(repo), str(repo / "recipes" / f"{recipe}.yaml"), "--cache-dir", str(cache)]
     command += ["--out", str(out)]
     cold = _run(command, env={"CCACHE_DISABLE": "1"})
-    writer_only = _writer_only(repo, command, 1).median
+    writer_only = _writer_only(repo, command, 1).values[0]
     art = sc.artifacts_in(out)
     budget = art.manifest["memory_budget"]
     row: dict[str, object] = {
@@ -86,7 +87,9 @@ def measure(label: str, repo: Path, work: Path, floor: bool) -> dict[str, object
         )
         ctx.work.mkdir()
         sc.crash_rd(art, ctx.work / "crashside.rd", ctx.token, append=append)  # used by every attempt
-        found, runs = memory_floor.bisect(lambda mib: memory_floor.attempt(ctx, mib))
+        # 6.12 cannot reserve crashkernel=64M in its 128 MiB guest ("no suitable area found"),
+        # so the bisection tops out at 48 MiB, well above the 32 MiB that counts
+        found, runs = memory_floor.bisect(lambda mib: memory_floor.attempt(ctx, mib), high=FLOOR_HIGH_MIB)
         row["memory_floor_mib"] = found
         row["floor_runs"] = [(r.crash_mib, r.ok) for r in runs]
     shutil.rmtree(cache, ignore_errors=True)
@@ -138,7 +141,7 @@ def detail_placements(raw: dict[str, Any]) -> list[str]:
         "runtime objects, ccache disabled. Writer-only: a comment added to the writer, then the "
         "same build (builtin relinks the kernel in its O= tree; the others rebuild only the rd). "
         "Memory floor: the smallest crashkernel= at which the QEMU kdump dump succeeds and "
-        "zgetdump -i accepts it (bisect 16..64 MiB).",
+        "zgetdump -i accepts it (bisect 16..48 MiB).",
     ]
     return [*table(HEADERS, table_rows(raw["rows"])), *notes]
 
@@ -161,7 +164,7 @@ def section_placements(opts: Any) -> dict[str, Any]:
                 f"placements.{label}.floor",
                 f"{label}: memory floor",
                 "MiB",
-                float(str(floor)) if floor else "did not complete at 64 MiB",
+                float(str(floor)) if floor else f"did not complete at {FLOOR_HIGH_MIB} MiB",
                 target("<=", 32, "<= 32 MiB"),
             )
         )

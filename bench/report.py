@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-ORDER = ("kernel", "writer", "initramfs", "memory", "reproducibility", "fuzz", "faults")
+ORDER = ("kernel", "writer", "initramfs", "memory", "reproducibility", "fuzz", "faults", "placements")
 
 
 def fmt(value: Any, unit: str = "") -> str:
