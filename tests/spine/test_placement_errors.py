@@ -103,3 +103,16 @@ def test_max_compressed_does_not_apply_to_a_builtin_cpio() -> None:
     check_budget(InitramfsSpec(placement="builtin", max_compressed=4 << 20), contents, Reporter())
     with pytest.raises(BudgetError, match="max_compressed"):
         check_budget(InitramfsSpec(placement="external", max_compressed=4 << 20), contents, Reporter())
+
+
+@pytest.mark.parametrize("where", ["external", "builtin", "initrd"])
+def test_every_stage_follows_the_stages_it_needs(tmp_path: Path, where: str) -> None:
+    from zfcpdump_builder.stages import graph
+
+    loaded = recipe.load(child(tmp_path, f"initramfs:\n  placement: {where}\n"))
+    done: set[str] = set()
+    for stage in graph.STAGES:
+        assert set(stage.needs_for(loaded)) <= done, (stage.name, stage.needs_for(loaded), done)
+        done.add(stage.name)
+    kernel = next(s for s in graph.STAGES if s.name == "kernel")
+    assert ("initramfs" in kernel.needs_for(loaded)) == (where == "builtin")
