@@ -234,6 +234,17 @@ def writer_lines(console: str) -> list[str]:
     return [ln.strip() for ln in console.splitlines() if "zfcpdump:" in ln]
 
 
+def kdump_success_lines(result: BootResult) -> str:
+    """The writer's console lines, after checking a kdump-mode run succeeded cleanly and the
+    guest powered off by itself."""
+    result.check()
+    assert result.exited, "the guest did not power off by itself"
+    lines = "\n".join(writer_lines(result.console))
+    assert "/proc/vmcore" in lines and "kdump mode" in lines, lines
+    assert FAILED not in result.console
+    return lines
+
+
 # A run whose dump must fail: "Dump failed" is expected, "Dump successful" is a failure.
 FAILING_RUN = (*(f for f in DEFAULT_FAILURES if f != FAILED), SUCCESS)
 

@@ -172,8 +172,9 @@ def prepare_build(
     final_config = (config.path / "config").read_text()
     inputs = build_inputs(source.identity, file_sha256(config.path / "config"), toolchain, settings)
     cpio = builtin.path / RD_NAME if builtin is not None else None
+    cpio_sha256 = file_sha256(cpio) if cpio is not None else ""  # hashed once: key and copy check
     if cpio is not None:
-        inputs["builtin_initramfs"] = {"sha256": file_sha256(cpio), "compressor": compressor or {}}
+        inputs["builtin_initramfs"] = {"sha256": cpio_sha256, "compressor": compressor or {}}
     workspace_id = hashlib.sha256(
         canonical_json([source.identity, toolchain.identity(), where.workspace]).encode()
     )
@@ -182,7 +183,7 @@ def prepare_build(
         with store.workspace(f"kbuild-{workspace_id.hexdigest()[:16]}") as objdir:
             _install_config(objdir, final_config)
             if cpio is not None:
-                _install_builtin_cpio(objdir, cpio)
+                _install_builtin_cpio(objdir, cpio, cpio_sha256)
             recorded = _recorded_steps(objdir)
             log = logs / "kernel-build.log"
             with reporter.progress(
@@ -209,11 +210,11 @@ def _install_config(objdir: Path, config: str) -> None:
         target.write_text(config)
 
 
-def _install_builtin_cpio(objdir: Path, cpio: Path) -> None:
+def _install_builtin_cpio(objdir: Path, cpio: Path, sha256: str) -> None:
     """The cpio where CONFIG_INITRAMFS_SOURCE names it; rewritten only when it changed, so its
     mtime tells make whether to relink."""
     target = objdir / BUILTIN_CPIO
-    if not target.is_file() or file_sha256(target) != file_sha256(cpio):
+    if not target.is_file() or file_sha256(target) != sha256:
         shutil.copyfile(cpio, target)
 
 
